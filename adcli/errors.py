@@ -1,0 +1,70 @@
+"""One error type for everything a user can cause.
+
+Every layer raises :class:`AdcliError`. The engine raises it without a span;
+the interpreter attaches the span of the statement or call that caused it;
+the front end renders it (``file:line:column: error: message`` plus a caret,
+or a JSON object).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Every kind of error, with its stable code (see ``adcli explain``).
+KINDS: dict[str, str] = {
+    "syntax": "E001",
+    "name": "E002",
+    "type": "E003",
+    "shape": "E004",
+    "device": "E005",
+    "assert": "E006",
+    "value": "E007",
+    "limit": "E008",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A region of source text. Lines and columns are 1-based; ends are inclusive-exclusive
+    as Lark reports them (``end_column`` is one past the last character)."""
+
+    file: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+
+class AdcliError(Exception):
+    """An error a user can cause: a kind, a message, and (once known) where."""
+
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        span: Span | None = None,
+        hint: str | None = None,
+    ) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown error kind {kind!r}")
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.span = span
+        self.hint = hint
+
+    @property
+    def code(self) -> str:
+        return KINDS[self.kind]
+
+    def at(self, span: Span | None) -> "AdcliError":
+        """Attach ``span`` unless a more precise one is already known; returns self."""
+        if self.span is None and span is not None:
+            self.span = span
+        return self
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"AdcliError({self.kind!r}, {self.message!r}, span={self.span!r})"
