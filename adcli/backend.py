@@ -1,0 +1,150 @@
+"""Devices: which array module holds a tensor's numbers.
+
+``cpu`` is NumPy; ``cuda`` / ``cuda:N`` is CuPy. This is the only module that
+imports CuPy, and :func:`to_numpy` is the one place arrays are brought back to
+the host. A :class:`Backend` is picked once per tensor (it travels with the
+tensor), so ops never inspect arrays to find their module.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from adcli.errors import AdcliError
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+CUDA_HINT = "install CuPy with: pip install 'adcli[cuda]'"
+
+
+class Backend:
+    """A device and its array module (``xp``)."""
+
+    __slots__ = ("name", "xp", "is_cuda", "device_id")
+
+    def __init__(self, name: str, xp, is_cuda: bool, device_id: int | None) -> None:
+        self.name = name
+        self.xp = xp
+        self.is_cuda = is_cuda
+        self.device_id = device_id
+
+    def __repr__(self) -> str:
+        return f"Backend({self.name!r})"
+
+    def asarray(self, data, dtype=None):
+        """An array of this device holding ``data`` (copied from the host if needed)."""
+        if self.is_cuda:
+            with self.xp.cuda.Device(self.device_id):
+                return self.xp.asarray(data, dtype=dtype)
+        return np.asarray(data, dtype=dtype)
+
+    def scope(self):
+        """A context in which new arrays land on this device."""
+        if self.is_cuda:
+            return self.xp.cuda.Device(self.device_id)
+        return _NULL_SCOPE
+
+
+class _NullScope:
+    __slots__ = ()
+
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+_NULL_SCOPE = _NullScope()
+CPU = Backend("cpu", np, False, None)
+_backends: dict[str, Backend] = {"cpu": CPU}
+
+
+def _import_cupy():
+    try:
+        import cupy  # noqa: PLC0415 - optional, imported only when asked for
+    except Exception as exc:  # ImportError, or a broken CUDA install
+        raise AdcliError(
+            "device",
+            f"device 'cuda' needs CuPy, which is not installed ({type(exc).__name__}); "
+            f"{CUDA_HINT}",
+            hint=CUDA_HINT,
+        ) from None
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception:
+        count = 0
+    if count == 0:
+        raise AdcliError(
+            "device",
+            "device 'cuda' needs an NVIDIA GPU: CuPy is installed but no CUDA GPU is present",
+            hint="run on a machine with a GPU, or use --device cpu",
+        )
+    return cupy, count
+
+
+def get_backend(device: str | Backend | None) -> Backend:
+    """The backend for a device name: ``cpu``, ``cuda`` (= ``cuda:0``) or ``cuda:N``."""
+    if device is None:
+        return CPU
+    if isinstance(device, Backend):
+        return device
+    found = _backends.get(device)
+    if found is not None:
+        return found
+    name = str(device).strip().lower()
+    if name == "cuda":
+        name = "cuda:0"
+    if name in _backends:
+        return _backends[name]
+    if not name.startswith("cuda:") or not name[5:].isdigit():
+        raise AdcliError(
+            "device", f"unknown device {device!r}: use 'cpu', 'cuda' or 'cuda:N'"
+        )
+    index = int(name[5:])
+    cupy, count = _import_cupy()
+    if index >= count:
+        raise AdcliError(
+            "device",
+            f"device {name!r} does not exist: this machine has {count} CUDA GPU(s)",
+        )
+    backend = Backend(name, cupy, True, index)
+    _backends[name] = backend
+    if device == "cuda":
+        _backends["cuda"] = backend
+    return backend
+
+
+def cuda_available() -> bool:
+    """Whether a CUDA device can be used (CuPy installed and a GPU present)."""
+    try:
+        _import_cupy()
+    except AdcliError:
+        return False
+    return True
+
+
+def to_numpy(array) -> np.ndarray:
+    """The one place arrays come back to the host as NumPy."""
+    if isinstance(array, np.ndarray):
+        return array
+    if isinstance(array, np.generic):
+        return np.asarray(array)
+    get = getattr(array, "get", None)  # CuPy arrays
+    if get is not None:
+        return get()
+    return np.asarray(array)
+
+
+def resolve_dtype(dtype) -> np.dtype:
+    """A NumPy dtype from a name (``float32``, ``float64``) or a dtype."""
+    if dtype is None:
+        return np.dtype(np.float32)
+    if isinstance(dtype, str):
+        found = DTYPES.get(dtype)
+        if found is None:
+            raise AdcliError(
+                "value", f"unknown dtype {dtype!r}: use 'float32' or 'float64'"
+            )
+        return np.dtype(found)
+    return np.dtype(dtype)

@@ -1,0 +1,65 @@
+"""The autograd engine: tensors on NumPy or CuPy, a table of ops, reverse mode.
+
+Usable on its own from Python; it knows nothing of the ``.ad`` language.
+"""
+
+from adcli.engine.autodiff import backward, grad, gradcheck, hessian, jacobian, nth_grads
+from adcli.engine.functional import (
+    abs,
+    add,
+    allclose,
+    arange,
+    cast,
+    clone,
+    cos,
+    detach,
+    div,
+    dot,
+    eq,
+    exp,
+    expand,
+    eye,
+    full,
+    ge,
+    gt,
+    index,
+    le,
+    linspace,
+    log,
+    lt,
+    manual_seed,
+    matmul,
+    maximum,
+    mean,
+    minimum,
+    mm,
+    mul,
+    ne,
+    neg,
+    ones,
+    ones_like,
+    permute,
+    pow,
+    rand,
+    randn,
+    relu,
+    reshape,
+    sigmoid,
+    sign,
+    sin,
+    sqrt,
+    sub,
+    sum,
+    tan,
+    tanh,
+    tensor,
+    to,
+    transpose,
+    where,
+    zeros,
+    zeros_like,
+)
+from adcli.engine.ops import TABLE, OpDef
+from adcli.engine.tensor import STATE, AccumulateGrad, Node, Tensor, enable_grad, no_grad
+
+__all__ = [name for name in dir() if not name.startswith("_")]

@@ -1,0 +1,508 @@
+"""Tensors and the tape.
+
+A :class:`Tensor` holds an array of its device's array module. An op applied
+to tensors that require grad records a :class:`Node` (the ``grad_fn``): the op
+from the table in :mod:`adcli.engine.ops`, what its derivative rules need
+saved, and ``next_functions`` pointing at the nodes that made its inputs.
+Leaves that require grad are reached through an :class:`AccumulateGrad` node.
+
+:func:`run_backward` walks that graph once, iteratively, in reverse
+topological order. The derivative rules run either on raw arrays (plain
+backward: fast) or on tensors with recording on (``create_graph=True``: the
+gradients are themselves differentiable, to any order).
+
+The engine knows nothing of the language or the terminal; errors are
+:class:`AdcliError` without a span, which the caller attaches.
+"""
+
+from __future__ import annotations
+
+import warnings
+from math import prod
+
+import numpy as np
+
+from adcli.backend import CPU, Backend, to_numpy
+from adcli.errors import AdcliError
+
+
+class _State:
+    """Process-wide engine settings (the interpreter sets them per session)."""
+
+    __slots__ = ("grad_enabled", "max_elements", "context", "anomaly", "warn")
+
+    def __init__(self) -> None:
+        self.grad_enabled = True
+        #: largest number of elements any one new tensor may have
+        self.max_elements = 100_000_000
+        #: an opaque tag (the interpreter's current source span) stored on new nodes
+        self.context = None
+        #: check every forward and backward result for NaN/Inf
+        self.anomaly = False
+        #: how warnings are reported (the interpreter swaps in its own)
+        self.warn = _default_warn
+
+
+def _default_warn(message: str) -> None:
+    warnings.warn(message, UserWarning, stacklevel=3)
+
+
+STATE = _State()
+
+NONLEAF_GRAD_WARNING = (
+    "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. "
+    "Its .grad attribute won't be populated during backward(). If you indeed want "
+    "the .grad field to be populated for a non-leaf Tensor, use .retain_grad() on it."
+)
+
+BACKWARD_TWICE = (
+    "Trying to backward through the graph a second time (or directly access saved "
+    "tensors after they have already been freed). Saved intermediate values of the "
+    "graph are freed when you call .backward() or autograd.grad(). Specify "
+    "retain_graph=True if you need to backward through the graph a second time or if "
+    "you need to access saved tensors after calling backward."
+)
+
+
+class no_grad:
+    """Context manager: ops inside record nothing."""
+
+    __slots__ = ("_prev",)
+
+    def __enter__(self):
+        self._prev = STATE.grad_enabled
+        STATE.grad_enabled = False
+        return self
+
+    def __exit__(self, *exc):
+        STATE.grad_enabled = self._prev
+        return False
+
+
+class enable_grad(no_grad):
+    """Context manager: ops inside record, even within :class:`no_grad`."""
+
+    __slots__ = ()
+
+    def __enter__(self):
+        self._prev = STATE.grad_enabled
+        STATE.grad_enabled = True
+        return self
+
+
+def check_elements(shape: tuple, what: str = "tensor") -> None:
+    """Refuse, before allocating, a tensor larger than the element limit."""
+    n = prod(shape)
+    if n > STATE.max_elements:
+        raise AdcliError(
+            "limit",
+            f"{what} of shape {format_shape(shape)} would hold {n:,} elements, "
+            f"over the limit of {STATE.max_elements:,}",
+            hint="make it smaller, or raise the limit with --max-elements",
+        )
+
+
+def format_shape(shape) -> str:
+    return "[" + ", ".join(str(s) for s in shape) + "]"
+
+
+class Tensor:
+    """An array on a device, with what autograd needs to know about it."""
+
+    __slots__ = (
+        "_data",
+        "_backend",
+        "_requires_grad",
+        "_grad_fn",
+        "_grad",
+        "_accum",
+        "_retains_grad",
+        "name",
+        "__weakref__",
+    )
+
+    # Arithmetic with NumPy arrays on the left must come to us, not to NumPy.
+    __array_priority__ = 1000
+    __array_ufunc__ = None
+
+    def __init__(self, data, backend: Backend = CPU, requires_grad: bool = False) -> None:
+        self._data = data
+        self._backend = backend
+        self._requires_grad = requires_grad
+        self._grad_fn = None
+        self._grad = None
+        self._accum = None
+        self._retains_grad = False
+        self.name = None
+
+    # ----- what autograd knows -----------------------------------------------------------
+    @property
+    def data(self) -> "Tensor":
+        """The same storage, detached from the graph (``x.data.zero_()`` zeroes ``x``)."""
+        return Tensor(self._data, self._backend)
+
+    @data.setter
+    def data(self, value: "Tensor") -> None:
+        self._data = value._data if isinstance(value, Tensor) else value
+
+    @property
+    def grad(self):
+        if self._grad_fn is not None and not self._retains_grad:
+            STATE.warn(NONLEAF_GRAD_WARNING)
+        return self._grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        if value is not None and not isinstance(value, Tensor):
+            raise AdcliError("type", "a gradient must be a tensor or none")
+        if value is not None and value.shape != self.shape:
+            raise AdcliError(
+                "shape",
+                f"assigned grad has shape {format_shape(value.shape)}, "
+                f"but the tensor has shape {format_shape(self.shape)}",
+            )
+        self._grad = value
+
+    @property
+    def grad_fn(self):
+        return self._grad_fn
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        if self._grad_fn is not None and not value:
+            raise AdcliError(
+                "value",
+                "you can only change requires_grad flags of leaf variables; "
+                "use detach() to get a tensor that does not require grad",
+            )
+        self._requires_grad = bool(value)
+
+    def requires_grad_(self, value: bool = True) -> "Tensor":
+        self.requires_grad = value
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._grad_fn is None
+
+    def retain_grad(self) -> None:
+        """Populate ``.grad`` of this non-leaf during backward."""
+        if self._grad_fn is None:
+            return
+        self._retains_grad = True
+        self._grad_fn.retained = self
+
+    # ----- what the array is ---------------------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        return self._data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim
+
+    def numel(self) -> int:
+        return int(self._data.size)
+
+    @property
+    def dtype(self) -> str:
+        return self._data.dtype.name
+
+    @property
+    def device(self) -> str:
+        return self._backend.name
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend
+
+    @property
+    def array(self):
+        """The underlying array of the device's array module (shared, not copied)."""
+        return self._data
+
+    def numpy(self) -> np.ndarray:
+        """The values as a host NumPy array."""
+        return np.array(to_numpy(self._data))
+
+    def tolist(self):
+        return to_numpy(self._data).tolist()
+
+    def item(self):
+        if self._data.size != 1:
+            raise AdcliError(
+                "value",
+                f"a Tensor with {self._data.size} elements cannot be converted to Scalar",
+            )
+        return to_numpy(self._data).reshape(()).item()
+
+    def __len__(self) -> int:
+        if self._data.ndim == 0:
+            raise AdcliError("type", "len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    def __repr__(self) -> str:
+        body = np.array2string(to_numpy(self._data), precision=4, separator=", ")
+        extra = ""
+        if self._backend is not CPU:
+            extra += f", device='{self.device}'"
+        if self._grad_fn is not None:
+            extra += f", grad_fn=<{self._grad_fn.name()}>"
+        elif self._requires_grad:
+            extra += ", requires_grad=True"
+        return f"tensor({body}{extra})"
+
+    # ----- in place and detaching ------------------------------------------------------------
+    def zero_(self) -> "Tensor":
+        """Set every element to zero, in place (shared storage sees it too)."""
+        data = self._data
+        if isinstance(data, np.generic) or not _writeable(data):
+            # Immutable NumPy scalars and broadcast views cannot be written: own a copy.
+            self._data = self._backend.xp.zeros(data.shape, data.dtype)
+        else:
+            data[...] = 0
+        return self
+
+    def fill_(self, value) -> "Tensor":
+        data = self._data
+        if isinstance(data, np.generic) or not _writeable(data):
+            self._data = self._backend.xp.full(data.shape, value, data.dtype)
+        else:
+            data[...] = value
+        return self
+
+    def detach(self) -> "Tensor":
+        return Tensor(self._data, self._backend)
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (PyTorch's backward)."""
+        from adcli.engine.autodiff import backward  # noqa: PLC0415 - avoids an import cycle
+
+        backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
+
+    # Operators are attached by adcli.engine.functional (they are table ops).
+
+
+def _writeable(array) -> bool:
+    flags = getattr(array, "flags", None)
+    if flags is None:
+        return True
+    if hasattr(flags, "writeable"):
+        return bool(flags.writeable)
+    return True
+
+
+class Meta:
+    """Shape and dtype of an input whose values a derivative rule does not need."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape, dtype) -> None:
+        self.shape = shape
+        self.dtype = dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
+class Node:
+    """A recorded op: the ``grad_fn`` of the tensor it produced."""
+
+    __slots__ = (
+        "op",
+        "params",
+        "saved",
+        "out_data",
+        "in_meta",
+        "out_shape",
+        "next",
+        "backend",
+        "freed",
+        "context",
+        "retained",
+        "__weakref__",
+    )
+
+    def __init__(self, op, params, saved, out_data, in_meta, out_shape, next_, backend):
+        self.op = op
+        self.params = params
+        self.saved = saved
+        self.out_data = out_data
+        self.in_meta = in_meta
+        self.out_shape = out_shape
+        self.next = next_
+        self.backend = backend
+        self.freed = False
+        self.context = STATE.context
+        self.retained = None
+
+    def name(self) -> str:
+        return self.op.grad_fn_name(self.params)
+
+    @property
+    def next_functions(self) -> tuple:
+        return tuple((n, 0) for n in self.next)
+
+    def __repr__(self) -> str:
+        return f"<{self.name()}>"
+
+
+class AccumulateGrad:
+    """The node for a leaf: gradients arriving here go into ``variable.grad``."""
+
+    __slots__ = ("variable", "context", "__weakref__")
+
+    next = ()
+    freed = False
+
+    def __init__(self, variable: Tensor) -> None:
+        self.variable = variable
+        self.context = None
+
+    def name(self) -> str:
+        return "AccumulateGrad"
+
+    @property
+    def next_functions(self) -> tuple:
+        return ()
+
+    def __repr__(self) -> str:
+        return "<AccumulateGrad>"
+
+
+def grad_node(t: Tensor):
+    """The node gradients for ``t`` flow into (its grad_fn, or its leaf accumulator)."""
+    node = t._grad_fn
+    if node is not None:
+        return node
+    if not t._requires_grad:
+        return None
+    node = t._accum
+    if node is None:
+        node = t._accum = AccumulateGrad(t)
+    return node
+
+
+def make_result(data, backend: Backend) -> Tensor:
+    """A new tensor that requires no grad (used on hot paths: skips __init__)."""
+    t = Tensor.__new__(Tensor)
+    t._data = data
+    t._backend = backend
+    t._requires_grad = False
+    t._grad_fn = None
+    t._grad = None
+    t._accum = None
+    t._retains_grad = False
+    t.name = None
+    return t
+
+
+def device_mismatch(op_name: str, a: Backend, b: Backend) -> AdcliError:
+    return AdcliError(
+        "device",
+        f"Expected all tensors to be on the same device, but found at least two devices, "
+        f"{a.name} and {b.name}! (in {op_name})",
+        hint="move one with .to(device), .cuda() or .cpu()",
+    )
+
+
+def apply(op, args: tuple, params: dict | None = None) -> Tensor:
+    """Run ``op`` forward on ``args`` (tensors or Python numbers) and record it if needed.
+
+    This is the per-op hot path: one pass over the arguments, no copies.
+    """
+    backend = None
+    requires = False
+    arrays = []
+    for a in args:
+        if type(a) is Tensor:
+            b = a._backend
+            if backend is None:
+                backend = b
+            elif b is not backend:
+                raise device_mismatch(op.name, backend, b)
+            if a._requires_grad:
+                requires = True
+            arrays.append(a._data)
+        else:
+            arrays.append(a)
+    if backend is None:
+        backend = CPU
+    if params:
+        out = op.forward(backend.xp, *arrays, **params)
+    else:
+        out = op.forward(backend.xp, *arrays)
+    if STATE.anomaly:
+        _check_finite(out, op, "forward")
+    t = Tensor.__new__(Tensor)
+    t._data = out
+    t._backend = backend
+    t._grad = None
+    t._accum = None
+    t._retains_grad = False
+    t.name = None
+    if requires and STATE.grad_enabled and op.differentiable:
+        t._requires_grad = True
+        t._grad_fn = _record(op, args, params, out, backend)
+    else:
+        t._requires_grad = False
+        t._grad_fn = None
+    return t
+
+
+def _record(op, args, params, out, backend) -> Node:
+    save = op.save
+    next_ = []
+    metas = []
+    saved = [] if save else None
+    for i, a in enumerate(args):
+        if type(a) is Tensor:
+            if a._requires_grad:
+                node = a._grad_fn
+                if node is None:
+                    node = a._accum
+                    if node is None:
+                        node = a._accum = AccumulateGrad(a)
+                next_.append(node)
+            else:
+                next_.append(None)
+            metas.append(a._data.shape)
+        else:
+            next_.append(None)
+            metas.append(None)
+        if save:
+            saved.append(a if i in save else None)
+    return Node(
+        op,
+        params,
+        saved,
+        out if op.save_output else None,
+        metas,
+        out.shape,
+        next_,
+        backend,
+    )
+
+
+def _check_finite(array, op, phase: str, node=None) -> None:
+    xp_isfinite = np.isfinite if isinstance(array, (np.ndarray, np.generic)) else None
+    if xp_isfinite is None:
+        import cupy  # noqa: PLC0415 - only ever reached with CuPy arrays
+
+        ok = bool(cupy.isfinite(array).all())
+    else:
+        ok = bool(np.isfinite(array).all()) if array.dtype.kind == "f" else True
+    if not ok:
+        name = op.grad_fn_name(node.params if node is not None else None) if phase == "backward" else op.name
+        err = AdcliError(
+            "value",
+            f"anomaly: {phase} of '{op.name}' ({name}) produced NaN or Inf",
+            hint="this is where the NaN/Inf first appeared; check the inputs of this operation",
+        )
+        err.context = node.context if node is not None else STATE.context  # type: ignore[attr-defined]
+        raise err

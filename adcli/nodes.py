@@ -1,0 +1,268 @@
+"""The abstract syntax tree of the .ad language.
+
+Every node is a frozen dataclass with a ``span`` (where it sits in the source),
+built by :mod:`adcli.parser`; nothing outside the parser sees Lark's trees.
+
+Conventions:
+
+* Operators are strings: ``'+' '-' '*' '/' '@' '^'`` and the comparisons
+  ``'==' '!=' '<' '<=' '>' '>='``. ``**`` is normalised to ``'^'``.
+* A method call ``a.m(x)`` is a :class:`MethodCall`, never a :class:`Call`
+  whose ``func`` is an :class:`Attribute`; ``a.m`` without a call is an
+  :class:`Attribute`.
+* Parentheses leave no node of their own: ``(e)`` is ``e`` with its span
+  widened to cover the parentheses.
+* A signed number such as ``-1`` is ``Unary('-', Number(1))``.
+* Sequences are tuples, so nodes are hashable and immutable.
+
+Chains such as ``1+1+...+1`` are left-deep: an AST may be far deeper than
+Python's recursion limit, so code that walks it should not recurse on
+operands without a depth guard; :func:`walk` is iterative.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from typing import Union
+
+from adcli.errors import Span
+
+
+class Node:
+    """Base class of every AST node. Every node has a ``span``."""
+
+    __slots__ = ()
+    span: Span
+
+
+# ------------------------------------------------------------------ expressions
+
+
+@dataclass(frozen=True, slots=True)
+class Number(Node):
+    """A number literal: ``int`` when written with digits only, else ``float``.
+    ``text`` is the literal as written (``"1e-3"``)."""
+
+    value: int | float
+    text: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Bool(Node):
+    """``true`` or ``false``."""
+
+    value: bool
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class String(Node):
+    """A string literal, escapes already decoded."""
+
+    value: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class NoneLit(Node):
+    """``none``: the no-value literal (an extension)."""
+
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Name(Node):
+    """A variable or function name; ``span`` covers the name."""
+
+    id: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class ListLit(Node):
+    """A bracket literal ``[a, b, ...]``; items are expressions (often
+    signed numbers, or nested bracket literals)."""
+
+    items: tuple[Expr, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Unary(Node):
+    """``-operand`` or ``+operand``."""
+
+    op: str
+    operand: Expr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Binary(Node):
+    """``left op right``: arithmetic, matrix product, power or comparison.
+    ``op_span`` covers the operator, for a caret under ``@`` in a shape error."""
+
+    op: str
+    left: Expr
+    right: Expr
+    span: Span
+    op_span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Keyword(Node):
+    """A keyword argument ``name=value`` of a call; ``name_span`` covers the name."""
+
+    name: str
+    value: Expr
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Node):
+    """``func(args..., name=value...)``. ``func`` is usually a :class:`Name`.
+    Positional arguments come first; keyword names are distinct."""
+
+    func: Expr
+    args: tuple[Expr, ...]
+    kwargs: tuple[Keyword, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Attribute(Node):
+    """``obj.name`` (not called); ``name_span`` covers the name after the dot."""
+
+    obj: Expr
+    name: str
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class MethodCall(Node):
+    """``obj.name(args..., key=value...)``; ``name_span`` covers the method name."""
+
+    obj: Expr
+    name: str
+    args: tuple[Expr, ...]
+    kwargs: tuple[Keyword, ...]
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Slice(Node):
+    """``start:stop:step`` inside an index; a missing part is ``None``."""
+
+    start: Expr | None
+    stop: Expr | None
+    step: Expr | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Index(Node):
+    """``obj[i]``, ``obj[i, j]``, ``obj[1:3]``, ``obj[:, 0]``: one item per axis."""
+
+    obj: Expr
+    items: tuple[Expr | Slice, ...]
+    span: Span
+
+
+# ------------------------------------------------------------------- statements
+
+
+@dataclass(frozen=True, slots=True)
+class Assign(Node):
+    """``name = value``; ``name_span`` covers the name."""
+
+    name: str
+    value: Expr
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class FuncDef(Node):
+    """``name(p1, p2, ...) = body``; parameter names are distinct."""
+
+    name: str
+    params: tuple[str, ...]
+    body: Expr
+    span: Span
+    name_span: Span
+    param_spans: tuple[Span, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ExprStmt(Node):
+    """An expression evaluated as a statement (its value is displayed)."""
+
+    expr: Expr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Assert(Node):
+    """``assert test`` or ``assert test, "message"``."""
+
+    test: Expr
+    message: String | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Import(Node):
+    """``import "path.ad"``; ``path`` is decoded, ``path_span`` covers the string."""
+
+    path: str
+    span: Span
+    path_span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Program(Node):
+    """A whole script or one-liner: its statements in order."""
+
+    statements: tuple[Statement, ...]
+    span: Span
+
+
+Expr = Union[
+    Number, Bool, String, NoneLit, Name, ListLit, Unary, Binary, Call, Attribute, MethodCall, Index
+]
+Statement = Union[Assign, FuncDef, ExprStmt, Assert, Import]
+
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def iter_children(node: Node) -> Iterator[Node]:
+    """Yield the direct child nodes of ``node`` in source order."""
+    names = _CHILD_FIELDS.get(type(node))
+    if names is None:
+        names = tuple(f.name for f in fields(node) if f.name not in _NOT_CHILDREN)
+        _CHILD_FIELDS[type(node)] = names
+    for name in names:
+        value = getattr(node, name)
+        if isinstance(value, Node):
+            yield value
+        elif isinstance(value, tuple):
+            for item in value:
+                if isinstance(item, Node):
+                    yield item
+
+
+_NOT_CHILDREN = frozenset({"span", "op_span", "name_span", "param_spans", "path_span"})
+
+
+def walk(node: Node) -> Iterator[Node]:
+    """Yield ``node`` and every node below it, parents before children, in
+    source order. Iterative, so it is safe on arbitrarily deep trees."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(reversed(tuple(iter_children(current))))

@@ -1,0 +1,1 @@
+"""The grammar of the .ad language, shipped as package data (adcli.lark)."""
