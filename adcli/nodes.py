@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
-from typing import Union
 
 from adcli.errors import Span
 
@@ -231,10 +230,23 @@ class Program(Node):
     span: Span
 
 
-Expr = Union[
-    Number, Bool, String, NoneLit, Name, ListLit, Unary, Binary, Call, Attribute, MethodCall, Index
-]
-Statement = Union[Assign, FuncDef, ExprStmt, Assert, Import]
+#: Any expression node.
+Expr = (
+    Number
+    | Bool
+    | String
+    | NoneLit
+    | Name
+    | ListLit
+    | Unary
+    | Binary
+    | Call
+    | Attribute
+    | MethodCall
+    | Index
+)
+#: Any statement node.
+Statement = Assign | FuncDef | ExprStmt | Assert | Import
 
 _CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
 

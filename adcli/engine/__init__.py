@@ -3,6 +3,8 @@
 Usable on its own from Python; it knows nothing of the ``.ad`` language.
 """
 
+import gc as _gc
+
 from adcli.engine.autodiff import backward, grad, gradcheck, hessian, jacobian, nth_grads
 from adcli.engine.functional import (
     abs,
@@ -61,5 +63,12 @@ from adcli.engine.functional import (
 )
 from adcli.engine.ops import TABLE, OpDef
 from adcli.engine.tensor import STATE, AccumulateGrad, Node, Tensor, enable_grad, no_grad
+
+# A recorded graph is many small, long-lived objects; with the collector's default
+# thresholds (700, 10, 10) the older generations are rescanned so often that the
+# per-op cost nearly doubles. Collect older generations less often (only when
+# the process still has the defaults, so an embedding program's choice stands).
+if _gc.get_threshold() == (700, 10, 10):
+    _gc.set_threshold(10_000, 50, 50)
 
 __all__ = [name for name in dir() if not name.startswith("_")]

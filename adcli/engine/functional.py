@@ -19,6 +19,8 @@ from adcli.engine.tensor import (
     STATE,
     Tensor,
     apply,
+    apply_binary,
+    apply_unary,
     check_elements,
     device_mismatch,
     format_shape,
@@ -236,6 +238,8 @@ def div(a, b):
 
 
 def pow(a, b):  # noqa: A001 - the language's name
+    if isinstance(b, Tensor) or not isinstance(a, Tensor):
+        return _binary(T.POW_TENSOR, a, b)
     return _binary(T.POW, a, b)
 
 
@@ -245,7 +249,9 @@ def neg(a):
 
 def _unary(op):
     def f(x):
-        return apply(op, (_as_tensor(x),))
+        if type(x) is Tensor:
+            return apply_unary(op, x)
+        return apply_unary(op, _as_tensor(x))
 
     f.__name__ = op.name
     f.__doc__ = f"Elementwise {op.name}."
@@ -621,10 +627,13 @@ def _attach_operators() -> None:
     # Hot path: the common binary operators go straight to _binary.
     def make(op):
         def forward(self, other):
-            if type(other) is Tensor:
+            kind = type(other)
+            if kind is Tensor:
                 if self._data.shape != other._data.shape:
                     _broadcast_check(op.name, self, other)
-                return apply(op, (self, other))
+                return apply_binary(op, self, other)
+            if kind is float or kind is int:
+                return apply_binary(op, self, other)
             return _binary(op, self, other)
 
         def reflected(self, other):
@@ -632,12 +641,13 @@ def _attach_operators() -> None:
 
         return forward, reflected
 
-    for name, entry in (("add", T.ADD), ("sub", T.SUB), ("mul", T.MUL), ("truediv", T.DIV),
-                        ("pow", T.POW)):
+    for name, entry in (("add", T.ADD), ("sub", T.SUB), ("mul", T.MUL), ("truediv", T.DIV)):
         fwd, rev = make(entry)
         setattr(Tensor, f"__{name}__", fwd)
         setattr(Tensor, f"__r{name}__", rev)
-    Tensor.__neg__ = lambda self: apply(T.NEG, (self,))
+    Tensor.__pow__ = pow
+    Tensor.__rpow__ = _reflected(pow)
+    Tensor.__neg__ = lambda self: apply_unary(T.NEG, self)
     Tensor.__pos__ = lambda self: self
     Tensor.__matmul__ = matmul
     Tensor.__rmatmul__ = _reflected(matmul)

@@ -111,7 +111,7 @@ NEG = op(
 
 
 def _pow_forward(xp, a, b):
-    if b == 2 and isinstance(b, _NUMBER):
+    if isinstance(b, _NUMBER) and b == 2:
         return a * a
     return a**b
 
@@ -136,10 +136,18 @@ def _pow_grad_exponent(F, g, out, a, b):
 
 
 POW = op(
-    "pow", lambda p: "PowBackward",
+    "pow", "PowBackward",
+    _pow_forward,
+    (_pow_grad_base, None),
+    save=(0, 1), elementwise=True,
+    doc="a tensor to a constant power (the result is not kept: x^2 holds no extra array)",
+)
+POW_TENSOR = op(
+    "pow_tensor", "PowBackward",
     _pow_forward,
     (_pow_grad_base, _pow_grad_exponent),
     save=(0, 1), save_output=True, elementwise=True,
+    doc="a power whose exponent (or base) is a tensor",
 )
 
 # ----- elementwise functions --------------------------------------------------------------

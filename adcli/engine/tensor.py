@@ -414,8 +414,14 @@ def device_mismatch(op_name: str, a: Backend, b: Backend) -> AdcliError:
 def apply(op, args: tuple, params: dict | None = None) -> Tensor:
     """Run ``op`` forward on ``args`` (tensors or Python numbers) and record it if needed.
 
-    This is the per-op hot path: one pass over the arguments, no copies.
+    This is the general path; :func:`apply_unary` and :func:`apply_binary` are
+    the same thing unrolled for the common arities (the per-op hot path).
     """
+    n = len(args)
+    if n == 1 and type(args[0]) is Tensor:
+        return apply_unary(op, args[0], params)
+    if n == 2 and type(args[0]) is Tensor and params is None:
+        return apply_binary(op, args[0], args[1])
     backend = None
     requires = False
     arrays = []
@@ -437,16 +443,48 @@ def apply(op, args: tuple, params: dict | None = None) -> Tensor:
         out = op.forward(backend.xp, *arrays, **params)
     else:
         out = op.forward(backend.xp, *arrays)
+    if op.out_backend is not None:
+        backend = op.out_backend(params)
+    return _result(op, args, params, out, backend, requires)
+
+
+def apply_unary(op, a: Tensor, params: dict | None = None) -> Tensor:
+    """:func:`apply` for one tensor argument."""
+    backend = a._backend
+    if params:
+        out = op.forward(backend.xp, a._data, **params)
+    else:
+        out = op.forward(backend.xp, a._data)
+    if op.out_backend is not None:
+        backend = op.out_backend(params)
+    return _result(op, (a,), params, out, backend, a._requires_grad)
+
+
+def apply_binary(op, a: Tensor, b) -> Tensor:
+    """:func:`apply` for a tensor and a tensor or Python number, without params."""
+    backend = a._backend
+    if type(b) is Tensor:
+        if b._backend is not backend:
+            raise device_mismatch(op.name, backend, b._backend)
+        out = op.forward(backend.xp, a._data, b._data)
+        requires = a._requires_grad or b._requires_grad
+    else:
+        out = op.forward(backend.xp, a._data, b)
+        requires = a._requires_grad
+    return _result(op, (a, b), None, out, backend, requires)
+
+
+def _result(op, args, params, out, backend, requires) -> Tensor:
     if STATE.anomaly:
         _check_finite(out, op, "forward")
-    t = Tensor.__new__(Tensor)
+    t = _new_tensor(Tensor)
     t._data = out
     t._backend = backend
     t._grad = None
     t._accum = None
     t._retains_grad = False
     t.name = None
-    if requires and STATE.grad_enabled and op.differentiable:
+    if requires and op.differentiable and STATE.grad_enabled:
         t._requires_grad = True
         t._grad_fn = _record(op, args, params, out, backend)
     else:
@@ -455,38 +493,51 @@ def apply(op, args: tuple, params: dict | None = None) -> Tensor:
     return t
 
 
+_new_tensor = Tensor.__new__
+_new_node = object.__new__
+
+
+def _edge(a):
+    """Where gradients for argument ``a`` go: a node, or None for constants."""
+    if type(a) is Tensor and a._requires_grad:
+        node = a._grad_fn
+        if node is None:
+            node = a._accum
+            if node is None:
+                node = a._accum = AccumulateGrad(a)
+        return node
+    return None
+
+
 def _record(op, args, params, out, backend) -> Node:
+    """Make the grad_fn node: what the rules need saved, and where gradients go next."""
+    # Tuples, not lists: fewer objects for the cyclic GC to track on this hot path.
+    if len(args) == 1:
+        a = args[0]
+        next_ = (_edge(a),)
+        metas = (a._data.shape,)
+    else:
+        next_ = tuple([_edge(a) for a in args])
+        metas = tuple([a._data.shape if type(a) is Tensor else None for a in args])
     save = op.save
-    next_ = []
-    metas = []
-    saved = [] if save else None
-    for i, a in enumerate(args):
-        if type(a) is Tensor:
-            if a._requires_grad:
-                node = a._grad_fn
-                if node is None:
-                    node = a._accum
-                    if node is None:
-                        node = a._accum = AccumulateGrad(a)
-                next_.append(node)
-            else:
-                next_.append(None)
-            metas.append(a._data.shape)
-        else:
-            next_.append(None)
-            metas.append(None)
-        if save:
-            saved.append(a if i in save else None)
-    return Node(
-        op,
-        params,
-        saved,
-        out if op.save_output else None,
-        metas,
-        out.shape,
-        next_,
-        backend,
-    )
+    node = _new_node(Node)
+    node.op = op
+    node.params = params
+    if save:
+        node.saved = args if len(save) == len(args) else tuple(
+            [a if i in save else None for i, a in enumerate(args)]
+        )
+    else:
+        node.saved = None
+    node.out_data = out if op.save_output else None
+    node.in_meta = metas
+    node.out_shape = out.shape
+    node.next = next_
+    node.backend = backend
+    node.freed = False
+    node.context = STATE.context
+    node.retained = None
+    return node
 
 
 def _check_finite(array, op, phase: str, node=None) -> None:

@@ -1,0 +1,6 @@
+"""``python -m adcli``: the same as the ``adcli`` command."""
+
+from adcli.cli import main
+
+if __name__ == "__main__":
+    main()

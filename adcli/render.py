@@ -1,0 +1,625 @@
+"""Everything adcli shows: values, gradients, grad_fn chains and errors, as Rich text or JSON.
+
+This is the only module that writes to standard output and standard error; the
+commands in :mod:`adcli.cli` and :mod:`adcli.repl` decide *what* to show and
+call in here. Numbers reach this module only through ``Tensor.numpy()``.
+
+Rich, NumPy, ``json`` and the tree and table renderables are imported when first
+needed, because ``adcli eval "1+1"`` has a start-up budget.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from adcli.errors import AdcliError, Span
+
+#: Where the source text of a file can be found, for the line under an error's caret.
+SourceLines = Callable[[str], "list[str] | None"]
+
+#: How many grad_fn nodes a tree shows before it says how many it left out.
+TREE_NODE_LIMIT = 200
+
+
+# ---------------------------------------------------------------------------------------------
+# What a value is
+# ---------------------------------------------------------------------------------------------
+def is_tensor(value: object) -> bool:
+    """Whether ``value`` is an engine tensor."""
+    from adcli.engine import Tensor
+
+    return isinstance(value, Tensor)
+
+
+def is_node(value: object) -> bool:
+    """Whether ``value`` is a grad_fn node (including a leaf's ``AccumulateGrad``)."""
+    return hasattr(value, "next_functions") and callable(getattr(value, "name", None))
+
+
+def node_label(node: Any) -> str:
+    """``SqrtBackward``, or ``AccumulateGrad (x)`` for a leaf with a variable name."""
+    name = node.name()
+    variable = getattr(node, "variable", None)
+    if variable is None:
+        return name
+    if variable.name:
+        return f"{name} ({variable.name})"
+    return f"{name} (leaf {format_shape(variable.shape)})"
+
+
+def format_shape(shape: Iterable[int]) -> str:
+    """A shape as the engine's messages write it: ``[2, 3]``, ``[]`` for a scalar."""
+    return "[" + ", ".join(str(s) for s in shape) + "]"
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers as text
+# ---------------------------------------------------------------------------------------------
+def format_array(array: Any, prefix: str = "tensor(", suffix: str = ")") -> str:
+    """The numbers of ``array`` the way PyTorch prints them, wrapped in ``prefix``/``suffix``.
+
+    Floats get 4 decimals (scientific notation when the magnitudes call for it), or a
+    bare ``1.`` when every value is a whole number; big arrays are summarised with
+    their first and last three items. Wrapped lines line up under the first one.
+    """
+    import numpy as np
+
+    options: dict[str, Any] = {"precision": 4, "floatmode": "fixed", "suppress_small": False}
+    if array.dtype.kind == "f":
+        finite = np.abs(array[np.isfinite(array)])
+        if finite.size == 0 or (np.all(finite == np.floor(finite)) and finite.max() < 1e8):
+            # PyTorch's "int mode": whole numbers print as `2.` and never switch to e-notation.
+            options = {"precision": 0, "floatmode": "fixed", "suppress_small": True}
+    body = np.array2string(
+        array,
+        separator=", ",
+        prefix=prefix,
+        suffix=suffix,
+        threshold=1000,
+        edgeitems=3,
+        max_line_width=80,
+        **options,
+    )
+    return f"{prefix}{body}{suffix}"
+
+
+def format_tensor(tensor: Any, prefix: str = "tensor(") -> str:
+    """A tensor's numbers, PyTorch style (``tensor([0.1390, 0.5486])``)."""
+    return format_array(tensor.numpy(), prefix=prefix)
+
+
+def tensor_footer(tensor: Any) -> str:
+    """``shape=[10] dtype=float32 device=cpu grad_fn=<SqrtBackward>`` for a tensor."""
+    parts = [
+        f"shape={format_shape(tensor.shape)}",
+        f"dtype={tensor.dtype}",
+        f"device={tensor.device}",
+    ]
+    if tensor.grad_fn is not None:
+        parts.append(f"grad_fn=<{tensor.grad_fn.name()}>")
+    elif tensor.requires_grad:
+        parts.append("requires_grad=True")
+    return " ".join(parts)
+
+
+def format_plain(value: object) -> str:
+    """A non-tensor value as text: ``None``, ``true``, ``2.5``, ``"s"``, ``(2, 3)``."""
+    if value is None:
+        return "None"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, tuple):
+        inner = ", ".join(format_plain(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def summary(value: object) -> str:
+    """A one-line description of a value (the REPL's ``:vars``)."""
+    if is_tensor(value):
+        return f"tensor {tensor_footer(value)}"
+    if is_node(value):
+        return f"<{value.name()}>"
+    text = format_plain(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# ---------------------------------------------------------------------------------------------
+# Rich renderables
+# ---------------------------------------------------------------------------------------------
+def value_renderable(value: object) -> Any:
+    """What the display of a value looks like: numbers and footer, a tree, or plain text."""
+    from rich.console import Group
+    from rich.text import Text
+
+    if is_tensor(value):
+        return Group(Text(format_tensor(value)), Text(tensor_footer(value), style="dim"))
+    if is_node(value):
+        return graph_tree(value)
+    return Text(format_plain(value))
+
+
+def graph_tree(root: Any, limit: int = TREE_NODE_LIMIT) -> Any:
+    """The grad_fn chain below ``root`` as a Rich Tree, down to ``AccumulateGrad`` leaves.
+
+    A node reached a second time (the graph is a DAG) is shown once in full and
+    afterwards by name with a mark, so shared subgraphs do not repeat. The walk is
+    iterative: long chains do not hit Python's recursion limit.
+    """
+    from rich.text import Text
+    from rich.tree import Tree
+
+    tree = Tree(Text(node_label(root), style="bold cyan"), guide_style="dim")
+    expanded: set[int] = set()
+    stack = [(root, tree)]
+    shown = 1
+    while stack:
+        node, branch = stack.pop()
+        if id(node) in expanded:
+            branch.label = Text(f"{node_label(node)} ↑ (shown above)", style="dim")
+            continue
+        expanded.add(id(node))
+        children = []
+        for child, _ in node.next_functions:
+            if child is None:
+                continue
+            if shown >= limit:
+                branch.add(Text("… (more nodes not shown)", style="dim"))
+                return tree
+            shown += 1
+            style = "green" if getattr(child, "variable", None) is not None else "cyan"
+            children.append((child, branch.add(Text(node_label(child), style=style))))
+        stack.extend(reversed(children))
+    return tree
+
+
+def derivatives_renderable(derivatives: dict[str, list[Any]], partial: str = "∂") -> Any:
+    """Gradients labelled by variable (``∂/∂x = ...``), or a table by order beyond the first."""
+    from rich.console import Group
+    from rich.text import Text
+
+    order = max((len(ds) for ds in derivatives.values()), default=0)
+    if order <= 1:
+        lines = []
+        for name, ds in derivatives.items():
+            label = f"{partial}/{partial}{name} = "
+            lines.append(Text(format_tensor(ds[0], prefix=label + "tensor(")))
+        return Group(*lines)
+
+    from rich.table import Table
+
+    sup = "ⁿ" if partial == "∂" else "^n"
+    table = Table(title="derivatives by order", title_justify="left")
+    table.add_column("order", justify="right")
+    for name in derivatives:
+        table.add_column(f"{partial}{sup}/{partial}{name}{sup}")
+    for n in range(order):
+        cells = [str(n + 1)]
+        for ds in derivatives.values():
+            cells.append(format_tensor(ds[n]) if n < len(ds) else "")
+        table.add_row(*cells)
+    return table
+
+
+def error_text(err: AdcliError, source_lines: SourceLines | None = None) -> Any:
+    """``file:line:column: error: message``, the source line, a caret, and the hint."""
+    from rich.text import Text
+
+    text = Text()
+    span = err.span
+    if span is not None:
+        text.append(f"{span.file}:{span.line}:{span.column}: ", style="bold")
+    text.append("error:", style="bold red")
+    text.append(f" {err.message}")
+    if span is not None:
+        lines = source_lines(span.file) if source_lines is not None else None
+        if lines and 1 <= span.line <= len(lines):
+            source, caret = caret_lines(lines[span.line - 1], span)
+            text.append("\n" + source)
+            text.append("\n" + caret, style="bold red")
+    if err.hint:
+        text.append("\n")
+        text.append("hint:", style="bold cyan")
+        text.append(f" {err.hint}")
+    return text
+
+
+def caret_lines(source: str, span: Span) -> tuple[str, str]:
+    """The source line and the line under it: spaces, then ``^`` or ``^~~~`` under the span."""
+    source = source.rstrip("\r\n")
+    start = min(max(span.column, 1), len(source) + 1)
+    if span.end_line == span.line:
+        width = span.end_column - span.column
+    else:
+        width = len(source) - start + 1
+    width = max(1, min(width, len(source) - start + 1))
+    # Keep tabs as tabs so the caret lands under the culprit whatever the tab width.
+    pad = "".join("\t" if ch == "\t" else " " for ch in source[: start - 1])
+    return source, pad + "^" + "~" * (width - 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON
+# ---------------------------------------------------------------------------------------------
+def json_number(x: float) -> float | str:
+    """A number for strict JSON: NaN and infinities become ``"nan"``, ``"inf"``, ``"-inf"``."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    return x
+
+
+def array_json(array: Any) -> Any:
+    """An array as nested lists (a number for 0-d), strict-JSON safe.
+
+    float32 values are written with the shortest decimal that reads back as the
+    same float32 (``0.1``, not ``0.10000000149011612``).
+    """
+    import numpy as np
+
+    if array.dtype.kind != "f":
+        return array.tolist()
+    if array.dtype == np.float32:
+        flat = [json_number(float(str(v))) for v in array.ravel()]
+    else:
+        flat = [json_number(v) for v in array.ravel().tolist()]
+    if array.ndim == 0:
+        return flat[0]
+    nested = np.empty(len(flat), dtype=object)
+    nested[:] = flat
+    return nested.reshape(array.shape).tolist()
+
+
+def value_json(value: object) -> dict[str, Any]:
+    """The JSON object for a displayed value (see ``man adcli``: ``--json``).
+
+    Tensors give their numbers, shape, dtype, device and grad_fn; other values give
+    ``shape: []`` and null dtype and device. ``type`` says which kind of value it is.
+    """
+    base: dict[str, Any] = {"shape": [], "dtype": None, "device": None, "grad_fn": None}
+    if is_tensor(value):
+        grad_fn = value.grad_fn
+        return {
+            "type": "tensor",
+            "value": array_json(value.numpy()),
+            "shape": list(value.shape),
+            "dtype": value.dtype,
+            "device": value.device,
+            "grad_fn": grad_fn.name() if grad_fn is not None else None,
+            "requires_grad": bool(value.requires_grad),
+        }
+    if is_node(value):
+        return {"type": "grad_fn", "value": value.name(), **base, "graph": graph_json(value)}
+    return {**_plain_json(value), **base}
+
+
+def _plain_json(value: object) -> dict[str, Any]:
+    if value is None:
+        return {"type": "none", "value": None}
+    if isinstance(value, bool):
+        return {"type": "bool", "value": value}
+    if isinstance(value, int | float):
+        return {"type": "number", "value": json_number(value)}
+    if isinstance(value, str):
+        return {"type": "string", "value": value}
+    if isinstance(value, tuple | list):
+        return {"type": "tuple", "value": [_plain_json(v)["value"] for v in value]}
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():  # a NumPy scalar
+        return _plain_json(value.item())
+    return {"type": type(value).__name__.lower(), "value": str(value)}
+
+
+def graph_json(root: Any) -> list[dict[str, Any]]:
+    """The grad_fn graph below ``root`` as a flat node list, breadth first from ``root``.
+
+    Each node is ``{"id", "name", "next", "variable"}``: ``id`` 0 is ``root``; ``next``
+    holds the ids of its inputs' nodes in argument order (inputs that need no grad
+    are left out); ``variable`` is the leaf's variable name for ``AccumulateGrad``.
+    A node shared by several paths appears once.
+    """
+    if root is None:
+        return []
+    ids = {id(root): 0}
+    order = [root]
+    entries = []
+    for node in order:  # grows as the walk finds new nodes
+        nexts = []
+        for child, _ in node.next_functions:
+            if child is None:
+                continue
+            if id(child) not in ids:
+                ids[id(child)] = len(order)
+                order.append(child)
+            nexts.append(ids[id(child)])
+        variable = getattr(node, "variable", None)
+        entries.append(
+            {
+                "id": ids[id(node)],
+                "name": node.name(),
+                "next": nexts,
+                "variable": variable.name if variable is not None else None,
+            }
+        )
+    return entries
+
+
+def error_json(err: AdcliError) -> dict[str, Any]:
+    """``{"kind", "message", "line", "column", "code", "file", "hint"}`` for an error."""
+    span = err.span
+    return {
+        "kind": err.kind,
+        "message": err.message,
+        "line": span.line if span else None,
+        "column": span.column if span else None,
+        "code": err.code,
+        "file": span.file if span else None,
+        "hint": err.hint,
+    }
+
+
+def internal_error_json(exc: BaseException) -> dict[str, Any]:
+    """The error object for an exception that is a bug in adcli, not the user's doing."""
+    return {
+        "kind": "internal",
+        "message": f"internal error: {type(exc).__name__}: {exc}",
+        "line": None,
+        "column": None,
+        "code": None,
+        "file": None,
+        "hint": "this is a bug in adcli; --debug shows the traceback",
+    }
+
+
+def failure_json(exc: BaseException) -> dict[str, Any]:
+    """The JSON error object for any failure: an AdcliError, or a bug."""
+    return error_json(exc) if isinstance(exc, AdcliError) else internal_error_json(exc)
+
+
+def output_json(output: Any) -> dict[str, Any]:
+    """One displayed output (value, print or warning) as a JSON object."""
+    if output.kind == "value":
+        return value_json(output.value)
+    entry: dict[str, Any] = {"type": output.kind, "text": output.text}
+    if output.kind == "warning":
+        span = output.span
+        entry["line"] = span.line if span else None
+        entry["column"] = span.column if span else None
+    return entry
+
+
+def dumps(obj: object) -> str:
+    """Strict JSON on one line (``allow_nan=False`` proves no NaN slipped through)."""
+    import json
+
+    return json.dumps(obj, allow_nan=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# JUnit XML
+# ---------------------------------------------------------------------------------------------
+def junit_xml(results: list[tuple[str, float, Any]], not_run: list[str]) -> bytes:
+    """A JUnit report: one ``<testcase>`` per script.
+
+    ``results`` holds ``(file, seconds, error)`` with error None, an AdcliError, or
+    another exception; a failure carries ``file:line:column: message`` as its
+    message. Scripts in ``not_run`` (after ``--fail-fast`` stopped) are skipped.
+    """
+    import xml.etree.ElementTree as ET
+
+    failures = sum(1 for _, _, e in results if e is not None)
+    suite = ET.Element(
+        "testsuite",
+        name="adcli",
+        tests=str(len(results) + len(not_run)),
+        failures=str(failures),
+        errors="0",
+        skipped=str(len(not_run)),
+        time=f"{sum(s for _, s, _ in results):.3f}",
+    )
+    for file, seconds, error in results:
+        case = ET.SubElement(suite, "testcase", classname="adcli", name=file, time=f"{seconds:.3f}")
+        if error is None:
+            continue
+        if isinstance(error, AdcliError):
+            span = error.span
+            where = f"{span.file}:{span.line}:{span.column}: " if span else ""
+            failure = ET.SubElement(
+                case, "failure", message=f"{where}{error.message}", type=error.kind
+            )
+            if span is not None:
+                failure.set("line", str(span.line))
+            failure.text = error_text(error).plain
+        else:
+            message = internal_error_json(error)["message"]
+            ET.SubElement(case, "failure", message=message, type="internal").text = message
+    for file in not_run:
+        case = ET.SubElement(suite, "testcase", classname="adcli", name=file, time="0.000")
+        ET.SubElement(case, "skipped", message="not run: --fail-fast stopped at a failure")
+    return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The one writer
+# ---------------------------------------------------------------------------------------------
+def make_console(stderr: bool = False) -> Any:
+    """A Rich console on stdout or stderr: colour only on a terminal, never with NO_COLOR.
+
+    Rich drops colour off a terminal by itself; with ``NO_COLOR`` it would still emit
+    bold and dim, so there we turn styling off entirely.
+    """
+    from rich.console import Console
+
+    options: dict[str, Any] = {}
+    if os.environ.get("NO_COLOR", "") != "":
+        options["color_system"] = None
+    return Console(stderr=stderr, highlight=False, markup=False, emoji=False, **options)
+
+
+class Renderer:
+    """Shows what a command produces, either for people (Rich) or as JSON lines.
+
+    Create one per command run (the consoles follow ``sys.stdout``/``sys.stderr`` as
+    they are then). In JSON mode, displayed outputs are collected in ``outputs``
+    for the command to put into its JSON object; nothing but JSON reaches stdout.
+    """
+
+    def __init__(self, *, json_mode: bool = False, debug: bool = False, quiet: bool = False):
+        self.json_mode = json_mode
+        self.debug = debug
+        self.quiet = quiet
+        self.outputs: list[dict[str, Any]] = []
+        self._out = None
+        self._err = None
+
+    @property
+    def out(self) -> Any:
+        """The stdout console."""
+        if self._out is None:
+            self._out = make_console()
+        return self._out
+
+    @property
+    def err(self) -> Any:
+        """The stderr console."""
+        if self._err is None:
+            self._err = make_console(stderr=True)
+        return self._err
+
+    @property
+    def partial(self) -> str:
+        """``∂`` where the output can encode it, else ``d``."""
+        encoding = (self.out.encoding or "").lower().replace("-", "")
+        return "∂" if encoding.startswith("utf") else "d"
+
+    # -- what a program displays while it runs --------------------------------------------
+    def emit(self, output: Any) -> None:
+        """Show one output of a running program (the interpreter's ``emit`` callback)."""
+        if self.json_mode:
+            if not self.quiet:
+                self.outputs.append(output_json(output))
+        elif self.quiet:
+            return
+        elif output.kind == "value":
+            self.value(output.value)
+        elif output.kind == "print":
+            self.print_text(output.text or "")
+        else:
+            self.warning(output.text or "", output.span)
+
+    def emit_side_effects(self, output: Any) -> None:
+        """Like :meth:`emit` but skips values (``adcli eval`` shows only the last one)."""
+        if output.kind != "value":
+            self.emit(output)
+
+    def value(self, value: object) -> None:
+        """Display one value."""
+        self.out.print(value_renderable(value), soft_wrap=True)
+
+    def print_text(self, text: str) -> None:
+        """What a program's ``print(...)`` wrote."""
+        from rich.text import Text
+
+        self.out.print(Text(text), soft_wrap=True)
+
+    def warning(self, message: str, span: Span | None = None) -> None:
+        """A warning line on stderr: ``file:line:column: warning: message``."""
+        from rich.text import Text
+
+        text = Text()
+        if span is not None:
+            text.append(f"{span.file}:{span.line}:{span.column}: ", style="bold")
+        text.append("warning:", style="bold yellow")
+        text.append(f" {message}")
+        self.err.print(text, soft_wrap=True)
+
+    def notice(self, message: str) -> None:
+        """A short message for people on stderr (not shown in JSON mode)."""
+        from rich.text import Text
+
+        if not self.json_mode:
+            self.err.print(Text(message, style="dim"), soft_wrap=True)
+
+    def derivatives(self, derivatives: dict[str, list[Any]]) -> None:
+        """Gradients, or all orders of derivatives as a table."""
+        self.out.print(derivatives_renderable(derivatives, self.partial), soft_wrap=True)
+
+    def graph(self, value: object) -> None:
+        """The grad_fn chain of a value (a tensor or a node)."""
+        from rich.text import Text
+
+        root = value if is_node(value) else getattr(value, "grad_fn", None)
+        if root is None:
+            self.out.print(Text("grad_fn: None (a leaf or a constant)"), soft_wrap=True)
+        else:
+            self.out.print(graph_tree(root))
+
+    def table(self, title: str, columns: list[str], rows: list[list[str]]) -> None:
+        """A small table of text (the REPL's ``:vars``)."""
+        from rich.table import Table
+
+        table = Table(title=title, title_justify="left")
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*row)
+        self.out.print(table)
+
+    def help_text(self, text: str) -> None:
+        """Plain help text on stdout."""
+        from rich.text import Text
+
+        self.out.print(Text(text), soft_wrap=True)
+
+    # -- failures -----------------------------------------------------------------------------
+    def error(self, err: AdcliError, source_lines: SourceLines | None = None) -> None:
+        """Report an error on stderr (human mode; JSON mode puts it in the command's object)."""
+        if self.debug:
+            self._traceback(err)
+        if not self.json_mode:
+            self.err.print(error_text(err, source_lines), soft_wrap=True)
+
+    def report(self, exc: BaseException, source_lines: SourceLines | None = None) -> None:
+        """Report any failure: an AdcliError as such, anything else as an internal error."""
+        if isinstance(exc, AdcliError):
+            self.error(exc, source_lines)
+        else:
+            self.internal_error(exc)
+
+    def usage(self, text: str) -> None:
+        """A usage message on stderr (the command line was wrong)."""
+        from rich.text import Text
+
+        self.err.print(Text(text), soft_wrap=True)
+
+    def internal_error(self, exc: BaseException) -> None:
+        """Report an exception that is a bug in adcli rather than the user's doing."""
+        from rich.text import Text
+
+        if self.debug:
+            self._traceback(exc)
+        if not self.json_mode:
+            info = internal_error_json(exc)
+            text = Text("error:", style="bold red")
+            text.append(f" {info['message']}\n")
+            text.append("hint:", style="bold cyan")
+            text.append(f" {info['hint']}")
+            self.err.print(text, soft_wrap=True)
+
+    def _traceback(self, exc: BaseException) -> None:
+        import traceback
+
+        sys.stderr.write("".join(traceback.format_exception(exc)))
+        sys.stderr.flush()
+
+    # -- JSON -----------------------------------------------------------------------------------
+    def json(self, obj: object) -> None:
+        """Write one JSON object as one line on stdout."""
+        sys.stdout.write(dumps(obj) + "\n")
+        sys.stdout.flush()

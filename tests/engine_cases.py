@@ -1,0 +1,359 @@
+"""The gradient cases for every op of the engine's table.
+
+Each :class:`Case` is a function of a few float tensors and how to draw its
+inputs. The tests in ``test_engine_grads.py`` check, for every case, the first
+derivative and a Hessian-vector product of ``L = sum(f(inputs) * w)`` against
+central finite differences in float64, and that every differentiable entry of
+``adcli.engine.ops.TABLE`` is reached by some case (an op without a gradient
+test cannot land).
+
+Functions take their inputs' device into account (constants are made with
+:func:`const`), so the CUDA tests can reuse a subset of these cases.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+import adcli.engine as E
+from adcli.backend import Backend
+from adcli.engine.ops import TABLE
+from adcli.engine.tensor import Tensor, apply
+
+#: A second "device" that is NumPy underneath: lets ``to_device`` be tested on a CPU.
+FAKE_DEVICE = Backend("fake:0", np, False, None)
+
+
+@dataclass(frozen=True)
+class Input:
+    """How to draw one input: its shape, its domain and its dtype.
+
+    Domains: ``any`` (standard normal), ``pos`` (in [0.5, 2]), ``away0``
+    (|x| in [0.3, 1.5], for kinks and poles at zero), ``small`` (in [-1, 1]),
+    ``grid`` (multiples of 1/64, exact in float32, for casts).
+    """
+
+    shape: tuple
+    domain: str = "any"
+    dtype: str = "float64"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    fn: Callable
+    inputs: tuple
+    #: table ops this case must reach (checked against the recorded graph)
+    ops: frozenset
+    eps: float = 1e-6
+    rtol: float = 1e-6
+    atol: float = 1e-7
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def draw(spec: Input, rng: np.random.Generator) -> np.ndarray:
+    shape = spec.shape
+    if spec.domain == "any":
+        x = rng.standard_normal(shape)
+    elif spec.domain == "pos":
+        x = rng.uniform(0.5, 2.0, shape)
+    elif spec.domain == "away0":
+        x = rng.choice([-1.0, 1.0], shape) * rng.uniform(0.3, 1.5, shape)
+    elif spec.domain == "small":
+        x = rng.uniform(-1.0, 1.0, shape)
+    elif spec.domain == "grid":
+        x = rng.integers(-128, 128, shape) / 64.0
+    else:
+        raise ValueError(spec.domain)
+    return np.asarray(x, dtype=spec.dtype)
+
+
+def direction(spec: Input, rng: np.random.Generator) -> np.ndarray:
+    """A direction for the Hessian-vector product (exact steps on a grid)."""
+    if spec.domain == "grid":
+        v = rng.integers(-4, 5, spec.shape) / 4.0
+    else:
+        v = rng.standard_normal(spec.shape)
+    return np.asarray(v, dtype=spec.dtype)
+
+
+def rng_for(case: Case, salt: str = "") -> np.random.Generator:
+    return np.random.default_rng(zlib.crc32((case.name + salt).encode()))
+
+
+def const(values, like: Tensor) -> Tensor:
+    """A constant tensor on ``like``'s device (float64 unless ``values`` is boolean)."""
+    array = np.asarray(values)
+    if array.dtype != bool:
+        array = array.astype(np.float64)
+    return Tensor(like.backend.asarray(array), like.backend)
+
+
+def cond_mask(shape) -> np.ndarray:
+    rng = np.random.default_rng(zlib.crc32(repr(shape).encode()))
+    mask = rng.random(shape) > 0.5
+    if mask.size >= 2:  # both branches taken
+        mask.reshape(-1)[0] = True
+        mask.reshape(-1)[1] = False
+    return mask
+
+
+# ----- the cases ---------------------------------------------------------------------------------
+
+CASES: list[Case] = []
+
+
+def case(name, fn, *inputs, ops, **kw) -> None:
+    specs = tuple(i if isinstance(i, Input) else Input(i) for i in inputs)
+    CASES.append(Case(name, fn, specs, frozenset(ops), **kw))
+
+
+UNARY_SHAPES = [(), (3,), (2, 3)]
+
+UNARY = [
+    ("exp", E.exp, "any"),
+    ("log", E.log, "pos"),
+    ("sqrt", E.sqrt, "pos"),
+    ("sin", E.sin, "any"),
+    ("cos", E.cos, "any"),
+    ("tanh", E.tanh, "any"),
+    ("sigmoid", E.sigmoid, "any"),
+    ("relu", E.relu, "away0"),
+    ("abs", E.abs, "away0"),
+    ("neg", E.neg, "any"),
+    ("clone", E.clone, "any"),
+]
+for _name, _f, _domain in UNARY:
+    for _shape in UNARY_SHAPES:
+        case(f"{_name}{list(_shape)}", _f, Input(_shape, _domain), ops={_name})
+
+# sigmoid far out on both sides (its two-branch forward), and operators
+case("sigmoid[wide]", lambda x: E.sigmoid(x * 8.0), Input((6,), "any"), ops={"sigmoid", "mul"})
+case("-x operator", lambda x: -x, Input((2, 3)), ops={"neg"})
+case("x.exp().log() methods", lambda x: x.exp().sqrt().log(), Input((3,)), ops={"exp", "sqrt", "log"})
+
+BINARY_SHAPES = [
+    ((), ()),
+    ((3,), (3,)),
+    ((2, 3), (2, 3)),
+    ((3, 1), (1, 4)),
+    ((4,), (3, 4)),
+    ((3, 4), (4,)),
+    ((), (2, 3)),
+    ((2, 3), ()),
+    ((2, 1, 3), (4, 1)),
+]
+
+BINARY = [
+    ("add", lambda a, b: a + b, "any", "any"),
+    ("sub", lambda a, b: a - b, "any", "any"),
+    ("mul", lambda a, b: a * b, "any", "any"),
+    ("div", lambda a, b: a / b, "any", "away0"),
+    ("pow", lambda a, b: a**b, "pos", "any"),
+]
+for _name, _f, _da, _db in BINARY:
+    for _sa, _sb in BINARY_SHAPES:
+        case(
+            f"{_name}{list(_sa)}x{list(_sb)}", _f, Input(_sa, _da), Input(_sb, _db), ops={_name}
+        )
+# the function forms too
+case("add() function", E.add, (2, 3), (3,), ops={"add"})
+case("sub() function", E.sub, (2, 3), (3,), ops={"sub"})
+case("mul() function", E.mul, (2, 3), (3,), ops={"mul"})
+case("div() function", E.div, (2, 3), Input((3,), "away0"), ops={"div"})
+case("pow() function", E.pow, Input((3,), "pos"), (3,), ops={"pow"})
+
+# Python numbers on either side
+NUMBER_CASES = [
+    ("x + 2", lambda x: x + 2, "any", "add"),
+    ("2 + x", lambda x: 2 + x, "any", "add"),
+    ("x - 2", lambda x: x - 2, "any", "sub"),
+    ("2 - x", lambda x: 2 - x, "any", "sub"),
+    ("x * 3", lambda x: x * 3, "any", "mul"),
+    ("3 * x", lambda x: 3 * x, "any", "mul"),
+    ("x / 3", lambda x: x / 3, "any", "div"),
+    ("3 / x", lambda x: 3 / x, "away0", "div"),
+    ("x ** 2", lambda x: x**2, "any", "pow"),
+    ("x ** 3", lambda x: x**3, "any", "pow"),
+    ("x ** 0.5", lambda x: x**0.5, "pos", "pow"),
+    ("x ** -1", lambda x: x**-1, "away0", "pow"),
+    ("x ** -2.5", lambda x: x**-2.5, "pos", "pow"),
+    ("x ** 1", lambda x: x**1, "any", "pow"),
+    ("x ** 0", lambda x: x**0, "any", "pow"),
+    ("x ** 2.0", lambda x: x**2.0, "any", "pow"),
+    ("2 ** x", lambda x: 2**x, "any", "pow"),
+    ("0.5 ** x", lambda x: 0.5**x, "any", "pow"),
+    ("2.5 ** x", lambda x: 2.5**x, "any", "pow"),
+    ("pow(x, 3)", lambda x: E.pow(x, 3), "any", "pow"),
+    ("x ** 2 ** 0.5 (right assoc)", lambda x: x ** 2**0.5, "pos", "pow"),
+]
+for _name, _f, _domain, _op in NUMBER_CASES:
+    for _shape in [(), (2, 3)]:
+        case(f"{_name} {list(_shape)}", _f, Input(_shape, _domain), ops={_op})
+
+# where (the condition carries no gradient); maximum/minimum are built on it
+for _sc, _sa, _sb in [((3,), (3,), (3,)), ((2, 3), (3,), (2, 1)), ((2, 3), (), (2, 3))]:
+    case(
+        f"where{list(_sc)}:{list(_sa)},{list(_sb)}",
+        lambda a, b, _sc=_sc: E.where(const(cond_mask(_sc), a), a, b),
+        _sa, _sb, ops={"where"},
+    )
+case("where(c, x, 0.0)", lambda a: E.where(const(cond_mask((2, 3)), a), a, 0.0), (2, 3),
+     ops={"where"})
+case("where(c, 1.5, x)", lambda a: E.where(const(cond_mask((2, 3)), a), 1.5, a), (2, 3),
+     ops={"where"})
+case("where(x > 0, x, x*x)", lambda a: E.where(a > 0, a, a * a), Input((2, 3), "away0"),
+     ops={"where", "mul"})
+for _sa, _sb in [((3,), (3,)), ((3, 1), (1, 4)), ((), (2, 3))]:
+    case(f"maximum{list(_sa)}x{list(_sb)}", E.maximum, _sa, _sb, ops={"where"})
+    case(f"minimum{list(_sa)}x{list(_sb)}", E.minimum, _sa, _sb, ops={"where"})
+case("maximum(x, 0.3)", lambda a: E.maximum(a, 0.3), Input((2, 3), "away0"), ops={"where"})
+case("minimum(0.3, x)", lambda a: E.minimum(0.3, a), Input((2, 3), "away0"), ops={"where"})
+
+# composites
+case("tan", E.tan, Input((2, 3), "small"), ops={"sin", "cos", "div"})
+case("sqrt(sum(x^2))", lambda x: E.sqrt(E.sum(x**2, dim=0)), (5,), ops={"sqrt", "sum", "pow"})
+case(
+    "log(x^2 + y^2) + z*x*y mean",
+    lambda x, y: E.mean(E.log(x**2 + y**2) + const([0.5, -1.0, 2.0], x) * x * y),
+    Input((3,), "away0"), Input((3,), "away0"), ops={"mean", "log", "pow", "add", "mul"},
+)
+case("x^2 + xy + y^2", lambda x, y: x**2 + x * y + y**2, (2, 2), (2, 2), ops={"pow", "mul", "add"})
+case("softplus-ish", lambda x: E.log(1.0 + E.exp(x)), (4,), ops={"log", "exp", "add"})
+case("x * x (same input twice)", lambda x: x * x, (3,), ops={"mul"})
+case("x / x.sum()", lambda x: x / x.sum(), Input((4,), "pos"), ops={"div", "sum"})
+
+# reductions
+for _dim, _keep in [
+    (None, False), (None, True), (0, False), (1, True), (-1, False), ((0, 2), False),
+    ((0, 2), True), ((2, 0, 1), False), ([1], True),
+]:
+    case(f"sum(dim={_dim}, keepdim={_keep})", lambda x, d=_dim, k=_keep: E.sum(x, dim=d, keepdim=k),
+         (2, 3, 4), ops={"sum"})
+    case(f"mean(dim={_dim}, keepdim={_keep})",
+         lambda x, d=_dim, k=_keep: E.mean(x, dim=d, keepdim=k), (2, 3, 4), ops={"mean"})
+case("sum of 0-d", E.sum, (), ops={"sum"})
+case("mean of 0-d", E.mean, (), ops={"mean"})
+case("sum(0-d, dim=0)", lambda x: E.sum(x, dim=0), (), ops={"sum"})
+case("x.sum(1) method", lambda x: x.sum(1), (2, 3), ops={"sum"})
+case("x.mean(0, keepdim) method", lambda x: x.mean(0, keepdim=True), (2, 3), ops={"mean"})
+case("sum(x)^2 (nonlinear after a sum)", lambda x: E.sum(x) ** 2, (2, 3), ops={"sum", "pow"})
+case("mean(x, 1)*x (broadcast back)", lambda x: E.mean(x, 1, keepdim=True) * x, (2, 3),
+     ops={"mean", "mul"})
+
+# sum_to and expand (one undoes the other)
+for _src, _dst in [((2, 3, 4), (3, 1)), ((2, 3), ()), ((2, 3), (1, 3)), ((4, 3), (3,)),
+                   ((3,), (3,))]:
+    case(f"sum_to{list(_src)}->{list(_dst)}",
+         lambda x, s=_dst: apply(TABLE["sum_to"], (x,), {"shape": s}) ** 2, _src,
+         ops={"sum_to"})
+for _src, _dst in [((3, 1), (2, 3, 4)), ((), (2, 3)), ((3,), (2, 3)), ((1, 3), (1, 3))]:
+    case(f"expand{list(_src)}->{list(_dst)}", lambda x, s=_dst: E.expand(x, *s) ** 2, _src,
+         ops={"expand"})
+
+# shapes and layout
+for _src, _dst in [((2, 3), (3, 2)), ((6,), (2, 3)), ((), (1,)), ((2, 3), (-1,)),
+                   ((2, 3, 4), (4, -1)), ((1,), ())]:
+    case(f"reshape{list(_src)}->{list(_dst)}",
+         lambda x, s=_dst: E.reshape(x, *s) * E.sin(E.reshape(x, *s)), _src, ops={"reshape"})
+case("x.reshape((3, 2)) method", lambda x: x.reshape((3, 2)), (2, 3), ops={"reshape"})
+case("permute(2,0,1)", lambda x: E.permute(x, 2, 0, 1) ** 2, (2, 3, 4), ops={"permute"})
+case("permute((1,0))", lambda x: E.permute(x, (1, 0)) * const([1.0, 2.0], x), (2, 3),
+     ops={"permute", "mul"})
+case("transpose(x, 0, 2)", lambda x: E.transpose(x, 0, 2) ** 2, (2, 3, 4), ops={"transpose"})
+case("transpose(x, -1, 0)", lambda x: E.transpose(x, -1, 0) ** 2, (2, 3), ops={"transpose"})
+case("transpose(x) (t)", lambda x: E.transpose(x) ** 2, (2, 3), ops={"t"})
+case("x.T", lambda x: x.T * x.T, (3, 2), ops={"t"})
+case("x.t()", lambda x: x.t() ** 3, (3, 2), ops={"t"})
+
+# indexing
+INDEX_KEYS = [
+    ("x[1]", (4,), 1),
+    ("x[-1]", (4,), -1),
+    ("x[1:3]", (4,), slice(1, 3)),
+    ("x[::2]", (5,), slice(None, None, 2)),
+    ("x[-3:]", (5,), slice(-3, None)),
+    ("x[None]", (3,), None),
+    ("x[1, :]", (2, 3), (1, slice(None))),
+    ("x[:, -1]", (2, 3), (slice(None), -1)),
+    ("x[0:2, 1]", (3, 3), (slice(0, 2), 1)),
+    ("x[1, 2] (0-d)", (2, 3), (1, 2)),
+    ("x[None, :, 1]", (2, 3), (None, slice(None), 1)),
+    ("x[..., 1]", (2, 3, 4), (Ellipsis, 1)),
+    ("x[1][0]", (2, 3), "chain"),
+    ("x[1::2, 0:5:2]", (4, 5), (slice(1, None, 2), slice(0, 5, 2))),
+]
+for _name, _shape, _key in INDEX_KEYS:
+    if _key == "chain":
+        _f = lambda x: x[1][0] * x[1][1]  # noqa: E731
+    else:
+        _f = lambda x, k=_key: x[k] ** 2  # noqa: E731
+    case(_name, _f, _shape, ops={"index"})
+case("x[0] + x[0] (repeated index)", lambda x: x[0] * x[0] + x[1], (3,), ops={"index"})
+case("index_backward", lambda g: apply(TABLE["index_backward"], (g,),
+                                       {"key": (slice(0, 4, 2),), "shape": (5,)}) ** 2,
+     (2,), ops={"index_backward"})
+case("index_backward 2d", lambda g: apply(TABLE["index_backward"], (g,),
+                                          {"key": (1, slice(None)), "shape": (2, 3)}) ** 2,
+     (3,), ops={"index_backward"})
+case("index under create_graph", lambda x: x[1:3] * x[0], (4,), ops={"index"})
+
+# linear algebra
+case("mm[2,3]@[3,4]", E.mm, (2, 3), (3, 4), ops={"mm"})
+case("mm[1,2]@[2,2]", E.mm, (1, 2), (2, 2), ops={"mm"})
+case("mm(x, x.T)", lambda x: E.mm(x, x.T), (2, 3), ops={"mm", "t"})
+case("dot", E.dot, (3,), (3,), ops={"dot"})
+case("dot(x, x)", lambda x: E.dot(x, x), (4,), ops={"dot"})
+case("mv [2,3]@[3]", E.matmul, (2, 3), (3,), ops={"mv"})
+case("vm [3]@[3,4]", E.matmul, (3,), (3, 4), ops={"vm"})
+case("bmm [2,3,4]@[2,4,5]", E.matmul, (2, 3, 4), (2, 4, 5), ops={"bmm"})
+case("bmm broadcast [2,1,3,4]@[3,4,2]", E.matmul, (2, 1, 3, 4), (3, 4, 2), ops={"bmm"})
+case("bmm [3,4]@[2,4,5]", E.matmul, (3, 4), (2, 4, 5), ops={"bmm"})
+case("bmm [2,3,4]@[4,2]", E.matmul, (2, 3, 4), (4, 2), ops={"bmm"})
+case("bmm [4]@[2,4,3]", E.matmul, (4,), (2, 4, 3), ops={"bmm", "reshape"})
+case("bmm [2,3,4]@[4]", E.matmul, (2, 3, 4), (4,), ops={"bmm", "reshape"})
+case("bmm [1,3,4]@[2,4,2]", E.matmul, (1, 3, 4), (2, 4, 2), ops={"bmm"})
+case("a @ b operator (mm)", lambda a, b: a @ b, (2, 3), (3, 2), ops={"mm"})
+case("matmul dot", E.matmul, (3,), (3,), ops={"dot"})
+case("matmul mm", E.matmul, (2, 3), (3, 2), ops={"mm"})
+case("tanh(W@x)", lambda w, x: E.tanh(w @ x), (3, 2), (2,), ops={"mv", "tanh"})
+
+# copies, types and devices
+case("cast f64->f32", lambda x: E.cast(x, "float32"), Input((2, 3), "grid"), ops={"cast"},
+     eps=2.0**-12)
+case("cast f64->f32->f64 squared", lambda x: E.cast(E.cast(x, "float32"), "float64") ** 2,
+     Input((2, 3), "grid"), ops={"cast", "pow"}, eps=2.0**-12)
+case("cast f32->f64 (f32 leaf)", lambda x: E.sin(E.cast(x, "float64")),
+     Input((3,), "grid", "float32"), ops={"cast", "sin"}, eps=2.0**-12, rtol=1e-5, atol=1e-6)
+case("f32 leaf * f64 (promotes)", lambda x, y: x * y, Input((3,), "grid", "float32"),
+     Input((3,), "grid"), ops={"mul"}, eps=2.0**-12)
+case("to(fake device) and back",
+     lambda x: E.to(E.sin(E.to(x, FAKE_DEVICE)) * 2.0, "cpu"), (2, 3), ops={"to_device", "sin"})
+case("clone then in-place-free use", lambda x: E.clone(x) * x, (3,), ops={"clone", "mul"})
+
+
+def table_ops_in_graph(t: Tensor) -> set:
+    """The names of the table ops recorded in ``t``'s graph."""
+    seen = set()
+    names = set()
+    stack = [t.grad_fn] if t.grad_fn is not None else []
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        op = getattr(node, "op", None)
+        if op is not None:
+            names.add(op.name)
+        stack.extend(node.next)
+    return names
+
+
+def differentiable_table_ops() -> set:
+    return {name for name, entry in TABLE.items() if entry.differentiable}
