@@ -264,7 +264,10 @@ def _check_names(names: list[str], option: str) -> list[str]:
 def eval_command(
     ctx: typer.Context,
     program: Annotated[
-        str, typer.Argument(help="Statements separated by ';'; the last value is shown.")
+        str,
+        typer.Argument(
+            metavar="PROGRAM", help="Statements separated by ';'; the last value is shown."
+        ),
     ],
     at: Annotated[
         list[str] | None,
@@ -338,21 +341,30 @@ def eval_command(
 
 
 FilesArgument = Annotated[
-    list[Path],
+    list[str],
     typer.Argument(
         metavar="FILE...",
-        exists=True,
-        dir_okay=False,
-        readable=True,
-        allow_dash=True,
         help="Scripts to run in order; '-' reads standard input.",
         show_default=False,
     ),
 ]
 
 
-def _display_name(path: Path) -> str:
-    return "<stdin>" if str(path) == "-" else str(path)
+def _existing_files(files: list[str]) -> list[str]:
+    """The files, checked up front: a missing one is a command-line error (exit 2)."""
+    for name in files:
+        if name == "-":
+            continue
+        path = Path(name)
+        if not path.exists():
+            raise typer.BadParameter(f"file {name!r} does not exist", param_hint="'FILE...'")
+        if path.is_dir():
+            raise typer.BadParameter(f"{name!r} is a directory", param_hint="'FILE...'")
+    return files
+
+
+def _display_name(path: str) -> str:
+    return "<stdin>" if path == "-" else path
 
 
 @app.command("run", epilog=GLOBAL_NOTE)
@@ -374,17 +386,17 @@ def run_command(
         raise typer.BadParameter(f"no directory for {str(junit)!r}", param_hint="'--junit'")
     renderer = Renderer(json_mode=opts.json, debug=opts.debug, quiet=quiet)
     results: list[tuple[str, float, Any]] = []
-    names = [_display_name(path) for path in files]
+    names = [_display_name(path) for path in _existing_files(files)]
     for index, path in enumerate(files):
         session = _session_or_exit(renderer, opts)
         renderer.outputs = []
         started = perf_counter()
         error: BaseException | None = None
         try:
-            if str(path) == "-":
+            if path == "-":
                 session.run(sys.stdin.read(), "<stdin>", emit=renderer.emit)
             else:
-                session.run_file(str(path), emit=renderer.emit)
+                session.run_file(path, emit=renderer.emit)
         except OSError as exc:
             error = AdcliError("value", f"cannot read {names[index]}: {exc.strerror or exc}")
         except Exception as exc:  # noqa: BLE001 - an AdcliError, or a bug reported as one
@@ -423,9 +435,9 @@ def check_command(ctx: typer.Context, files: FilesArgument) -> None:
     opts: GlobalOptions = ctx.obj
     renderer = Renderer(json_mode=opts.json, debug=opts.debug)
     failed = False
-    for path in files:
+    for path in _existing_files(files):
         name = _display_name(path)
-        source = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+        source = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
         try:
             errors = list(check_source(source, name))
         except AdcliError as err:

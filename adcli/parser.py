@@ -1,45 +1,49 @@
 """Source text → :mod:`adcli.nodes`, with syntax errors in words.
 
-The syntax itself lives in ``grammar/adcli.lark``. Lark parses it LALR(1)
-and calls :class:`_AstBuilder` at each reduction (an inline transformer), so
-no Lark tree is ever built or walked: parsing never recurses, however deep or
-long the expression. :class:`_BracketPostLex` sits between Lark's lexer and
-its parser: it drops newlines inside ``( )`` and ``[ ]``, matches brackets,
-and refuses nesting deeper than ``max_depth``.
+The syntax lives in ``grammar/adcli.lark`` and nowhere else. Lark compiles it
+(strictly: a grammar conflict is an error) into LALR(1) tables and a list of
+terminals; this module runs those tables with its own small lexer and driver,
+which is several times faster than Lark's general-purpose ones and lets the
+lexer do the bracket work in the same pass:
 
-The Lark parser is built on first use (importing this module does not import
-Lark) and its tables are cached on disk by Lark (``cache=True``).
+* a newline inside ``( )`` or ``[ ]`` does not end a statement;
+* brackets must match, and may nest at most ``max_depth`` deep;
+* rules whose name starts with ``_`` are spliced into their parent and ``?``
+  rules with one child pass it through, as in Lark's trees; every other rule
+  or alias names a method of :class:`_AstBuilder`, which returns a node.
+
+Neither the lexer, the driver nor the builder recurses, so a 100,000-term
+``1+1+...+1`` parses. The compiled tables are cached as JSON under the user's
+cache directory, keyed by the grammar's text and Lark's version, so the usual
+start-up neither builds tables nor imports Lark.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
 import threading
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from adcli import nodes
 from adcli.errors import AdcliError, Span
 
-if TYPE_CHECKING:
-    from lark import Lark, Token
-
-__all__ = ["DEFAULT_MAX_DEPTH", "DEFAULT_MAX_SOURCE_BYTES", "is_complete", "parse"]
+__all__ = [
+    "DEFAULT_MAX_DEPTH",
+    "DEFAULT_MAX_SOURCE_BYTES",
+    "build_lark",
+    "grammar_text",
+    "is_complete",
+    "parse",
+]
 
 #: How deeply brackets may nest before a script is refused (kind "limit").
 DEFAULT_MAX_DEPTH = 200
 #: The largest source accepted, in UTF-8 bytes (kind "limit").
 DEFAULT_MAX_SOURCE_BYTES = 10 * 1024 * 1024
-
-_OPENERS = {"LPAR": "(", "LSQB": "["}
-_CLOSERS = {"RPAR": "(", "RSQB": "["}
-_SEPARATORS = frozenset({"_NEWLINE", "SEMICOLON"})
-# Tokens that can begin an operand; one of them where an operator was due
-# usually means a missing operator or comma.
-_OPERAND_STARTS = frozenset({"NAME", "NUMBER", "STRING", "TRUE", "FALSE", "NONE"})
-_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
-_ESCAPE_RE = re.compile(r"\\(.)")
 
 
 def parse(
@@ -52,8 +56,9 @@ def parse(
     """Parse a whole script or one-liner into a :class:`~adcli.nodes.Program`.
 
     ``filename`` goes into every span. Raises :class:`AdcliError` of kind
-    ``"syntax"`` for malformed input and ``"limit"`` when brackets nest deeper
-    than ``max_depth`` or the source is larger than ``max_source_bytes``.
+    ``"syntax"`` for malformed input, and of kind ``"limit"`` when brackets
+    nest deeper than ``max_depth`` or the source is larger than
+    ``max_source_bytes``.
     """
     try:
         return _parse(source, filename, max_depth, max_source_bytes)
@@ -66,7 +71,7 @@ def is_complete(source: str) -> bool:
 
     False only when a bracket is still open at the end, so another line may
     complete it; input that fails to parse for any other reason (``1 +``) is
-    complete, and parsing it reports the error.
+    complete, and :func:`parse` reports its error.
     """
     try:
         _parse(source, "<input>", DEFAULT_MAX_DEPTH, DEFAULT_MAX_SOURCE_BYTES)
@@ -77,7 +82,37 @@ def is_complete(source: str) -> bool:
     return True
 
 
-# --------------------------------------------------------------------- driver
+def grammar_text() -> str:
+    """The text of ``adcli.lark``, from the installed package or the source tree."""
+    try:
+        from importlib.resources import files
+
+        return files("adcli.grammar").joinpath("adcli.lark").read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError):
+        path = Path(__file__).resolve().parent.parent / "grammar" / "adcli.lark"
+        return path.read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------------- tokens
+
+
+class _Token:
+    """One token: its terminal's name (``type``), its text and its place."""
+
+    __slots__ = ("column", "end_column", "end_line", "line", "type", "value")
+
+    def __init__(
+        self, type: str, value: Any, line: int, column: int, end_line: int, end_column: int
+    ) -> None:
+        self.type = type
+        self.value = value
+        self.line = line
+        self.column = column
+        self.end_line = end_line
+        self.end_column = end_column
+
+    def __repr__(self) -> str:
+        return f"_Token({self.type!r}, {self.value!r}, {self.line}:{self.column})"
 
 
 class _Unclosed(Exception):
@@ -88,63 +123,202 @@ class _Unclosed(Exception):
         self.error = error
 
 
-class _ParseState:
-    """What one parse needs to know beside the tokens: shared by the
-    post-lexer, the AST builder and the error translation."""
-
-    __slots__ = ("current", "filename", "max_depth", "open_brackets", "paren_spans", "previous")
-
-    def __init__(self, filename: str, max_depth: int) -> None:
-        self.filename = filename
-        self.max_depth = max_depth
-        self.open_brackets: list[Token] = []
-        self.previous: Token | None = None
-        self.current: Token | None = None
-        # id(node) -> its span including the parentheses around it. Nodes keep
-        # their own spans (a Name's span is the name); parents extend over the
-        # parentheses, so the span of (a + b) * c starts at '('.
-        self.paren_spans: dict[int, Span] = {}
+# A token of this type stands where lexing failed; the parser raises the
+# error it carries (token.value) only if it gets that far, so errors are
+# reported in source order.
+_FAILED = "$FAILED"
+_END = "$END"
+_NEWLINE = "_NEWLINE"
+_OPENERS = {"LPAR": "RPAR", "LSQB": "RSQB"}
+_CLOSERS = {"RPAR": "LPAR", "RSQB": "LSQB"}
+_SEPARATORS = frozenset({_NEWLINE, "SEMICOLON"})
+# Tokens that begin an operand; one of them where an operator was due
+# usually means a missing operator, comma or semicolon.
+_OPERAND_STARTS = frozenset({"NAME", "NUMBER", "STRING", "TRUE", "FALSE", "NONE"})
 
 
-_lark: Lark | None = None
-_lark_guard = threading.Lock()
-# The post-lexer and builder are fixed when the Lark parser is built, so the
-# state of the parse in progress sits here; one parse at a time.
-_parse_lock = threading.Lock()
-_state: _ParseState | None = None
+def _tokenize(source: str, filename: str, max_depth: int, tables: _Tables) -> list[_Token]:
+    """Split ``source`` into tokens, ending with ``$END`` (or ``$FAILED``)."""
+    match = tables.regex.match
+    ignored = tables.ignored
+    keywords = tables.keywords
+    tokens: list[_Token] = []
+    append = tokens.append
+    open_brackets: list[_Token] = []
+    position, line, line_start, length = 0, 1, 0, len(source)
+    while position < length:
+        found = match(source, position)
+        if found is None:
+            error = _character_error(source, position, line, line_start, filename)
+            append(_Token(_FAILED, error, line, position - line_start + 1, line, 0))
+            return tokens
+        kind = found.lastgroup
+        end = found.end()
+        if kind in ignored:
+            position = end
+            continue
+        column = position - line_start + 1
+        if kind == _NEWLINE:
+            if not open_brackets:
+                append(_Token(kind, "\n", line, column, line, column + 1))
+            line += 1
+            position = line_start = end
+            continue
+        value = found.group()
+        if kind in keywords:
+            kind = keywords[kind].get(value, kind)
+        token = _Token(kind, value, line, column, line, column + end - position)
+        position = end
+        if kind in _OPENERS:
+            if len(open_brackets) >= max_depth:
+                error = AdcliError(
+                    "limit",
+                    f"expression nested too deeply (limit {max_depth})",
+                    _span(token, filename),
+                    hint="split the expression into several statements",
+                )
+                append(_Token(_FAILED, error, token.line, token.column, line, 0))
+                return tokens
+            open_brackets.append(token)
+        elif kind in _CLOSERS:
+            error = _close_bracket(token, open_brackets, filename)
+            if error is not None:
+                append(_Token(_FAILED, error, token.line, token.column, line, 0))
+                return tokens
+        append(token)
+    end_column = position - line_start + 1
+    if open_brackets:
+        opener = open_brackets[-1]
+        error = AdcliError("syntax", f"'{opener.value}' was never closed", _span(opener, filename))
+        append(_Token(_FAILED, _Unclosed(error), line, end_column, line, 0))
+    else:
+        append(_Token(_END, "", line, end_column, line, end_column))
+    return tokens
+
+
+def _close_bracket(token: _Token, open_brackets: list[_Token], filename: str) -> AdcliError | None:
+    opening = "(" if token.type == "RPAR" else "["
+    if not open_brackets:
+        return AdcliError(
+            "syntax",
+            f"unexpected '{token.value}'",
+            _span(token, filename),
+            hint=f"there is no '{opening}' open for it to close",
+        )
+    opener = open_brackets.pop()
+    if opener.type != _CLOSERS[token.type]:
+        return AdcliError(
+            "syntax",
+            f"closing '{token.value}' does not match '{opener.value}' opened at line "
+            f"{opener.line}, column {opener.column}",
+            _span(token, filename),
+        )
+    return None
+
+
+# ---------------------------------------------------------------------- driver
+
+# How the driver treats a rule's reduction (see _Tables.rules).
+_PASS, _SPLICE, _BUILD = 0, 1, 2
+# How a rule treats each symbol it pops: drop it, keep it, or splice its list.
+_DROP, _KEEP, _INLINE = 0, 1, 2
+
+
+class _Splice(list):
+    """The children of a ``_rule``, waiting to be spliced into its parent."""
+
+    __slots__ = ()
 
 
 def _parse(source: str, filename: str, max_depth: int, max_source_bytes: int) -> nodes.Program:
-    global _state
     if not isinstance(source, str):
         raise TypeError(f"source must be str, not {type(source).__name__}")
     _check_size(source, filename, max_source_bytes)
     source = source.removeprefix("\ufeff")
-    lark_parser = _get_lark()
+    tables = _get_tables()
+    tokens = _tokenize(source, filename, max_depth, tables)
+    builder = _AstBuilder(filename)
+    program = _run(tables, tokens, builder)
+    statements = program.statements
+    return nodes.Program(statements, _program_span(source, filename))
 
-    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken, VisitError
 
-    with _parse_lock:
-        state = _state = _ParseState(filename, max_depth)
-        try:
-            program = lark_parser.parse(source)
-        except UnexpectedCharacters as error:
-            raise _character_error(error, source, state) from None
-        except UnexpectedToken as error:
-            raise _token_error(error, state) from None
-        except UnexpectedEOF:
-            raise _end_of_input_error(state) from None
-        except VisitError as error:  # only if a Lark Transformer is ever used here
-            if isinstance(error.orig_exc, AdcliError):
-                raise error.orig_exc from None
-            raise
-        finally:
-            _state = None
-    return replace(program, span=_program_span(source, filename))
+def _run(tables: _Tables, tokens: list[_Token], builder: _AstBuilder) -> nodes.Program:
+    """The LALR(1) loop: shift tokens, reduce rules, build nodes bottom-up."""
+    actions = tables.actions
+    rules = tables.rules
+    pass_origins = tables.pass_origins
+    pass_chains = tables.pass_chains
+    handlers = [getattr(builder, name) if name else None for name in tables.handler_names]
+    end_state = tables.end_state
+    states = [tables.start_state]
+    values: list[Any] = []
+    for index, token in enumerate(tokens):
+        kind = token.type
+        state = states[-1]
+        while True:
+            action = actions[state].get(kind)
+            if action is None:
+                raise _syntax_error(token, tokens, index, states, values, tables, builder)
+            if action >= 0:  # shift
+                states.append(action)
+                values.append(token)
+                break
+            if pass_origins[~action] is not None:
+                # A ?rule with one child: nothing to build, only a new state.
+                # Such reductions come in chains (atom -> postfix -> ... ->
+                # expr); each replaces the top state and depends only on the
+                # state below it, so the chain's end is memoised.
+                key = (states[-2], action, kind)
+                state = pass_chains.get(key)
+                if state is None:
+                    state = pass_chains[key] = _follow_passes(tables, states[-2], action, kind)
+                states[-1] = state
+                continue
+            rule_index = ~action
+            origin, size, how, modes = rules[rule_index]
+            if size:
+                popped = values[-size:]
+                del values[-size:]
+                del states[-size:]
+            else:
+                popped = []
+            children: list[Any] = []
+            for value, mode in zip(popped, modes):
+                if mode == _KEEP:
+                    children.append(value)
+                elif mode == _INLINE:
+                    if children:
+                        children.extend(value)
+                    else:  # left recursion: reuse the list, no copying
+                        children = value
+            if how == _SPLICE:
+                values.append(children if type(children) is _Splice else _Splice(children))
+            elif len(children) == 1 and rule_index in tables.expand_single:
+                values.append(children[0])
+            else:
+                values.append(handlers[rule_index](children))
+            state = actions[states[-1]][origin]
+            states.append(state)
+            if state == end_state and kind == _END:
+                return values[-1]
+    raise AssertionError("the token list always ends with $END or $FAILED")
+
+
+def _follow_passes(tables: _Tables, below: int, action: int, kind: str) -> int:
+    """The state after a chain of one-child ?rule reductions, starting with
+    ``action`` on top of state ``below``, with ``kind`` next."""
+    actions = tables.actions
+    pass_origins = tables.pass_origins
+    while True:
+        state = actions[below][pass_origins[~action]]
+        action = actions[state].get(kind)
+        if action is None or action >= 0 or pass_origins[~action] is None:
+            return state
 
 
 def _check_size(source: str, filename: str, max_source_bytes: int) -> None:
-    # len() counts characters; only encode when the text might be too large.
+    # len() counts characters; encode only when the text might be too large.
     if len(source) * 4 <= max_source_bytes:
         return
     size = len(source.encode("utf-8", "surrogatepass"))
@@ -162,117 +336,185 @@ def _program_span(source: str, filename: str) -> Span:
     return Span(filename, 1, 1, last_line, last_column)
 
 
-def _get_lark() -> Lark:
-    """Build the Lark parser once, on first use."""
-    global _lark
-    if _lark is None:
-        with _lark_guard:
-            if _lark is None:
-                _lark = _build_lark()
-    return _lark
+# ---------------------------------------------------------------------- tables
 
 
-def grammar_text() -> str:
-    """The text of ``adcli.lark``, from the installed package or the source tree."""
+class _Tables:
+    """The grammar compiled for :func:`_run`: plain data, cached as JSON.
+
+    ``actions[state][symbol]`` is a state to shift to (>= 0), ``~rule`` to
+    reduce by, or after a reduction the state to go to for the rule's
+    origin. ``rules[i]`` is ``(origin, size, how, modes)``; the handler for
+    rule ``i`` is the :class:`_AstBuilder` method ``handler_names[i]``.
+    """
+
+    FORMAT = 1
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.actions: list[dict[str, int]] = data["actions"]
+        self.start_state: int = data["start_state"]
+        self.end_state: int = data["end_state"]
+        self.rules: list[tuple[str, int, int, tuple[int, ...]]] = [
+            (origin, size, how, tuple(modes)) for origin, size, how, modes in data["rules"]
+        ]
+        self.handler_names: list[str | None] = data["handler_names"]
+        self.expand_single = frozenset(data["expand_single"])
+        # For each rule: its origin if reducing it only changes state, else None.
+        self.pass_origins: list[str | None] = [
+            origin if how == _PASS else None for origin, _, how, _ in self.rules
+        ]
+        self.pass_chains: dict[tuple[int, int, str], int] = {}
+        self.regex = re.compile(
+            "|".join(f"(?P<{name}>{pattern})" for name, pattern in data["terminals"])
+        )
+        self.ignored = frozenset(data["ignored"])
+        self.keywords: dict[str, dict[str, str]] = data["keywords"]
+
+
+_tables: _Tables | None = None
+_tables_lock = threading.Lock()
+
+
+def _get_tables() -> _Tables:
+    """The compiled grammar: from memory, else the cache file, else Lark."""
+    global _tables
+    if _tables is None:
+        with _tables_lock:
+            if _tables is None:
+                _tables = _load_tables()
+    return _tables
+
+
+def _load_tables() -> _Tables:
+    text = grammar_text()
+    key = hashlib.sha256(f"{_Tables.FORMAT}\0{text}".encode()).hexdigest()[:24]
+    cache_file = _cache_dir() / f"grammar-{key}.json"
     try:
-        from importlib.resources import files
+        data = json.loads(cache_file.read_text(encoding="utf-8"))
+        if data.get("key") == key:
+            return _Tables(data)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    data = _compile_grammar(text)
+    data["key"] = key
+    _write_cache(cache_file, data)
+    return _Tables(data)
 
-        return files("adcli.grammar").joinpath("adcli.lark").read_text(encoding="utf-8")
-    except (ModuleNotFoundError, FileNotFoundError):
-        path = Path(__file__).resolve().parent.parent / "grammar" / "adcli.lark"
-        return path.read_text(encoding="utf-8")
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "adcli"
 
 
-def _build_lark(**options: Any) -> Lark:
+def _write_cache(cache_file: Path, data: dict[str, Any]) -> None:
+    """Write atomically; a cache that cannot be written is simply skipped."""
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache_file.with_name(f"{cache_file.name}.{os.getpid()}.tmp")
+        partial.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
+        os.replace(partial, cache_file)
+    except OSError:
+        pass
+
+
+def build_lark(text: str | None = None, **options: Any) -> Any:
+    """A Lark parser for the grammar (``text``, by default ``adcli.lark``),
+    built strictly: a shift/reduce or reduce/reduce conflict is an error.
+    Only its tables are used; its lexer is a stub, since :func:`_tokenize`
+    does the lexing."""
     from lark import Lark
+    from lark.lexer import Lexer
+
+    class TablesOnly(Lexer):
+        def __init__(self, lexer_conf: Any) -> None:
+            pass
+
+        def lex(self, lexer_state: Any, parser_state: Any) -> Any:
+            raise NotImplementedError("adcli.parser lexes for itself")
 
     settings: dict[str, Any] = {
         "parser": "lalr",
-        "lexer": "basic",
-        "postlex": _BracketPostLex(),
-        "transformer": _AstBuilder(),
-        # Spans are computed from tokens by _AstBuilder; positions are
-        # propagated too, for debugging the grammar with plain trees.
-        "propagate_positions": True,
+        "lexer": TablesOnly,
+        "strict": True,
         "maybe_placeholders": False,
-        "cache": True,
+        **options,
     }
-    settings.update(options)
-    return Lark(grammar_text(), **settings)
+    return Lark(grammar_text() if text is None else text, **settings)
 
 
-# ----------------------------------------------------------------- post-lexer
+def _compile_grammar(text: str) -> dict[str, Any]:
+    """Compile the grammar with Lark into the plain data of :class:`_Tables`."""
+    from lark.lexer import PatternStr
+    from lark.parsers.lalr_analysis import Shift
+
+    lark = build_lark(text)
+    table = lark.parser.parser.parser.parse_table
+    rule_index = {rule: index for index, rule in enumerate(lark.rules)}
+
+    actions: list[dict[str, int]] = []
+    for state in range(len(table.states)):
+        row = {}
+        for symbol, (action, argument) in table.states[state].items():
+            row[symbol] = argument if action is Shift else ~rule_index[argument]
+        actions.append(row)
+
+    rules, handler_names, expand_single = [], [], []
+    for index, rule in enumerate(lark.rules):
+        modes = []
+        for symbol in rule.expansion:
+            if symbol.is_term:
+                modes.append(_DROP if symbol.filter_out else _KEEP)
+            else:
+                modes.append(_INLINE if symbol.name.startswith("_") else _KEEP)
+        origin = rule.origin.name
+        if origin.startswith("_"):
+            how, handler = _SPLICE, None
+        elif rule.options.expand1 and modes == [_KEEP]:
+            how, handler = _PASS, None
+        else:
+            how, handler = _BUILD, rule.alias or origin
+            if rule.options.expand1:
+                expand_single.append(index)
+        rules.append((origin, len(modes), how, modes))
+        handler_names.append(handler)
+
+    # Order and keywords as Lark's own basic lexer: longer patterns first, and
+    # a string terminal that the NAME pattern also matches becomes a keyword.
+    terminals = sorted(
+        lark.terminals,
+        key=lambda t: (-t.priority, -t.pattern.max_width, -len(t.pattern.value), t.name),
+    )
+    strings = [t for t in terminals if isinstance(t.pattern, PatternStr)]
+    keywords: dict[str, dict[str, str]] = {}
+    embedded = set()
+    for terminal in terminals:
+        if isinstance(terminal.pattern, PatternStr):
+            continue
+        pattern = re.compile(terminal.pattern.to_regexp())
+        for string in strings:
+            if pattern.fullmatch(string.pattern.value):
+                keywords.setdefault(terminal.name, {})[string.pattern.value] = string.name
+                embedded.add(string.name)
+
+    return {
+        "format": _Tables.FORMAT,
+        "actions": actions,
+        "start_state": table.start_states["start"],
+        "end_state": table.end_states["start"],
+        "rules": rules,
+        "handler_names": handler_names,
+        "expand_single": expand_single,
+        "terminals": [[t.name, t.pattern.to_regexp()] for t in terminals if t.name not in embedded],
+        "ignored": sorted(lark.ignore_tokens),
+        "keywords": keywords,
+    }
 
 
-class _BracketPostLex:
-    """Drops newlines inside brackets, matches brackets and limits their depth.
-
-    Lark calls :meth:`process` once per parse with the token stream; the
-    parser pulls one token at a time, so an error raised here comes after
-    every earlier token has parsed.
-    """
-
-    always_accept = ("_NEWLINE",)
-
-    def process(self, stream):
-        state = _state
-        assert state is not None, "parse() sets the state"
-        open_brackets = state.open_brackets
-        for token in stream:
-            kind = token.type
-            if kind == "_NEWLINE":
-                if open_brackets:
-                    continue
-            elif kind in _OPENERS:
-                if len(open_brackets) >= state.max_depth:
-                    raise AdcliError(
-                        "limit",
-                        f"expression nested too deeply (limit {state.max_depth})",
-                        _token_span(token, state.filename),
-                        hint="split the expression into several statements",
-                    )
-                open_brackets.append(token)
-            elif kind in _CLOSERS:
-                _close_bracket(token, open_brackets, state.filename)
-            state.previous = state.current
-            state.current = token
-            yield token
-        if open_brackets:
-            opener = open_brackets[-1]
-            raise _Unclosed(
-                AdcliError(
-                    "syntax",
-                    f"'{opener}' was never closed",
-                    _token_span(opener, state.filename),
-                )
-            )
+# ----------------------------------------------------------------- AST building
 
 
-def _close_bracket(token: Token, open_brackets: list[Token], filename: str) -> None:
-    if not open_brackets:
-        raise AdcliError(
-            "syntax",
-            f"unexpected '{token}'",
-            _token_span(token, filename),
-            hint=f"there is no '{_CLOSERS[token.type]}' open for it to close",
-        )
-    opener = open_brackets.pop()
-    if opener.type != _OPENERS_OF[token.type]:
-        raise AdcliError(
-            "syntax",
-            f"closing '{token}' does not match '{opener}' opened at line {opener.line}, "
-            f"column {opener.column}",
-            _token_span(token, filename),
-        )
-
-
-_OPENERS_OF = {"RPAR": "LPAR", "RSQB": "LSQB"}
-
-
-# -------------------------------------------------------------- AST building
-
-
-def _token_span(token: Token, filename: str) -> Span:
+def _span(token: _Token, filename: str) -> Span:
     return Span(filename, token.line, token.column, token.end_line, token.end_column)
 
 
@@ -281,24 +523,37 @@ def _spanning(filename: str, first: Span, last: Span) -> Span:
 
 
 class _AstBuilder:
-    """Lark callbacks, one per rule or alias in the grammar; each receives the
-    rule's children (AST nodes and the tokens the grammar keeps) and returns
-    an AST node. Lark calls them during parsing, bottom-up."""
+    """One method per rule or alias in the grammar. Each receives the rule's
+    children (nodes, and the tokens the grammar keeps) and returns a node.
+    One builder serves one parse."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        # id(node) -> its span including the parentheses around it. A node
+        # keeps its own span (a Name's is the name); its parent's span covers
+        # the parentheses, so the span of (a + b) * c starts at '('.
+        self.paren_spans: dict[int, Span] = {}
+
+    def extent(self, node: nodes.Node) -> Span:
+        """The span of ``node`` including any parentheses around it."""
+        return self.paren_spans.get(id(node), node.span)
+
+    def token_span(self, token: _Token) -> Span:
+        return Span(self.filename, token.line, token.column, token.end_line, token.end_column)
 
     # ---- statements
 
     def start(self, children: list) -> nodes.Program:
-        # The real span is filled in by _parse(), which knows the source.
-        return nodes.Program(tuple(children), Span(_file(), 1, 1, 1, 1))
+        # _parse() gives the program its span; it knows the whole source.
+        return nodes.Program(tuple(children), Span(self.filename, 1, 1, 1, 1))
 
     def expr_stmt(self, children: list) -> nodes.ExprStmt:
         (expr,) = children
-        return nodes.ExprStmt(expr, _extent(expr))
+        return nodes.ExprStmt(expr, self.extent(expr))
 
     def assign(self, children: list) -> nodes.Assign | nodes.FuncDef:
         target, value = children
-        filename = _file()
-        span = _spanning(filename, _extent(target), _extent(value))
+        span = _spanning(self.filename, self.extent(target), self.extent(value))
         if isinstance(target, nodes.Name):
             return nodes.Assign(target.id, value, span, target.span)
         if isinstance(target, nodes.Call) and isinstance(target.func, nodes.Name):
@@ -312,48 +567,46 @@ class _AstBuilder:
 
     def assert_stmt(self, children: list) -> nodes.Assert:
         keyword, test, *rest = children
-        filename = _file()
-        message = _string_node(rest[0], filename) if rest else None
-        last = message.span if message is not None else _extent(test)
-        return nodes.Assert(
-            test, message, _spanning(filename, _token_span(keyword, filename), last)
-        )
+        message = self.string(rest) if rest else None
+        last = message.span if message is not None else self.extent(test)
+        return nodes.Assert(test, message, _spanning(self.filename, self.token_span(keyword), last))
 
     def import_stmt(self, children: list) -> nodes.Import:
         keyword, path = children
-        filename = _file()
-        path_node = _string_node(path, filename)
-        span = _spanning(filename, _token_span(keyword, filename), path_node.span)
+        path_node = self.string([path])
+        span = _spanning(self.filename, self.token_span(keyword), path_node.span)
         return nodes.Import(path_node.value, span, path_node.span)
 
     # ---- operators
 
-    def compare(self, children: list) -> nodes.Binary:
-        return _fold_binary(children, _file())
+    def fold(self, children: list) -> nodes.Binary:
+        """Fold ``[operand, op, operand, op, operand, ...]`` left to right in
+        a loop: a 100,000-term chain is a flat list here, never a deep tree."""
+        filename = self.filename
+        left = children[0]
+        start = self.extent(left)
+        for position in range(1, len(children), 2):
+            op, right = children[position], children[position + 1]
+            symbol = "^" if op.value == "**" else op.value
+            end = self.extent(right)
+            span = Span(filename, start.line, start.column, end.end_line, end.end_column)
+            left = nodes.Binary(symbol, left, right, span, self.token_span(op))
+            start = span
+        return left
 
-    def arith(self, children: list) -> nodes.Binary:
-        return _fold_binary(children, _file())
-
-    def term(self, children: list) -> nodes.Binary:
-        return _fold_binary(children, _file())
-
-    def power(self, children: list) -> nodes.Binary:
-        return _fold_binary(children, _file())
+    compare = arith = term = power = fold
 
     def unary(self, children: list) -> nodes.Unary:
         op, operand = children
-        filename = _file()
-        span = _spanning(filename, _token_span(op, filename), _extent(operand))
-        return nodes.Unary(str(op), operand, span)
+        span = _spanning(self.filename, self.token_span(op), self.extent(operand))
+        return nodes.Unary(op.value, operand, span)
 
     # ---- postfix
 
     def call(self, children: list) -> nodes.Call | nodes.MethodCall:
         func = children[0]
-        closing = children[-1]
         args, kwargs = children[1] if len(children) == 3 else ((), ())
-        filename = _file()
-        span = _spanning(filename, _extent(func), _token_span(closing, filename))
+        span = _spanning(self.filename, self.extent(func), self.token_span(children[-1]))
         if isinstance(func, nodes.Attribute):
             return nodes.MethodCall(func.obj, func.name, args, kwargs, span, func.name_span)
         return nodes.Call(func, args, kwargs, span)
@@ -374,7 +627,7 @@ class _AstBuilder:
                 raise AdcliError(
                     "syntax",
                     "positional argument after keyword argument",
-                    item.span,
+                    self.extent(item),
                     hint="put positional arguments first, then name=value ones",
                 )
             else:
@@ -383,51 +636,43 @@ class _AstBuilder:
 
     def keyword(self, children: list) -> nodes.Keyword:
         name, value = children
-        filename = _file()
-        name_span = _token_span(name, filename)
-        return nodes.Keyword(
-            str(name), value, _spanning(filename, name_span, _extent(value)), name_span
-        )
+        name_span = self.token_span(name)
+        span = _spanning(self.filename, name_span, self.extent(value))
+        return nodes.Keyword(name.value, value, span, name_span)
 
     def attribute(self, children: list) -> nodes.Attribute:
         obj, name = children
-        filename = _file()
-        name_span = _token_span(name, filename)
-        return nodes.Attribute(
-            obj, str(name), _spanning(filename, _extent(obj), name_span), name_span
-        )
+        name_span = self.token_span(name)
+        span = _spanning(self.filename, self.extent(obj), name_span)
+        return nodes.Attribute(obj, name.value, span, name_span)
 
     def index(self, children: list) -> nodes.Index:
         obj, items, closing = children
-        filename = _file()
-        span = _spanning(filename, _extent(obj), _token_span(closing, filename))
+        span = _spanning(self.filename, self.extent(obj), self.token_span(closing))
         return nodes.Index(obj, items, span)
 
     def subscripts(self, children: list) -> tuple:
         return tuple(children)
 
     def slice(self, children: list) -> nodes.Slice:
-        filename = _file()
         parts: list[Any] = [None]
         for child in children:
-            if isinstance(child, nodes.Node):
-                parts[-1] = child
-            else:  # a COLON token
+            if isinstance(child, _Token):  # a colon
                 parts.append(None)
-        start, stop, step = (parts + [None, None])[:3]
+            else:
+                parts[-1] = child
+        start, stop, step = [*parts, None, None][:3]
         first, last = children[0], children[-1]
-        first_span = (
-            _extent(first) if isinstance(first, nodes.Node) else _token_span(first, filename)
-        )
-        last_span = _extent(last) if isinstance(last, nodes.Node) else _token_span(last, filename)
-        return nodes.Slice(start, stop, step, _spanning(filename, first_span, last_span))
+        first_span = self.token_span(first) if isinstance(first, _Token) else self.extent(first)
+        last_span = self.token_span(last) if isinstance(last, _Token) else self.extent(last)
+        return nodes.Slice(start, stop, step, _spanning(self.filename, first_span, last_span))
 
     # ---- atoms
 
     def number(self, children: list) -> nodes.Number:
         (token,) = children
-        text = str(token)
-        span = _token_span(token, _file())
+        text = token.value
+        span = self.token_span(token)
         try:
             value: int | float = int(text) if text.isdigit() else float(text)
         except ValueError:  # more digits than int() accepts
@@ -435,106 +680,69 @@ class _AstBuilder:
         return nodes.Number(value, text, span)
 
     def string(self, children: list) -> nodes.String:
-        return _string_node(children[0], _file())
+        (token,) = children
+        body = token.value[1:-1]
+        if "\\" in body:
+            body = _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(0)), body)
+        return nodes.String(body, self.token_span(token))
 
     def true(self, children: list) -> nodes.Bool:
-        return nodes.Bool(True, _token_span(children[0], _file()))
+        return nodes.Bool(True, self.token_span(children[0]))
 
     def false(self, children: list) -> nodes.Bool:
-        return nodes.Bool(False, _token_span(children[0], _file()))
+        return nodes.Bool(False, self.token_span(children[0]))
 
     def none(self, children: list) -> nodes.NoneLit:
-        return nodes.NoneLit(_token_span(children[0], _file()))
+        return nodes.NoneLit(self.token_span(children[0]))
 
     def name(self, children: list) -> nodes.Name:
         (token,) = children
-        return nodes.Name(str(token), _token_span(token, _file()))
+        return nodes.Name(token.value, self.token_span(token))
 
     def paren(self, children: list) -> nodes.Node:
         opening, inner, closing = children
-        filename = _file()
-        span = _spanning(filename, _token_span(opening, filename), _token_span(closing, filename))
-        _state.paren_spans[id(inner)] = span
+        span = _spanning(self.filename, self.token_span(opening), self.token_span(closing))
+        self.paren_spans[id(inner)] = span
         return inner
 
     def list(self, children: list) -> nodes.ListLit:
-        filename = _file()
-        span = _spanning(
-            filename, _token_span(children[0], filename), _token_span(children[-1], filename)
-        )
+        span = _spanning(self.filename, self.token_span(children[0]), self.token_span(children[-1]))
         return nodes.ListLit(tuple(children[1:-1]), span)
 
 
-def _file() -> str:
-    assert _state is not None
-    return _state.filename
-
-
-def _extent(node: nodes.Node) -> Span:
-    """The span of ``node`` including any parentheses around it."""
-    return _state.paren_spans.get(id(node), node.span)
-
-
-def _fold_binary(children: list, filename: str) -> nodes.Binary:
-    """Fold ``[operand, op, operand, op, operand, ...]`` left to right in a loop
-    (a 100,000-term chain is a flat list here, never a deep tree)."""
-    left = children[0]
-    start = _extent(left)
-    for position in range(1, len(children), 2):
-        op, right = children[position], children[position + 1]
-        symbol = "^" if op == "**" else str(op)
-        end = _extent(right)
-        span = Span(filename, start.line, start.column, end.end_line, end.end_column)
-        left = nodes.Binary(symbol, left, right, span, _token_span(op, filename))
-        start = span
-    return left
-
-
-def _string_node(token: Token, filename: str) -> nodes.String:
-    body = str(token)[1:-1]
-    if "\\" in body:
-        body = _ESCAPE_RE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(0)), body)
-    return nodes.String(body, _token_span(token, filename))
+# \" and \\ (the language's escapes), plus \n and \t; any other backslash
+# stays as written, so "C:\data" means what it says.
+_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
+_ESCAPE = re.compile(r"\\(.)")
 
 
 def _function_definition(target: nodes.Call, body: nodes.Node, span: Span) -> nodes.FuncDef:
     name = target.func
     assert isinstance(name, nodes.Name)
+    hint = "a function definition lists plain parameter names: f(x, y) = ..."
     if target.kwargs:
         raise AdcliError(
-            "syntax",
-            "cannot assign to a call with keyword arguments",
-            target.kwargs[0].span,
-            hint="a function definition lists plain parameter names: f(x, y) = ...",
+            "syntax", "cannot assign to a call with keyword arguments", target.kwargs[0].span, hint
         )
     params: list[str] = []
     for arg in target.args:
         if not isinstance(arg, nodes.Name):
             raise AdcliError(
-                "syntax",
-                "cannot assign to a call with non-name arguments",
-                arg.span,
-                hint="a function definition lists plain parameter names: f(x, y) = ...",
+                "syntax", "cannot assign to a call with non-name arguments", arg.span, hint
             )
         if arg.id in params:
             raise AdcliError("syntax", f"duplicate parameter '{arg.id}'", arg.span)
         params.append(arg.id)
-    return nodes.FuncDef(
-        name.id,
-        tuple(params),
-        body,
-        span,
-        name.span,
-        tuple(arg.span for arg in target.args),
-    )
+    param_spans = tuple(arg.span for arg in target.args)
+    return nodes.FuncDef(name.id, tuple(params), body, span, name.span, param_spans)
 
 
+_COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">="})
 _DESCRIPTIONS = {
     nodes.Number: "a number",
     nodes.String: "a string",
     nodes.NoneLit: "none",
     nodes.ListLit: "a bracket literal",
-    nodes.Unary: "an expression",
     nodes.Call: "a call",
     nodes.Attribute: "an attribute",
     nodes.MethodCall: "a method call",
@@ -546,82 +754,78 @@ def _describe(node: nodes.Node) -> str:
     """How an error message names an expression that cannot be assigned to."""
     if isinstance(node, nodes.Bool):
         return "true" if node.value else "false"
-    if isinstance(node, nodes.Binary):
-        return "a comparison" if node.op in ("==", "!=", "<", "<=", ">", ">=") else "an expression"
+    if isinstance(node, nodes.Binary) and node.op in _COMPARISONS:
+        return "a comparison"
     return _DESCRIPTIONS.get(type(node), "an expression")
 
 
-# --------------------------------------------------------------------- errors
+# ---------------------------------------------------------------------- errors
 
 
-def _character_error(error: Any, source: str, state: _ParseState) -> AdcliError:
-    """A character no token can start with: an unterminated string or a stray one."""
-    filename = state.filename
-    char = error.char
-    line, column = error.line, error.column
+def _character_error(
+    source: str, position: int, line: int, line_start: int, filename: str
+) -> AdcliError:
+    """No token starts here: an unterminated string or a stray character."""
+    char = source[position]
+    column = position - line_start + 1
     if char == '"':
-        end_of_line = source.find("\n", error.pos_in_stream)
+        end_of_line = source.find("\n", position)
         if end_of_line < 0:
             end_of_line = len(source)
-        if end_of_line > 0 and source[end_of_line - 1] == "\r":
-            end_of_line -= 1
-        width = max(1, end_of_line - error.pos_in_stream)
+        width = max(1, len(source[position:end_of_line].rstrip("\r")))
         return AdcliError(
             "syntax",
             "unterminated string",
             Span(filename, line, column, line, column + width),
             hint='close the string with " on the same line',
         )
-    shown = f"'{char}'" if char.isprintable() and char != "'" else _codepoint(char)
-    hint = None
     if char == "'":
-        hint = 'strings are written in double quotes: "..."'
-    elif char in "\u201c\u201d":
+        shown, hint = '"\'"', 'strings are written in double quotes: "..."'
+    elif char.isprintable():
+        shown, hint = f"'{char}'", None
+    else:
+        shown, hint = f"U+{ord(char):04X}", None
+    if char in "\u201c\u201d":
         hint = 'use straight double quotes: "..."'
     elif char.isalpha():
         hint = "names use ASCII letters, digits and _"
     elif char == "!":
         hint = "'!=' means not equal; there is no '!' operator"
-    return AdcliError(
-        "syntax", f"invalid character {shown}", Span(filename, line, column, line, column + 1), hint
-    )
+    span = Span(filename, line, column, line, column + 1)
+    return AdcliError("syntax", f"invalid character {shown}", span, hint)
 
 
-def _codepoint(char: str) -> str:
-    if char == "'":
-        return '"\'"'
-    return f"U+{ord(char):04X}"
+def _syntax_error(
+    token: _Token,
+    tokens: list[_Token],
+    index: int,
+    states: list[int],
+    values: list[Any],
+    tables: _Tables,
+    builder: _AstBuilder,
+) -> Exception:
+    """The parser cannot take ``token``: say why in words, with the caret on
+    the culprit (just past the previous token when a line or input ends)."""
+    if token.type == _FAILED:
+        return token.value
+    filename = builder.filename
+    expected = {symbol for symbol in tables.actions[states[-1]] if symbol.isupper()}
+    at_end = token.type in (_END, _NEWLINE)
+    before = tokens[index - 1] if index > 0 else None
 
-
-def _token_error(error: Any, state: _ParseState) -> AdcliError:
-    """Translate Lark's UnexpectedToken into words, with the caret on the culprit."""
-    token = error.token
-    expected = set(error.expected)
-    filename = state.filename
-    at_end = token.type in ("$END", "_NEWLINE")
-    # The parser fails on the token it just pulled; at the end of the input
-    # that token is Lark's $END, and the post-lexer's last token came before it.
-    before = state.current if token.type == "$END" else state.previous
-    if token.type == "$END" and before is None:
-        return _end_of_input_error(state)
-
-    if at_end:
-        where = (
-            _just_after(before, filename) if before is not None else _token_span(token, filename)
-        )
+    if at_end and before is not None:
+        where = _just_after(before, filename)
     else:
-        where = _token_span(token, filename)
+        where = _span(token, filename)
     after = ""
     if before is not None and before.type not in _SEPARATORS:
-        after = " after a string" if before.type == "STRING" else f" after '{before}'"
+        after = " after a string" if before.type == "STRING" else f" after '{before.value}'"
     found = "" if at_end else f", found {_describe_token(token)}"
 
-    if token.type == "COMP_OP" and _follows_comparison(error):
+    chained = len(values) >= 2 and getattr(values[-2], "type", None) == "COMP_OP"
+    if token.type == "COMP_OP" and chained:
         return AdcliError(
-            "syntax",
-            "comparisons cannot be chained",
-            where,
-            hint="add parentheses: (a < b) == c",
+            "syntax", "comparisons cannot be chained", where, "add parentheses: (a < b) == c"
         )
     if "NUMBER" in expected:  # an operand is due here
         if after or at_end:
@@ -634,15 +838,10 @@ def _token_error(error: Any, state: _ParseState) -> AdcliError:
             what, hint = "a file name", 'write import "path.ad"'
         else:
             what, hint = "a message", 'write assert test, "message"'
-        return AdcliError(
-            "syntax", f"expected {what} in double quotes{after}{found}", where, hint
-        )
+        return AdcliError("syntax", f"expected {what} in double quotes{after}{found}", where, hint)
     if at_end:
-        return (
-            _end_of_input_error(state)
-            if token.type == "$END"
-            else AdcliError("syntax", "unexpected end of line", where)
-        )
+        ending = "end of input" if token.type == _END else "end of line"
+        return AdcliError("syntax", f"unexpected {ending}", where)
     hint = None
     if token.type in _OPERAND_STARTS:
         hint = "is an operator, ',' or ';' missing before it?"
@@ -651,33 +850,17 @@ def _token_error(error: Any, state: _ParseState) -> AdcliError:
     return AdcliError("syntax", f"unexpected {_describe_token(token)}", where, hint)
 
 
-def _follows_comparison(error: Any) -> bool:
-    """Whether the parser stack ends in ``operand COMP_OP operand``."""
-    parser_state = getattr(error, "state", None)
-    values = getattr(parser_state, "value_stack", ())
-    return len(values) >= 2 and getattr(values[-2], "type", None) == "COMP_OP"
-
-
-def _end_of_input_error(state: _ParseState) -> AdcliError:
-    last = state.current
-    if last is None:
-        span = Span(state.filename, 1, 1, 1, 2)
-    else:
-        span = _just_after(last, state.filename)
-    return AdcliError("syntax", "unexpected end of input", span)
-
-
-def _just_after(token: Token, filename: str) -> Span:
-    if token.type == "_NEWLINE":  # the caret goes at the end of that line
+def _just_after(token: _Token, filename: str) -> Span:
+    if token.type == _NEWLINE:  # the caret goes at the end of that line
         return Span(filename, token.line, token.column, token.line, token.column + 1)
     return Span(filename, token.end_line, token.end_column, token.end_line, token.end_column + 1)
 
 
-def _describe_token(token: Token) -> str:
-    if token.type == "$END":
+def _describe_token(token: _Token) -> str:
+    if token.type == _END:
         return "end of input"
-    if token.type == "_NEWLINE":
+    if token.type == _NEWLINE:
         return "end of line"
     if token.type == "STRING":
-        return "a string" if len(token) > 20 else f"string {token}"
-    return f"'{token}'"
+        return "a string" if len(token.value) > 20 else f"string {token.value}"
+    return f"'{token.value}'"

@@ -1,0 +1,110 @@
+"""The language's builtin functions, attributes and methods: one table each.
+
+Each builtin declares its signature (positional parameters, how many are
+required, whether more may follow, which keywords it takes) so that calls are
+checked the same way at run time and by :mod:`adcli.check` without running.
+Implementations take the running session first; they never print (``print``
+hands its text to the session's ``emit``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+CREATION_KEYWORDS = frozenset({"requires_grad", "dtype", "device"})
+
+
+@dataclass(frozen=True, slots=True)
+class Builtin:
+    name: str
+    fn: Callable
+    params: tuple = ()  # positional parameter names (also accepted as keywords)
+    required: int = 0  # how many positional arguments must be given
+    variadic: bool = False  # more positional arguments may follow
+    keywords: frozenset = field(default_factory=frozenset)  # keyword-only names
+    lazy: bool = False  # receives its arguments unevaluated (no_grad)
+    doc: str = ""
+
+    def arity_text(self) -> str:
+        if self.variadic:
+            return f"at least {self.required} argument{'s' * (self.required != 1)}"
+        if self.required == len(self.params):
+            return f"{self.required} argument{'s' * (self.required != 1)}"
+        return f"{self.required} to {len(self.params)} arguments"
+
+    def check_call(self, n_args: int, keyword_names) -> str | None:
+        """Why a call with ``n_args`` positionals and these keywords is wrong, or None."""
+        if n_args < self.required or (not self.variadic and n_args > len(self.params)):
+            return f"{self.name}() takes {self.arity_text()}, but {n_args} {'was' if n_args == 1 else 'were'} given"
+        allowed = self.keywords | set(self.params[n_args:])
+        for kw in keyword_names:
+            if kw in self.params[:n_args]:
+                return f"{self.name}() got multiple values for argument '{kw}'"
+            if kw not in allowed:
+                return f"{self.name}() got an unexpected keyword argument '{kw}'"
+        return None
+
+
+BUILTINS: dict[str, Builtin] = {}
+
+
+def builtin(name, params=(), required=None, variadic=False, keywords=(), lazy=False, doc=""):
+    """Register the decorated function as the builtin ``name``."""
+
+    def register(fn):
+        BUILTINS[name] = Builtin(
+            name, fn, tuple(params), len(params) if required is None else required,
+            variadic, frozenset(keywords), lazy, doc,
+        )
+        return fn
+
+    return register
+
+
+#: Attributes of tensors (and of grad_fn nodes) a program may read.
+TENSOR_ATTRIBUTES = frozenset({
+    "data", "grad", "grad_fn", "requires_grad", "is_leaf", "shape", "dtype", "device", "T",
+    "ndim",
+})
+NODE_ATTRIBUTES = frozenset({"name", "next_functions", "variable"})
+ATTRIBUTES = TENSOR_ATTRIBUTES | NODE_ATTRIBUTES
+
+#: Methods of tensors: name -> (required positionals, max positionals or None, keywords).
+METHODS: dict[str, tuple[int, int | None, frozenset]] = {
+    "backward": (0, 1, frozenset({"gradient", "retain_graph", "create_graph"})),
+    "zero_": (0, 0, frozenset()),
+    "detach": (0, 0, frozenset()),
+    "cuda": (0, 1, frozenset()),
+    "cpu": (0, 0, frozenset()),
+    "to": (1, 1, frozenset()),
+    "sum": (0, 1, frozenset({"dim", "keepdim"})),
+    "mean": (0, 1, frozenset({"dim", "keepdim"})),
+    "item": (0, 0, frozenset()),
+    "numel": (0, 0, frozenset()),
+    "reshape": (1, None, frozenset()),
+    "exp": (0, 0, frozenset()),
+    "log": (0, 0, frozenset()),
+    "sqrt": (0, 0, frozenset()),
+    "abs": (0, 0, frozenset()),
+    "pow": (1, 1, frozenset()),
+    "t": (0, 0, frozenset()),
+    "clone": (0, 0, frozenset()),
+    "requires_grad_": (0, 1, frozenset()),
+    "retain_grad": (0, 0, frozenset()),
+}
+
+
+def check_method_call(name: str, n_args: int, keyword_names) -> str | None:
+    """Why calling method ``name`` so is wrong, or None (shared by run time and check)."""
+    spec = METHODS.get(name)
+    if spec is None:
+        return None
+    lo, hi, keywords = spec
+    if n_args < lo or (hi is not None and n_args > hi):
+        want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
+        return f".{name}() takes {want} argument{'s' * (want != '1')}, but {n_args} were given"
+    for kw in keyword_names:
+        if kw not in keywords:
+            return f".{name}() got an unexpected keyword argument '{kw}'"
+    return None

@@ -1,0 +1,451 @@
+"""What each builtin function and method of the language does (registered into
+:data:`adcli.builtins.BUILTINS` and :data:`METHOD_IMPLS`).
+
+Each implementation takes the running :class:`~adcli.interpreter.Session`
+first, converts the language's values (numbers, bracket literals, shapes) to
+what the engine wants, and calls the engine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from adcli import engine as E
+from adcli.builtins import CREATION_KEYWORDS, builtin
+from adcli.engine.tensor import Tensor
+from adcli.errors import AdcliError
+
+METHOD_IMPLS: dict = {}
+
+
+def method(name):
+    def register(fn):
+        METHOD_IMPLS[name] = fn
+        return fn
+
+    return register
+
+
+# ----- conversions ---------------------------------------------------------------------------
+
+
+def _t(s, value) -> Tensor:
+    return s._tensor_of(value)
+
+
+def _bool(value, what) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    raise AdcliError("type", f"{what} must be true or false, got {value!r}")
+
+
+def _int(value, what) -> int:
+    if isinstance(value, bool):
+        raise AdcliError("type", f"{what} must be a whole number, not a bool")
+    if isinstance(value, Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int):
+        return value
+    raise AdcliError("type", f"{what} must be a whole number, got {value!r}")
+
+
+def _shape(values, what="shape") -> tuple:
+    """A shape from ``2, 3``, ``[2, 3]`` or a shape value."""
+    if len(values) == 1 and isinstance(values[0], (tuple, Tensor)):
+        v = values[0]
+        if isinstance(v, Tensor):
+            if v.ndim > 1:
+                raise AdcliError("type", f"{what} must be a list of whole numbers")
+            values = tuple(v.numpy().reshape(-1).tolist())
+        else:
+            values = v
+    return tuple(_int(v, f"each size in {what}") for v in values)
+
+
+def _dim(value):
+    if value is None:
+        return None
+    if isinstance(value, (tuple, Tensor)):
+        return _shape((value,), "dim")
+    return _int(value, "dim")
+
+
+def _creation(s, kw) -> dict:
+    dtype = kw.get("dtype", s.dtype)
+    device = kw.get("device", s.backend)
+    for name in ("dtype", "device"):
+        if name in kw and not isinstance(kw[name], str):
+            raise AdcliError("type", f"{name}= takes a string such as \"float64\" or \"cuda\"")
+    return {
+        "dtype": dtype,
+        "device": device,
+        "requires_grad": _bool(kw.get("requires_grad", False), "requires_grad"),
+    }
+
+
+def _check_bytes(s, shape, dtype) -> None:
+    from math import prod  # noqa: PLC0415
+
+    from adcli.backend import resolve_dtype  # noqa: PLC0415
+
+    n = prod(shape)
+    size = n * resolve_dtype(dtype).itemsize
+    if size > s.limits.max_bytes:
+        raise AdcliError(
+            "limit",
+            f"a tensor of shape {list(shape)} would take {size:,} bytes, over the limit of "
+            f"{s.limits.max_bytes:,}",
+            hint="make it smaller, or raise the limit with --max-bytes",
+        )
+
+
+# ----- creation ------------------------------------------------------------------------------
+
+
+@builtin("tensor", ("data",), keywords=CREATION_KEYWORDS, doc="a tensor from a literal")
+def _tensor(s, data, **kw):
+    opts = _creation(s, kw)
+    if isinstance(data, bool):
+        data = float(data)
+    if isinstance(data, tuple):
+        data = list(data)
+    if not isinstance(data, (Tensor, int, float, list)):
+        raise AdcliError("type", f"tensor() takes a number or a bracket literal, got {data!r}")
+    return E.tensor(data, **opts)
+
+
+def _sized(kind):
+    def make(s, *shape, **kw):
+        shape = _shape(shape)
+        opts = _creation(s, kw)
+        _check_bytes(s, shape, opts["dtype"])
+        if kind in ("randn", "rand"):
+            return getattr(E, kind)(*shape, generator=s.rng, **opts)
+        return getattr(E, kind)(*shape, **opts)
+
+    return make
+
+
+for _kind in ("randn", "rand", "zeros", "ones"):
+    builtin(_kind, ("shape",), required=0, variadic=True, keywords=CREATION_KEYWORDS,
+            doc=f"{_kind}(*shape)")(_sized(_kind))
+
+
+@builtin("full", ("shape", "value"), keywords=CREATION_KEYWORDS)
+def _full(s, shape, value, **kw):
+    shape = _shape((shape,)) if not isinstance(shape, (int, float)) else (_int(shape, "shape"),)
+    opts = _creation(s, kw)
+    _check_bytes(s, shape, opts["dtype"])
+    if isinstance(value, Tensor):
+        value = value.item()
+    return E.full(shape, value, **opts)
+
+
+@builtin("eye", ("n", "m"), required=1, keywords=CREATION_KEYWORDS)
+def _eye(s, n, m=None, **kw):
+    return E.eye(_int(n, "n"), None if m is None else _int(m, "m"), **_creation(s, kw))
+
+
+@builtin("arange", ("start", "end", "step"), required=1, keywords=CREATION_KEYWORDS)
+def _arange(s, start, end=None, step=1, **kw):
+    return E.arange(start, end, step, **_creation(s, kw))
+
+
+@builtin("linspace", ("start", "end", "steps"), keywords=CREATION_KEYWORDS)
+def _linspace(s, start, end, steps, **kw):
+    return E.linspace(start, end, _int(steps, "steps"), **_creation(s, kw))
+
+
+@builtin("zeros_like", ("x",), keywords=frozenset({"requires_grad"}))
+def _zeros_like(s, x, **kw):
+    return E.zeros_like(_t(s, x), requires_grad=_bool(kw.get("requires_grad", False), "requires_grad"))
+
+
+@builtin("ones_like", ("x",), keywords=frozenset({"requires_grad"}))
+def _ones_like(s, x, **kw):
+    return E.ones_like(_t(s, x), requires_grad=_bool(kw.get("requires_grad", False), "requires_grad"))
+
+
+# ----- math ----------------------------------------------------------------------------------
+
+
+def _unary_math(name):
+    fn = getattr(E, name)
+    return lambda s, x: fn(_t(s, x))
+
+
+for _name in ("sqrt", "log", "exp", "abs", "sin", "cos", "tan", "tanh", "sigmoid", "relu", "sign"):
+    builtin(_name, ("x",), doc=f"elementwise {_name}")(_unary_math(_name))
+
+
+@builtin("pow", ("x", "p"))
+def _pow(s, x, p):
+    if not isinstance(x, Tensor) and not isinstance(p, Tensor):
+        x = _t(s, x)
+    return E.pow(x, p)
+
+
+def _binary_tensor(name):
+    fn = getattr(E, name)
+    return lambda s, a, b: fn(_t(s, a), _t(s, b))
+
+
+for _name in ("mm", "matmul", "dot"):
+    builtin(_name, ("a", "b"))(_binary_tensor(_name))
+
+
+@builtin("maximum", ("a", "b"))
+def _maximum(s, a, b):
+    return E.maximum(_t(s, a), b)
+
+
+@builtin("minimum", ("a", "b"))
+def _minimum(s, a, b):
+    return E.minimum(_t(s, a), b)
+
+
+@builtin("where", ("cond", "a", "b"))
+def _where(s, cond, a, b):
+    return E.where(_t(s, cond), a, b)
+
+
+@builtin("sum", ("x", "dim", "keepdim"), required=1)
+def _sum(s, x, dim=None, keepdim=False):
+    return E.sum(_t(s, x), _dim(dim), _bool(keepdim, "keepdim"))
+
+
+@builtin("mean", ("x", "dim", "keepdim"), required=1)
+def _mean(s, x, dim=None, keepdim=False):
+    return E.mean(_t(s, x), _dim(dim), _bool(keepdim, "keepdim"))
+
+
+@builtin("transpose", ("x", "dim0", "dim1"), required=1)
+def _transpose(s, x, dim0=None, dim1=None):
+    return E.transpose(_t(s, x), None if dim0 is None else _int(dim0, "dim0"),
+                       None if dim1 is None else _int(dim1, "dim1"))
+
+
+@builtin("reshape", ("x", "shape"), required=2, variadic=True)
+def _reshape(s, x, *shape):
+    return E.reshape(_t(s, x), *_shape(shape))
+
+
+@builtin("permute", ("x", "dims"), required=2, variadic=True)
+def _permute(s, x, *dims):
+    return E.permute(_t(s, x), *_shape(dims, "dims"))
+
+
+@builtin("expand", ("x", "shape"), required=2, variadic=True)
+def _expand(s, x, *shape):
+    return E.expand(_t(s, x), *_shape(shape))
+
+
+# ----- autograd ----------------------------------------------------------------------------------
+
+
+def _where_now(s) -> str | None:
+    span = s._statement_span
+    return None if span is None else f"{span.file}:{span.line}:{span.column}"
+
+
+@builtin("backward", ("y", "gradient"), required=1,
+         keywords=frozenset({"retain_graph", "create_graph"}))
+def _backward(s, y, gradient=None, retain_graph=None, create_graph=False):
+    if not isinstance(y, Tensor):
+        raise AdcliError("type", f"backward() needs a tensor, got {y!r}")
+    return _do_backward(s, y, gradient, retain_graph, create_graph)
+
+
+def _do_backward(s, y, gradient, retain_graph, create_graph):
+    if gradient is not None:
+        gradient = _t(s, gradient)
+        if gradient.dtype != y.dtype:
+            gradient = E.cast(gradient, y.dtype)
+    E.backward(
+        y, gradient,
+        retain_graph=None if retain_graph is None else _bool(retain_graph, "retain_graph"),
+        create_graph=_bool(create_graph, "create_graph"),
+        freed_by=_where_now(s),
+    )
+
+
+@builtin("grad", ("y", "x", "grad_outputs"), required=2,
+         keywords=frozenset({"create_graph", "retain_graph", "order", "method"}))
+def _grad(s, y, x, grad_outputs=None, create_graph=False, retain_graph=None, order=None,
+          method="auto"):
+    if not isinstance(x, Tensor):
+        raise AdcliError("type", f"grad(y, x): x must be a tensor, got {x!r}")
+    if not x.requires_grad:
+        raise AdcliError("value", "One of the differentiated Tensors does not require grad",
+                         hint="create it with requires_grad=true")
+    create_graph = _bool(create_graph, "create_graph")
+    if order is not None:
+        order = _int(order, "order")
+        if order < 1:
+            raise AdcliError("value", f"order must be at least 1, got {order}")
+        s._check_order(order, None)
+        if not isinstance(y, Tensor):
+            return E.zeros_like(x)
+        if method not in ("auto", "taylor", "nested"):
+            raise AdcliError("value", f"method must be \"auto\", \"taylor\" or \"nested\", got {method!r}")
+        try:
+            results = E.nth_grads(y, x, order, create_graph=create_graph, method=method)
+        except TypeError:
+            results = E.nth_grads(y, x, order, create_graph=create_graph)
+        return results[-1]
+    if not isinstance(y, Tensor):
+        return E.zeros_like(x)
+    if grad_outputs is not None:
+        grad_outputs = _t(s, grad_outputs)
+        if grad_outputs.dtype != y.dtype:
+            grad_outputs = E.cast(grad_outputs, y.dtype)
+    return E.grad(
+        y, x, grad_outputs,
+        retain_graph=None if retain_graph is None else _bool(retain_graph, "retain_graph"),
+        create_graph=create_graph, freed_by=_where_now(s),
+    )
+
+
+@builtin("jacobian", ("f", "x"))
+def _jacobian(s, f, x):
+    return E.jacobian(s.as_callable(f, s._statement_span), _t(s, x))
+
+
+@builtin("hessian", ("f", "x"))
+def _hessian(s, f, x):
+    return E.hessian(s.as_callable(f, s._statement_span), _t(s, x))
+
+
+@builtin("gradcheck", ("f", "x"), required=2, variadic=True,
+         keywords=frozenset({"eps", "atol", "rtol"}))
+def _gradcheck(s, f, *xs, eps=1e-6, atol=1e-5, rtol=1e-3):
+    report = E.gradcheck(s.as_callable(f, s._statement_span), [_t(s, x) for x in xs],
+                         eps=eps, atol=atol, rtol=rtol)
+    return report["ok"]
+
+
+@builtin("detach", ("x",))
+def _detach(s, x):
+    return _t(s, x).detach()
+
+
+@builtin("no_grad", ("expr",), lazy=True, doc="evaluate expr without recording")
+def _no_grad(s, node):
+    with E.no_grad():
+        return s.eval(node.args[0])
+
+
+@builtin("zero_grad", ("x",), required=1, variadic=True)
+def _zero_grad(s, *xs):
+    for x in xs:
+        if not isinstance(x, Tensor):
+            raise AdcliError("type", f"zero_grad() takes tensors, got {x!r}")
+        if x._grad is not None:
+            x._grad.zero_()
+
+
+@builtin("anomaly", ("on",))
+def _anomaly(s, on):
+    s.detect_anomaly = _bool(on, "anomaly")
+    E.STATE.anomaly = s.detect_anomaly
+
+
+# ----- utilities -------------------------------------------------------------------------------
+
+
+@builtin("seed", ("n",))
+def _seed(s, n):
+    s.rng = np.random.default_rng(_int(n, "seed"))
+
+
+@builtin("print", (), variadic=True)
+def _print(s, *values):
+    from adcli.interpreter import Output  # noqa: PLC0415
+
+    text = " ".join(_plain(v) for v in values)
+    s._show(Output("print", values, text, s._statement_span))
+
+
+def _plain(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "none"
+    if isinstance(v, Tensor):
+        return np.array2string(v.numpy(), precision=4, separator=", ")
+    if isinstance(v, tuple):
+        return "[" + ", ".join(str(i) for i in v) + "]"
+    return str(v)
+
+
+@builtin("allclose", ("a", "b"), keywords=frozenset({"rtol", "atol"}))
+def _allclose(s, a, b, rtol=1e-5, atol=1e-8):
+    return E.allclose(_t(s, a), _t(s, b), rtol=rtol, atol=atol)
+
+
+@builtin("shape", ("x",))
+def _shape_of(s, x):
+    return tuple(_t(s, x).shape)
+
+
+@builtin("numel", ("x",))
+def _numel(s, x):
+    return _t(s, x).numel()
+
+
+@builtin("item", ("x",))
+def _item(s, x):
+    return _t(s, x).item()
+
+
+@builtin("clone", ("x",))
+def _clone(s, x):
+    return E.clone(_t(s, x))
+
+
+# ----- methods -----------------------------------------------------------------------------------
+
+
+@method("backward")
+def _m_backward(s, x, gradient=None, retain_graph=None, create_graph=False):
+    return _do_backward(s, x, gradient, retain_graph, create_graph)
+
+
+METHOD_IMPLS.update({
+    "zero_": lambda s, x: x.zero_(),
+    "detach": lambda s, x: x.detach(),
+    "cuda": lambda s, x, index=0: E.to(x, f"cuda:{_int(index, 'index')}"),
+    "cpu": lambda s, x: E.to(x, "cpu"),
+    "sum": lambda s, x, dim=None, keepdim=False: E.sum(x, _dim(dim), _bool(keepdim, "keepdim")),
+    "mean": lambda s, x, dim=None, keepdim=False: E.mean(x, _dim(dim), _bool(keepdim, "keepdim")),
+    "item": lambda s, x: x.item(),
+    "numel": lambda s, x: x.numel(),
+    "reshape": lambda s, x, *shape: E.reshape(x, *_shape(shape)),
+    "exp": lambda s, x: E.exp(x),
+    "log": lambda s, x: E.log(x),
+    "sqrt": lambda s, x: E.sqrt(x),
+    "abs": lambda s, x: E.abs(x),
+    "pow": lambda s, x, p: E.pow(x, p),
+    "t": lambda s, x: E.transpose(x),
+    "clone": lambda s, x: E.clone(x),
+    "retain_grad": lambda s, x: x.retain_grad(),
+})
+
+
+@method("to")
+def _m_to(s, x, target):
+    if not isinstance(target, str):
+        raise AdcliError("type", ".to() takes a device (\"cpu\", \"cuda\") or a dtype (\"float64\")")
+    if target in ("float32", "float64"):
+        return E.cast(x, target)
+    return E.to(x, target)
+
+
+@method("requires_grad_")
+def _m_requires_grad(s, x, flag=True):
+    x.requires_grad = _bool(flag, "requires_grad")
+    return x
