@@ -312,6 +312,16 @@ def where(cond, a, b):
     cond = _as_tensor(cond)
     a = _as_operand(a)
     b = _as_operand(b)
+    shapes = [t.shape for t in (cond, a, b) if isinstance(t, Tensor)]
+    if len(set(shapes)) > 1:
+        try:
+            out = np.broadcast_shapes(*shapes)
+        except ValueError:
+            raise AdcliError(
+                "shape",
+                "where: shapes " + ", ".join(format_shape(s) for s in shapes) + " do not broadcast",
+            ) from None
+        check_elements(out, "the result of where")
     return apply(T.WHERE, (cond, a, b))
 
 
@@ -431,11 +441,13 @@ def expand(x, *shape):
         shape = tuple(shape[0])
     shape = _shape_arg(shape)
     try:
-        np.broadcast_shapes(x.shape, shape)
+        fits = np.broadcast_shapes(x.shape, shape) == shape
     except ValueError:
+        fits = False
+    if not fits:  # also fewer dims than x has: broadcast_shapes alone would allow it
         raise AdcliError(
             "shape", f"cannot expand shape {format_shape(x.shape)} to {format_shape(shape)}"
-        ) from None
+        )
     check_elements(shape)
     return apply(T.EXPAND, (x,), {"shape": shape})
 

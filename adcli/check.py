@@ -1,0 +1,162 @@
+"""Static checks of a program without running it.
+
+Finds what can be known before running: syntax errors, unknown names (with a
+suggestion), use before definition, calls with the wrong number of arguments
+or unknown keywords, unknown attributes and methods, recursion, and the same
+in every imported file (each once; cycles are an error).
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+from adcli import builtins as B
+from adcli import library as _library  # noqa: F401 - registers the builtins
+from adcli import nodes as N
+from adcli.errors import AdcliError
+
+
+def check_source(source: str, filename: str, base_dir=None) -> list[AdcliError]:
+    """Every problem found in ``source`` (an empty list when it looks fine)."""
+    from adcli.parser import parse  # noqa: PLC0415
+
+    try:
+        program = parse(source, filename)
+    except AdcliError as err:
+        return [err]
+    if base_dir is None:
+        base_dir = Path(filename).resolve().parent if not filename.startswith("<") else Path.cwd()
+    checker = _Checker()
+    checker.program(program, Path(base_dir), [str(Path(filename).resolve())])
+    return checker.errors
+
+
+class _Checker:
+    def __init__(self) -> None:
+        self.errors: list[AdcliError] = []
+        self.variables: set[str] = set()
+        self.functions: dict[str, int] = {}  # name -> number of parameters
+        self.seen_files: set[str] = set()
+        self.defined_later: set[str] = set()  # names some statement of the file binds
+
+    def error(self, kind, message, span) -> None:
+        self.errors.append(AdcliError(kind, message, span))
+
+    def program(self, program: N.Program, base_dir: Path, stack: list[str]) -> None:
+        self.defined_later = {
+            s.name for s in program.statements if isinstance(s, (N.Assign, N.FuncDef))
+        }
+        for stmt in program.statements:
+            self.statement(stmt, base_dir, stack)
+
+    def statement(self, stmt, base_dir: Path, stack: list[str]) -> None:
+        if isinstance(stmt, N.Assign):
+            self.expr(stmt.value, self.variables, self.functions)
+            self.variables.add(stmt.name)
+        elif isinstance(stmt, N.FuncDef):
+            if stmt.name in B.BUILTINS:
+                self.error("name", f"cannot redefine the builtin '{stmt.name}'", stmt.name_span)
+            visible_funcs = dict(self.functions)
+            params = set(stmt.params)
+            for node in N.walk(stmt.body):
+                if isinstance(node, N.Name) and node.id == stmt.name and node.id not in params:
+                    self.error("name", f"'{stmt.name}' cannot call itself: recursion is not "
+                               "allowed", node.span)
+                    break
+            else:
+                self.expr(stmt.body, params, visible_funcs, in_function=stmt.name)
+            self.functions[stmt.name] = len(stmt.params)
+        elif isinstance(stmt, N.ExprStmt):
+            self.expr(stmt.expr, self.variables, self.functions)
+        elif isinstance(stmt, N.Assert):
+            self.expr(stmt.test, self.variables, self.functions)
+        elif isinstance(stmt, N.Import):
+            self.import_(stmt, base_dir, stack)
+
+    def import_(self, stmt: N.Import, base_dir: Path, stack: list[str]) -> None:
+        from adcli.parser import parse  # noqa: PLC0415
+
+        if not stmt.path.endswith(".ad"):
+            self.error("value", f"import takes only .ad files, not {stmt.path!r}", stmt.path_span)
+            return
+        path = (base_dir / stmt.path).resolve()
+        key = str(path)
+        if key in stack:
+            chain = " -> ".join(Path(p).name for p in stack + [key])
+            self.error("value", f"import cycle: {chain}", stmt.path_span)
+            return
+        if key in self.seen_files:
+            return
+        if not path.is_file():
+            self.error("value", f"cannot import {stmt.path!r}: no such file ({path})", stmt.path_span)
+            return
+        self.seen_files.add(key)
+        try:
+            program = parse(path.read_text(encoding="utf-8"), stmt.path)
+        except AdcliError as err:
+            self.errors.append(err)
+            return
+        except (OSError, UnicodeDecodeError) as exc:
+            self.error("value", f"cannot import {stmt.path!r}: {exc}", stmt.path_span)
+            return
+        self.program(program, path.parent, stack + [key])
+
+    def expr(self, root, variables, functions, in_function=None) -> None:
+        for node in N.walk(root):
+            if isinstance(node, N.Name):
+                self.name(node, variables, functions, in_function)
+            elif isinstance(node, N.Call):
+                self.call(node, variables, functions)
+            elif isinstance(node, N.MethodCall):
+                if node.name not in B.METHODS:
+                    self.error("name", f"unknown method '.{node.name}()'"
+                               + _suggest(node.name, B.METHODS), node.name_span)
+                else:
+                    problem = B.check_method_call(
+                        node.name, len(node.args), [k.name for k in node.kwargs])
+                    if problem:
+                        self.error("type", problem, node.span)
+            elif isinstance(node, N.Attribute):
+                if node.name not in B.ATTRIBUTES:
+                    self.error("name", f"unknown attribute '{node.name}'"
+                               + _suggest(node.name, B.ATTRIBUTES), node.name_span)
+
+    def name(self, node: N.Name, variables, functions, in_function) -> None:
+        if node.id in variables or node.id in functions or node.id in B.BUILTINS:
+            return
+        if not in_function and node.id in self.defined_later:
+            self.error("name", f"'{node.id}' is used before it is defined", node.span)
+            return
+        pool = set(variables) | set(functions) | set(B.BUILTINS)
+        where = f" in the body of '{in_function}'" if in_function else ""
+        extra = ""
+        if in_function and node.id in self.variables:
+            extra = (f" (a function sees only its parameters and earlier functions; "
+                     f"pass '{node.id}' as a parameter)")
+        self.error("name", f"unknown name '{node.id}'{where}{extra}" + _suggest(node.id, pool),
+                   node.span)
+
+    def call(self, node: N.Call, variables, functions) -> None:
+        if not isinstance(node.func, N.Name):
+            self.error("type", "only named functions can be called", node.func.span)
+            return
+        name = node.func.id
+        kwnames = [k.name for k in node.kwargs]
+        if name in functions and name not in variables:
+            n = functions[name]
+            given = len(node.args) + len(kwnames)
+            if given != n:
+                self.error("type", f"{name}() takes {n} argument{'s' * (n != 1)}, but {given} "
+                           f"{'was' if given == 1 else 'were'} given", node.span)
+            return
+        builtin = B.BUILTINS.get(name)
+        if builtin is not None and name not in variables:
+            problem = builtin.check_call(len(node.args), kwnames)
+            if problem:
+                self.error("type", problem, node.span)
+
+
+def _suggest(name, pool) -> str:
+    close = difflib.get_close_matches(name, sorted(pool), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
