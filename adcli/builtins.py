@@ -35,6 +35,10 @@ class Builtin:
 
     def check_call(self, n_args: int, keyword_names) -> str | None:
         """Why a call with ``n_args`` positionals and these keywords is wrong, or None."""
+        if not keyword_names and self.required <= n_args and (
+            self.variadic or n_args <= len(self.params)
+        ):
+            return None  # the common case, checked without building anything
         if n_args < self.required or (not self.variadic and n_args > len(self.params)):
             return f"{self.name}() takes {self.arity_text()}, but {n_args} {'was' if n_args == 1 else 'were'} given"
         allowed = self.keywords | set(self.params[n_args:])

@@ -312,6 +312,7 @@ def eval_command(
 
     derivatives = None
     with reporting(renderer, session):
+        session.mark_wrt(wrt_names)  # a --wrt name the program binds becomes a leaf needing grad
         for name, tensor in leaves:
             session.bind(name, tensor)
         value = session.run(program, "<eval>", emit=renderer.emit_side_effects)
@@ -450,13 +451,21 @@ def check_command(ctx: typer.Context, files: FilesArgument) -> None:
             continue
         lines = source.splitlines()
         for err in errors:
-            renderer.report(
-                err, lambda file, lines=lines, name=name: lines if file == name else None
-            )
+            renderer.report(err, lambda file, lines=lines, name=name: _lines_of(file, name, lines))
         if not errors:
             renderer.help_text(f"{name}: ok")
     if failed:
         raise typer.Exit(1)
+
+
+def _lines_of(file: str, checked: str, lines: list[str]) -> list[str] | None:
+    """Source lines for an error's caret: the checked text, or an imported file from disk."""
+    if file == checked:
+        return lines
+    try:
+        return Path(file).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 @app.command("repl", epilog=GLOBAL_NOTE)

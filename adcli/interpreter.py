@@ -13,6 +13,7 @@ come from fixed tables; ``import`` reads only ``.ad`` files.
 from __future__ import annotations
 
 import difflib
+import operator
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -362,6 +363,13 @@ class Session:
     # ----- expressions ------------------------------------------------------------------------
     def eval(self, node):
         """The value of an expression node."""
+        kind = type(node)
+        if kind is N.Number:
+            return node.value
+        if kind is N.Name:
+            found = self.variables_.get(node.id, _MISSING)
+            if found is not _MISSING:
+                return found
         self._depth += 1
         try:
             if self._depth > self.limits.max_expr_depth:
@@ -370,7 +378,7 @@ class Session:
                     f"expression nested too deeply (limit {self.limits.max_expr_depth})",
                     node.span,
                 )
-            return _EVAL[type(node)](self, node)
+            return _EVAL[kind](self, node)
         finally:
             self._depth -= 1
 
@@ -456,6 +464,8 @@ class Session:
     def _operate(self, node: N.Binary, a, b):
         op = node.op
         try:
+            if type(a) is Tensor and type(b) in _FAST_OPERANDS:
+                return _TENSOR_OPS[op](a, b)
             if isinstance(a, Tensor) or isinstance(b, Tensor):
                 if not _is_numeric(a) or not _is_numeric(b):
                     if op in ("==", "!=") and (isinstance(a, tuple) or isinstance(b, tuple)):
@@ -732,6 +742,7 @@ def _truth(value, span) -> bool:
 
 
 _INT_LIMIT = 2**63
+_MISSING = object()
 
 
 def _number_op(op, a, b, node):
@@ -783,11 +794,12 @@ _COMPARE = {
     ">=": lambda a, b: a >= b,
 }
 
+# Tensor's own operators take the engine's fastest path (numbers on either side too).
 _TENSOR_OPS = {
-    "+": E.add,
-    "-": E.sub,
-    "*": E.mul,
-    "/": E.div,
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
     "^": E.pow,
     "@": lambda a, b: E.matmul(a, b),
     "==": E.eq,
@@ -797,6 +809,9 @@ _TENSOR_OPS = {
     ">": E.gt,
     ">=": E.ge,
 }
+
+
+_FAST_OPERANDS = frozenset({Tensor, float, int})
 
 
 def _compare_shapes(op, a, b):

@@ -254,6 +254,8 @@ def _run(tables: _Tables, tokens: list[_Token], builder: _AstBuilder) -> nodes.P
     rules = tables.rules
     pass_origins = tables.pass_origins
     pass_chains = tables.pass_chains
+    keeps_all = tables.keeps_all
+    expand_single = tables.expand_single
     handlers = [getattr(builder, name) if name else None for name in tables.handler_names]
     end_state = tables.end_state
     states = [tables.start_state]
@@ -283,23 +285,16 @@ def _run(tables: _Tables, tokens: list[_Token], builder: _AstBuilder) -> nodes.P
             rule_index = ~action
             origin, size, how, modes = rules[rule_index]
             if size:
-                popped = values[-size:]
+                children = values[-size:]
                 del values[-size:]
                 del states[-size:]
             else:
-                popped = []
-            children: list[Any] = []
-            for value, mode in zip(popped, modes):
-                if mode == _KEEP:
-                    children.append(value)
-                elif mode == _INLINE:
-                    if children:
-                        children.extend(value)
-                    else:  # left recursion: reuse the list, no copying
-                        children = value
+                children = []
+            if rule_index not in keeps_all:
+                children = _filter_children(children, modes)
             if how == _SPLICE:
                 values.append(children if type(children) is _Splice else _Splice(children))
-            elif len(children) == 1 and rule_index in tables.expand_single:
+            elif len(children) == 1 and rule_index in expand_single:
                 values.append(children[0])
             else:
                 values.append(handlers[rule_index](children))
@@ -308,6 +303,20 @@ def _run(tables: _Tables, tokens: list[_Token], builder: _AstBuilder) -> nodes.P
             if state == end_state and kind == _END:
                 return values[-1]
     raise AssertionError("the token list always ends with $END or $FAILED")
+
+
+def _filter_children(popped: list[Any], modes: tuple[int, ...]) -> list[Any]:
+    """Drop the tokens a rule does not keep; splice in the lists of its _rules."""
+    children: list[Any] = []
+    for value, mode in zip(popped, modes):
+        if mode == _KEEP:
+            children.append(value)
+        elif mode == _INLINE:
+            if children:
+                children.extend(value)
+            else:  # left recursion: reuse the list, no copying
+                children = value
+    return children
 
 
 def _follow_passes(tables: _Tables, below: int, action: int, kind: str) -> int:
@@ -370,6 +379,10 @@ class _Tables:
             origin if how == _PASS else None for origin, _, how, _ in self.rules
         ]
         self.pass_chains: dict[tuple[int, int, str], int] = {}
+        # Rules that keep every child as it is: no filtering needed.
+        self.keeps_all = frozenset(
+            index for index, rule in enumerate(self.rules) if all(m == _KEEP for m in rule[3])
+        )
         # One alternative per terminal, in matching order; the last matches
         # any character, so a character that starts no token is seen.
         alternatives = [f"(?P<{name}>{pattern})" for name, pattern in data["terminals"]]
