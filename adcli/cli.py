@@ -315,7 +315,9 @@ def eval_command(
         session.mark_wrt(wrt_names)  # a --wrt name the program binds becomes a leaf needing grad
         for name, tensor in leaves:
             session.bind(name, tensor)
-        value = session.run(program, "<eval>", emit=renderer.emit_side_effects)
+        shown: list[Any] = []  # the last displayed value, to tell `x.grad` (None) from `x = 1`
+        value = session.run(program, "<eval>", emit=_split_values(renderer, shown))
+        displays_none = value is None and bool(shown) and _is_last_statement(program, shown[-1])
         if wrt_names:
             derivatives = session.derivatives(value, wrt_names, order)
 
@@ -333,12 +335,32 @@ def eval_command(
             )
         renderer.json(result)
         return
-    if value is not None:
+    if value is not None or displays_none:
         renderer.value(value)
     if derivatives is not None:
         renderer.derivatives(derivatives)
     if graph:
         renderer.graph(value)
+
+
+def _split_values(renderer: Renderer, shown: list[Any]) -> Any:
+    """An emit callback for eval: values are held back (only the last is shown), the rest shown."""
+
+    def emit(output: Any) -> None:
+        if output.kind == "value":
+            shown[:] = [output]
+        else:
+            renderer.emit(output)
+
+    return emit
+
+
+def _is_last_statement(program: str, output: Any) -> bool:
+    """Whether a displayed output came from the program's last statement."""
+    from adcli.parser import parse
+
+    statements = parse(program, "<eval>").statements
+    return bool(statements) and statements[-1].span == output.span
 
 
 FilesArgument = Annotated[

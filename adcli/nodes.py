@@ -10,8 +10,9 @@ Conventions:
 * A method call ``a.m(x)`` is a :class:`MethodCall`, never a :class:`Call`
   whose ``func`` is an :class:`Attribute`; ``a.m`` without a call is an
   :class:`Attribute`.
-* Parentheses leave no node of their own: ``(e)`` is ``e`` with its span
-  widened to cover the parentheses.
+* Parentheses leave no node of their own: ``(e)`` is ``e``, whose span is
+  still that of ``e``; the span of its parent covers the parentheses (the
+  span of ``(a + b) * c`` starts at the ``(``).
 * A signed number such as ``-1`` is ``Unary('-', Number(1))``.
 * Sequences are tuples, so nodes are hashable and immutable.
 
@@ -248,6 +249,8 @@ Expr = (
 #: Any statement node.
 Statement = Assign | FuncDef | ExprStmt | Assert | Import
 
+# Fields that hold spans, not child nodes; the rest are looked up per class once.
+_NOT_CHILDREN = frozenset({"span", "op_span", "name_span", "param_spans", "path_span"})
 _CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
@@ -265,9 +268,6 @@ def iter_children(node: Node) -> Iterator[Node]:
             for item in value:
                 if isinstance(item, Node):
                     yield item
-
-
-_NOT_CHILDREN = frozenset({"span", "op_span", "name_span", "param_spans", "path_span"})
 
 
 def walk(node: Node) -> Iterator[Node]:

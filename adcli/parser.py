@@ -14,19 +14,18 @@ lexer do the bracket work in the same pass:
 
 Neither the lexer, the driver nor the builder recurses, so a 100,000-term
 ``1+1+...+1`` parses. The compiled tables are cached as JSON under the user's
-cache directory, keyed by the grammar's text and Lark's version, so the usual
+cache directory, keyed by the grammar's text, so the usual
 start-up neither builds tables nor imports Lark.
 """
 
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import os
 import re
 import threading
-from pathlib import Path
+import zlib
 from typing import Any
 
 from adcli import nodes
@@ -84,14 +83,19 @@ def is_complete(source: str) -> bool:
 
 
 def grammar_text() -> str:
-    """The text of ``adcli.lark``, from the installed package or the source tree."""
-    try:
-        from importlib.resources import files
+    """The text of ``adcli.lark``: shipped inside the package as
+    ``adcli/grammar/``, or at the top of the source tree."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    for folder in (os.path.join(here, "grammar"), os.path.join(os.path.dirname(here), "grammar")):
+        try:
+            with open(os.path.join(folder, "adcli.lark"), encoding="utf-8") as file:
+                return file.read()
+        except FileNotFoundError:
+            continue
+    # Installed somewhere without plain files (a zip): ask the import system.
+    from importlib.resources import files
 
-        return files("adcli.grammar").joinpath("adcli.lark").read_text(encoding="utf-8")
-    except (ModuleNotFoundError, FileNotFoundError):
-        path = Path(__file__).resolve().parent.parent / "grammar" / "adcli.lark"
-        return path.read_text(encoding="utf-8")
+    return files("adcli.grammar").joinpath("adcli.lark").read_text(encoding="utf-8")
 
 
 # ---------------------------------------------------------------------- tokens
@@ -408,31 +412,34 @@ def _get_tables() -> _Tables:
 
 def _load_tables() -> _Tables:
     text = grammar_text()
-    key = hashlib.sha256(f"{_Tables.FORMAT}\0{text}".encode()).hexdigest()[:24]
-    cache_file = _cache_dir() / f"grammar-{key}.json"
+    # The file name tells grammars apart cheaply; the text inside decides.
+    checksum = zlib.crc32(text.encode("utf-8"))
+    cache_file = os.path.join(_cache_dir(), f"grammar-{_Tables.FORMAT}-{checksum:08x}.json")
     try:
-        data = json.loads(cache_file.read_text(encoding="utf-8"))
-        if data.get("key") == key:
+        with open(cache_file, encoding="utf-8") as file:
+            data = json.load(file)
+        if data.get("grammar") == text and data.get("format") == _Tables.FORMAT:
             return _Tables(data)
     except (OSError, ValueError, KeyError, TypeError):
         pass
     data = _compile_grammar(text)
-    data["key"] = key
+    data["grammar"] = text
     _write_cache(cache_file, data)
     return _Tables(data)
 
 
-def _cache_dir() -> Path:
+def _cache_dir() -> str:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "adcli"
+    return os.path.join(base, "adcli")
 
 
-def _write_cache(cache_file: Path, data: dict[str, Any]) -> None:
+def _write_cache(cache_file: str, data: dict[str, Any]) -> None:
     """Write atomically; a cache that cannot be written is simply skipped."""
+    partial = f"{cache_file}.{os.getpid()}.tmp"
     try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache_file.with_name(f"{cache_file.name}.{os.getpid()}.tmp")
-        partial.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
+        os.makedirs(os.path.dirname(cache_file), exist_ok=True)
+        with open(partial, "w", encoding="utf-8") as file:
+            json.dump(data, file, separators=(",", ":"))
         os.replace(partial, cache_file)
     except OSError:
         pass
@@ -472,6 +479,8 @@ def _compile_grammar(text: str) -> dict[str, Any]:
     table = lark.parser.parser.parser.parse_table
     rule_index = {rule: index for index, rule in enumerate(lark.rules)}
 
+    # Lark numbers the states 0..n-1 (an IntParseTable).
+    assert sorted(table.states) == list(range(len(table.states)))
     actions: list[dict[str, int]] = []
     for state in range(len(table.states)):
         row = {}
@@ -538,7 +547,7 @@ def _span(token: _Token, filename: str) -> Span:
     return Span(filename, token.line, token.column, token.end_line, token.end_column)
 
 
-def _spanning(filename: str, first: Span, last: Span) -> Span:
+def _spanning(filename: str, first: Span | _Token, last: Span | _Token) -> Span:
     return Span(filename, first.line, first.column, last.end_line, last.end_column)
 
 
@@ -552,11 +561,13 @@ class _AstBuilder:
         # id(node) -> its span including the parentheses around it. A node
         # keeps its own span (a Name's is the name); its parent's span covers
         # the parentheses, so the span of (a + b) * c starts at '('.
-        self.paren_spans: dict[int, Span] = {}
+        # The node is stored too, so that its id is not reused during the parse.
+        self.paren_spans: dict[int, tuple[nodes.Node, Span]] = {}
 
     def extent(self, node: nodes.Node) -> Span:
         """The span of ``node`` including any parentheses around it."""
-        return self.paren_spans.get(id(node), node.span)
+        entry = self.paren_spans.get(id(node))
+        return node.span if entry is None else entry[1]
 
     def token_span(self, token: _Token) -> Span:
         return Span(self.filename, token.line, token.column, token.end_line, token.end_column)
@@ -589,12 +600,12 @@ class _AstBuilder:
         keyword, test, *rest = children
         message = self.string(rest) if rest else None
         last = message.span if message is not None else self.extent(test)
-        return nodes.Assert(test, message, _spanning(self.filename, self.token_span(keyword), last))
+        return nodes.Assert(test, message, _spanning(self.filename, keyword, last))
 
     def import_stmt(self, children: list) -> nodes.Import:
         keyword, path = children
         path_node = self.string([path])
-        span = _spanning(self.filename, self.token_span(keyword), path_node.span)
+        span = _spanning(self.filename, keyword, path_node.span)
         return nodes.Import(path_node.value, span, path_node.span)
 
     # ---- operators
@@ -618,7 +629,7 @@ class _AstBuilder:
 
     def unary(self, children: list) -> nodes.Unary:
         op, operand = children
-        span = _spanning(self.filename, self.token_span(op), self.extent(operand))
+        span = _spanning(self.filename, op, self.extent(operand))
         return nodes.Unary(op.value, operand, span)
 
     # ---- postfix
@@ -626,7 +637,7 @@ class _AstBuilder:
     def call(self, children: list) -> nodes.Call | nodes.MethodCall:
         func = children[0]
         args, kwargs = children[1] if len(children) == 3 else ((), ())
-        span = _spanning(self.filename, self.extent(func), self.token_span(children[-1]))
+        span = _spanning(self.filename, self.extent(func), children[-1])
         if isinstance(func, nodes.Attribute):
             return nodes.MethodCall(func.obj, func.name, args, kwargs, span, func.name_span)
         return nodes.Call(func, args, kwargs, span)
@@ -668,7 +679,7 @@ class _AstBuilder:
 
     def index(self, children: list) -> nodes.Index:
         obj, items, closing = children
-        span = _spanning(self.filename, self.extent(obj), self.token_span(closing))
+        span = _spanning(self.filename, self.extent(obj), closing)
         return nodes.Index(obj, items, span)
 
     def subscripts(self, children: list) -> tuple:
@@ -683,9 +694,11 @@ class _AstBuilder:
                 parts[-1] = child
         start, stop, step = [*parts, None, None][:3]
         first, last = children[0], children[-1]
-        first_span = self.token_span(first) if isinstance(first, _Token) else self.extent(first)
-        last_span = self.token_span(last) if isinstance(last, _Token) else self.extent(last)
-        return nodes.Slice(start, stop, step, _spanning(self.filename, first_span, last_span))
+        if not isinstance(first, _Token):
+            first = self.extent(first)
+        if not isinstance(last, _Token):
+            last = self.extent(last)
+        return nodes.Slice(start, stop, step, _spanning(self.filename, first, last))
 
     # ---- atoms
 
@@ -721,12 +734,12 @@ class _AstBuilder:
 
     def paren(self, children: list) -> nodes.Node:
         opening, inner, closing = children
-        span = _spanning(self.filename, self.token_span(opening), self.token_span(closing))
-        self.paren_spans[id(inner)] = span
+        span = _spanning(self.filename, opening, closing)
+        self.paren_spans[id(inner)] = (inner, span)
         return inner
 
     def list(self, children: list) -> nodes.ListLit:
-        span = _spanning(self.filename, self.token_span(children[0]), self.token_span(children[-1]))
+        span = _spanning(self.filename, children[0], children[-1])
         return nodes.ListLit(tuple(children[1:-1]), span)
 
 

@@ -107,16 +107,15 @@ def tensor_footer(tensor: Any) -> str:
 
 
 def format_plain(value: object) -> str:
-    """A non-tensor value as text: ``None``, ``true``, ``2.5``, ``"s"``, ``(2, 3)``."""
+    """A non-tensor value as text: ``None``, ``true``, ``2.5``, ``"s"``, ``[2, 3]``."""
     if value is None:
         return "None"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, tuple):
-        inner = ", ".join(format_plain(v) for v in value)
-        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if isinstance(value, tuple):  # a shape: written as the footers and messages write shapes
+        return "[" + ", ".join(format_plain(v) for v in value) + "]"
     if isinstance(value, float):
         return repr(value)
     return str(value)
@@ -512,11 +511,6 @@ class Renderer:
             self.print_text(output.text or "")
         else:
             self.warning(output.text or "", output.span)
-
-    def emit_side_effects(self, output: Any) -> None:
-        """Like :meth:`emit` but skips values (``adcli eval`` shows only the last one)."""
-        if output.kind != "value":
-            self.emit(output)
 
     def value(self, value: object) -> None:
         """Display one value."""

@@ -13,6 +13,8 @@ Gradients are never checked against themselves.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import adcli.engine as E
 
@@ -77,3 +79,33 @@ def test_non_differentiable_ops_record_nothing():
         y = f(x)
         assert y.grad_fn is None
         assert not y.requires_grad
+
+
+@st.composite
+def broadcast_pairs(draw):
+    """Two shapes that broadcast: each drops some leading dims of one shape and sets some to 1."""
+    full = draw(st.lists(st.integers(1, 3), max_size=3))
+
+    def one():
+        drop = draw(st.integers(0, len(full)))
+        return tuple(1 if draw(st.booleans()) else s for s in full[drop:])
+
+    return one(), one()
+
+
+BINARY_BY_NAME = {name: (f, da, db) for name, f, da, db in C.BINARY}
+
+
+@settings(max_examples=40, deadline=None)
+@given(broadcast_pairs(), st.sampled_from(sorted(BINARY_BY_NAME)))
+def test_broadcasting_binary_ops_match_finite_differences(shapes, name):
+    f, da, db = BINARY_BY_NAME[name]
+    sa, sb = shapes
+    case = C.Case(
+        f"{name}{list(sa)}x{list(sb)} (drawn)",
+        f,
+        (C.Input(sa, da), C.Input(sb, db)),
+        frozenset({name}),
+    )
+    C.check_first(case)
+    C.check_hvp(case)

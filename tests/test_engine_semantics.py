@@ -620,3 +620,59 @@ def test_element_limit_applies_to_every_way_of_making_a_tensor(element_limit):
 
 def test_element_limit_is_restored():
     assert STATE.max_elements == 100_000_000
+
+
+# ----- PyTorch's values at the edges (kinks, zeros, ties) ----------------------------------------
+
+
+def test_relu_and_abs_have_zero_gradient_at_zero():
+    x = f64([0.0, 2.0, -2.0], requires_grad=True)
+    np.testing.assert_array_equal(E.grad(E.sum(E.relu(x)), x).numpy(), [0, 1, 0])
+    np.testing.assert_array_equal(E.grad(E.sum(E.abs(x)), x).numpy(), [0, 1, -1])
+
+
+def test_maximum_and_minimum_share_the_gradient_at_ties():
+    x = f64([0.0, 1.0, -1.0], requires_grad=True)
+    zero = f64([0.0, 0.0, 0.0], requires_grad=True)
+    gx, gz = E.grad(E.sum(E.maximum(x, zero)), [x, zero])
+    np.testing.assert_array_equal(gx.numpy(), [0.5, 1, 0])
+    np.testing.assert_array_equal(gz.numpy(), [0.5, 0, 1])
+    gx, gz = E.grad(E.sum(E.minimum(x, zero)), [x, zero])
+    np.testing.assert_array_equal(gx.numpy(), [0.5, 0, 1])
+    np.testing.assert_array_equal(gz.numpy(), [0.5, 1, 0])
+    np.testing.assert_array_equal(E.maximum(x, 0.0).numpy(), [0, 1, 0])
+    np.testing.assert_array_equal(E.minimum(x, 0.0).numpy(), [0, 0, -1])
+
+
+def test_maximum_propagates_nan():
+    out = E.maximum(f64([np.nan, 1.0]), f64([0.0, 2.0]))
+    assert np.isnan(out.numpy()[0]) and out.numpy()[1] == 2.0
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_pow_gradients_at_zero_and_negative_bases_follow_pytorch():
+    # a tensor exponent of 0 at a zero base: 0, not 0 * 0^-1 = nan
+    x = f64([0.0, 1.0], requires_grad=True)
+    e = f64([0.0, 0.0], requires_grad=True)
+    gx, ge = E.grad(E.sum(x**e), [x, e])
+    np.testing.assert_array_equal(gx.numpy(), [0, 0])
+    np.testing.assert_array_equal(ge.numpy(), [0, 0])
+    # d(a^b)/db at a == 0 is 0 for b >= 0 and -inf for b < 0
+    a = f64([0.0, 0.0, 2.0], requires_grad=True)
+    b = f64([2.0, -3.0, 1.0], requires_grad=True)
+    ga, gb = E.grad(E.sum(a**b), [a, b])
+    np.testing.assert_array_equal(ga.numpy(), [0, -np.inf, 1])
+    np.testing.assert_allclose(gb.numpy(), [0, -np.inf, 2 * np.log(2)])
+    # a Python-number base: 0 -> 0 or -inf; negative -> nan
+    y = f64([2.0, -3.0], requires_grad=True)
+    np.testing.assert_array_equal(E.grad(E.sum(0.0**y), y).numpy(), [0, -np.inf])
+    assert np.isnan(E.grad(E.sum((-2.0) ** y), y).numpy()).all()
+    # a constant exponent of 0 anywhere: 0
+    np.testing.assert_array_equal(E.grad(E.sum(x**0), x).numpy(), [0, 0])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_sqrt_and_log_at_zero_give_infinite_gradients():
+    x = f64([0.0], requires_grad=True)
+    assert E.grad(E.sum(E.sqrt(x)), x).numpy()[0] == np.inf
+    assert E.grad(E.sum(E.log(x)), x).numpy()[0] == np.inf

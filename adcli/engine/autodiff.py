@@ -356,12 +356,23 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     return results[0] if single else results
 
 
-def nth_grads(y: Tensor, x: Tensor, order: int, create_graph: bool = False) -> list:
-    """[D1, ..., Dn] with D1 = grad(sum(y), x) and Dk = grad(sum(D(k-1)), x)."""
+def nth_grads(y: Tensor, x: Tensor, order: int, create_graph: bool = False,
+              method: str = "auto") -> list:
+    """[D1, ..., Dn] with D1 = grad(sum(y), x) and Dk = grad(sum(D(k-1)), x).
+
+    ``method``: ``"nested"`` differentiates n times (cost exponential in n);
+    ``"taylor"`` gets the same numbers by Taylor mode (polynomial in n, see
+    :mod:`adcli.engine.taylor`); ``"auto"`` (default) uses Taylor from order 3
+    on and falls back to nested, with a warning, when an op has no Taylor rule.
+    """
     from adcli.engine.functional import sum as _sum  # noqa: PLC0415
+    from adcli.engine.taylor import taylor_or_none  # lazily: taylor reaches back here
 
     if order < 1:
         raise AdcliError("value", f"order must be at least 1, got {order}")
+    found = taylor_or_none(y, x, order, method, create_graph=create_graph)
+    if found is not None:
+        return found
     results = []
     current = y
     for k in range(order):

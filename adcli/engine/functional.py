@@ -326,11 +326,12 @@ def where(cond, a, b):
 
 
 def maximum(a, b):
-    return where(ge(a, b), a, b)
+    # Ties share the gradient equally and NaN propagates, as in PyTorch.
+    return where(gt(a, b), a, where(lt(a, b), b, (a + b) * 0.5))
 
 
 def minimum(a, b):
-    return where(le(a, b), a, b)
+    return where(lt(a, b), a, where(gt(a, b), b, (a + b) * 0.5))
 
 
 # ----- reductions ---------------------------------------------------------------------------------

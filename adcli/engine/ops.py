@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable
 
+from adcli.engine import taylor as _taylor
+
 _NUMBER = (int, float)
 
 
@@ -80,6 +82,7 @@ ADD = op(
     (lambda F, g, out, a, b: g,
      lambda F, g, out, a, b: g),
     elementwise=True,
+    taylor=_taylor.add,
 )
 SUB = op(
     "sub", "SubBackward",
@@ -87,6 +90,7 @@ SUB = op(
     (lambda F, g, out, a, b: g,
      lambda F, g, out, a, b: -g),
     elementwise=True,
+    taylor=_taylor.sub,
 )
 MUL = op(
     "mul", "MulBackward",
@@ -94,6 +98,7 @@ MUL = op(
     (lambda F, g, out, a, b: g * b,
      lambda F, g, out, a, b: g * a),
     save=(0, 1), elementwise=True,
+    taylor=_taylor.mul,
 )
 DIV = op(
     "div", "DivBackward",
@@ -101,12 +106,14 @@ DIV = op(
     (lambda F, g, out, a, b: g / b,
      lambda F, g, out, a, b: -g * a / (b * b)),
     save=(0, 1), elementwise=True,
+    taylor=_taylor.div,
 )
 NEG = op(
     "neg", "NegBackward",
     lambda xp, a: -a,
     (lambda F, g, out, a: -g,),
     elementwise=True,
+    taylor=_taylor.neg,
 )
 
 
@@ -125,14 +132,20 @@ def _pow_grad_base(F, g, out, a, b):
         if b == 2:
             return (g * 2.0) * a  # g is often a broadcast scalar: scale it first
         return (g * b) * a ** (b - 1)
-    return g * b * a ** (b - 1)
+    # A tensor exponent: where it is 0 PyTorch gives 0 (not 0 * 0^-1 = nan at a == 0).
+    return F.where(F.eq(b, 0.0), 0.0, g * b * a ** (b - 1))
 
 
 def _pow_grad_exponent(F, g, out, a, b):
-    # d(a^b)/db = a^b log a; at a == 0 PyTorch gives 0 (for b >= 0), not nan.
+    # d(a^b)/db = a^b log a. PyTorch masks exactly a == 0 with b >= 0 to 0 (not nan);
+    # a negative base gives nan, and 0^b with b < 0 gives -inf.
     if isinstance(a, _NUMBER):
-        return g * out * math.log(a) if a > 0 else g * 0.0
-    return F.where(F.eq(a, 0.0), 0.0, g * out * F.log(a))
+        if a > 0:
+            return g * out * math.log(a)
+        if a < 0:
+            return g * out * math.nan
+        return F.where(F.ge(b, 0.0), 0.0, g * out * -math.inf)
+    return F.where(F.eq(a, 0.0) * F.ge(b, 0.0), 0.0, g * out * F.log(a))
 
 
 POW = op(
@@ -141,6 +154,7 @@ POW = op(
     (_pow_grad_base, None),
     save=(0, 1), elementwise=True,
     doc="a tensor to a constant power (the result is not kept: x^2 holds no extra array)",
+    taylor=_taylor.pow,
 )
 POW_TENSOR = op(
     "pow_tensor", "PowBackward",
@@ -148,6 +162,7 @@ POW_TENSOR = op(
     (_pow_grad_base, _pow_grad_exponent),
     save=(0, 1), save_output=True, elementwise=True,
     doc="a power whose exponent (or base) is a tensor",
+    taylor=_taylor.pow,
 )
 
 # ----- elementwise functions --------------------------------------------------------------
@@ -156,36 +171,42 @@ EXP = op(
     lambda xp, a: xp.exp(a),
     (lambda F, g, out, a: g * out,),
     save_output=True, elementwise=True,
+    taylor=_taylor.exp,
 )
 LOG = op(
     "log", "LogBackward",
     lambda xp, a: xp.log(a),
     (lambda F, g, out, a: g / a,),
     save=(0,), elementwise=True,
+    taylor=_taylor.log,
 )
 SQRT = op(
     "sqrt", "SqrtBackward",
     lambda xp, a: xp.sqrt(a),
     (lambda F, g, out, a: g / (2.0 * out),),
     save_output=True, elementwise=True,
+    taylor=_taylor.sqrt,
 )
 SIN = op(
     "sin", "SinBackward",
     lambda xp, a: xp.sin(a),
     (lambda F, g, out, a: g * F.cos(a),),
     save=(0,), elementwise=True,
+    taylor=_taylor.sin,
 )
 COS = op(
     "cos", "CosBackward",
     lambda xp, a: xp.cos(a),
     (lambda F, g, out, a: -g * F.sin(a),),
     save=(0,), elementwise=True,
+    taylor=_taylor.cos,
 )
 TANH = op(
     "tanh", "TanhBackward",
     lambda xp, a: xp.tanh(a),
     (lambda F, g, out, a: g * (1.0 - out * out),),
     save_output=True, elementwise=True,
+    taylor=_taylor.tanh,
 )
 
 
@@ -200,18 +221,21 @@ SIGMOID = op(
     _sigmoid_forward,
     (lambda F, g, out, a: g * (out * (1.0 - out)),),
     save_output=True, elementwise=True,
+    taylor=_taylor.sigmoid,
 )
 ABS = op(
     "abs", "AbsBackward",
     lambda xp, a: xp.abs(a),
     (lambda F, g, out, a: g * F.sign(a),),
     save=(0,), elementwise=True,
+    taylor=_taylor.abs,
 )
 RELU = op(
     "relu", "ReluBackward",
     lambda xp, a: xp.maximum(a, 0).astype(a.dtype, copy=False),
     (lambda F, g, out, a: g * F.positive(out),),
     save_output=True, elementwise=True,
+    taylor=_taylor.relu,
 )
 
 # ----- ops with no derivative (their results need no grad) -------------------------------------
@@ -241,6 +265,7 @@ WHERE = op(
      lambda F, g, out, cond, a, b: F.where(cond, g, 0.0),
      lambda F, g, out, cond, a, b: F.where(cond, 0.0, g)),
     save=(0,), elementwise=True,
+    taylor=_taylor.where,
 )
 
 # ----- reductions ---------------------------------------------------------------------------
@@ -273,12 +298,14 @@ SUM = op(
     "sum", "SumBackward",
     _sum_forward,
     (_sum_grad,),
+    taylor=_taylor.linear_map("sum"),
 )
 MEAN = op(
     "mean", "MeanBackward",
     lambda xp, a, dim=None, keepdim=False: xp.mean(a, axis=dim, keepdims=keepdim),
     (lambda F, g, out, a, dim=None, keepdim=False:
         _sum_grad(F, g, out, a, dim, keepdim) / _reduced_count(a.shape, dim),),
+    taylor=_taylor.linear_map("mean"),
 )
 
 
@@ -306,11 +333,13 @@ SUM_TO = op(
     # The result broadcasts back to the input: so does g, which is all we need.
     (lambda F, g, out, a, shape: g,),
     elementwise=True,
+    taylor=_taylor.linear_map("sum_to"),
 )
 EXPAND = op(
     "expand", "ExpandBackward",
     lambda xp, a, shape: xp.broadcast_to(a, shape),
     (lambda F, g, out, a, shape: F.sum_to(g, shape=a.shape),),
+    taylor=_taylor.linear_map("expand"),
 )
 
 # ----- shape and layout -------------------------------------------------------------------------
@@ -318,6 +347,7 @@ RESHAPE = op(
     "reshape", "ViewBackward",
     lambda xp, a, shape: xp.reshape(a, shape),
     (lambda F, g, out, a, shape: F.reshape(g, shape=a.shape),),
+    taylor=_taylor.linear_map("reshape"),
 )
 
 
@@ -333,6 +363,7 @@ def _permute_op(name, backward_name):
         name, backward_name,
         lambda xp, a, axes: xp.transpose(a, axes),
         (lambda F, g, out, a, axes: F.permute(g, axes=_inverse_axes(axes)),),
+        taylor=_taylor.linear_map(name),
     )
 
 
@@ -360,11 +391,13 @@ INDEX = op(
     "index", _index_name,
     lambda xp, a, key: a[key],
     (lambda F, g, out, a, key: F.index_backward(g, key=key, shape=a.shape),),
+    taylor=_taylor.linear_map("index"),
 )
 INDEX_BACKWARD = op(
     "index_backward", "IndexBackwardBackward",
     _index_backward_forward,
     (lambda F, g, out, a, key, shape: F.index(g, key=key),),
+    taylor=_taylor.linear_map("index_backward"),
 )
 
 # ----- linear algebra ------------------------------------------------------------------------
@@ -374,6 +407,7 @@ MM = op(
     (lambda F, g, out, a, b: F.mm(g, F.t(b, axes=(1, 0))),
      lambda F, g, out, a, b: F.mm(F.t(a, axes=(1, 0)), g)),
     save=(0, 1),
+    taylor=_taylor.bilinear("mm"),
 )
 DOT = op(
     "dot", "DotBackward",
@@ -381,6 +415,7 @@ DOT = op(
     (lambda F, g, out, a, b: g * b,
      lambda F, g, out, a, b: g * a),
     save=(0, 1),
+    taylor=_taylor.bilinear("dot"),
 )
 
 
@@ -394,6 +429,7 @@ MV = op(
     (lambda F, g, out, a, b: _outer(F, g, b),
      lambda F, g, out, a, b: F.mv(F.t(a, axes=(1, 0)), g)),
     save=(0, 1),
+    taylor=_taylor.bilinear("mv"),
 )
 VM = op(
     "vm", "MmBackward",
@@ -401,6 +437,7 @@ VM = op(
     (lambda F, g, out, a, b: F.mv(b, g),
      lambda F, g, out, a, b: _outer(F, a, g)),
     save=(0, 1),
+    taylor=_taylor.bilinear("vm"),
 )
 
 
@@ -415,6 +452,7 @@ BMM = op(
     (lambda F, g, out, a, b: F.sum_to(F.bmm(g, _swap_last(F, b)), shape=a.shape),
      lambda F, g, out, a, b: F.sum_to(F.bmm(_swap_last(F, a), g), shape=b.shape)),
     save=(0, 1),
+    taylor=_taylor.bilinear("bmm"),
 )
 
 # ----- copies, types and devices ----------------------------------------------------------
@@ -423,12 +461,14 @@ CLONE = op(
     lambda xp, a: a.copy(),
     (lambda F, g, out, a: g,),
     elementwise=True,
+    taylor=_taylor.linear_map("clone"),
 )
 CAST = op(
     "cast", "ToCopyBackward",
     lambda xp, a, dtype, source: a.astype(dtype),
     (lambda F, g, out, a, dtype, source: F.cast(g, dtype=source, source=dtype),),
     elementwise=True,
+    taylor=_taylor.linear_map("cast"),
 )
 
 
@@ -446,6 +486,7 @@ TO_DEVICE = op(
     _to_device_forward,
     (lambda F, g, out, a, device, source: F.to_device(g, device=source, source=device),),
     out_backend=lambda params: params["device"],
+    taylor=_taylor.linear_map("to_device"),
 )
 
 

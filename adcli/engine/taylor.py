@@ -35,10 +35,11 @@ imports the rules from here); the entry points reach :mod:`autodiff` lazily.
 from __future__ import annotations
 
 import math
+import sys
 import time
 import tracemalloc
+from collections.abc import Callable
 from contextlib import contextmanager
-from typing import Callable
 
 import numpy as np
 
@@ -212,12 +213,13 @@ def where(F, out, cond, a, b):
         if a[k] is None and b[k] is None:
             result.append(None)
         else:
-            result.append(F.where(mask, 0.0 if a[k] is None else a[k],
-                                  0.0 if b[k] is None else b[k]))
+            result.append(
+                F.where(mask, 0.0 if a[k] is None else a[k], 0.0 if b[k] is None else b[k])
+            )
     return result
 
 
-def abs(F, out, a):  # noqa: A001 - the op's name
+def abs(F, out, a):  # the op's name (shadows the builtin here only)
     sign = F.sign(a[0])
     return [None] + [None if c is None else c * sign for c in a[1:]]
 
@@ -289,8 +291,11 @@ def _power_recurrence(a, a0, y0, p) -> list:
     for k in range(1, len(a)):
         if scalar:
             # Terms whose weight (p+1) j / k - 1 vanishes are skipped, not multiplied by 0.
-            s = _total(_scaled(a[j] * y[k - j], (p1 * j) / k - 1.0)
-                       for j in nz if j <= k and y[k - j] is not None and p1 * j != k)
+            s = _total(
+                _scaled(a[j] * y[k - j], (p1 * j) / k - 1.0)
+                for j in nz
+                if j <= k and y[k - j] is not None and p1 * j != k
+            )
         else:
             pairs = [(j, a[j] * y[k - j]) for j in nz if j <= k and y[k - j] is not None]
             if not pairs:
@@ -339,10 +344,16 @@ def _any_zero(value) -> bool:
     return bool((data == 0).any()) if hasattr(data, "any") else data == 0
 
 
-def pow(F, out, a, b):  # noqa: A001 - the op's name
-    """a^b: a whole or real exponent, a tensor exponent, or exp(b log a) when b varies."""
+def pow(F, out, a, b):  # the op's name (shadows the builtin here only)
+    """a^b: a whole or real exponent, a tensor exponent, or exp(b log a) when b varies.
+
+    Serves both ``pow`` (constant exponent; the result is not saved, so it is
+    recomputed from the saved base when a recurrence needs it) and ``pow_tensor``.
+    """
     degree = a.degree
     a0, b0 = a[0], b[0]
+    if out is None and not (isinstance(a0, _NUMBER) and isinstance(b0, _NUMBER)):
+        out = a0**b0
     if b.nonzero():
         # The exponent varies with t: a^b = exp(b * log a).
         if isinstance(a0, _NUMBER):
@@ -431,8 +442,7 @@ def tanh(F, out, a):
 
 def sigmoid(F, out, a):
     """sigmoid' = y (1 - y) = y - y^2."""
-    return _riccati(a, out, out * (1.0 - out),
-                    lambda y, k: _minus(y[k], _square_coefficient(y, k)))
+    return _riccati(a, out, out * (1.0 - out), lambda y, k: _minus(y[k], _square_coefficient(y, k)))
 
 
 # ----- the walk over a recorded graph ------------------------------------------------------------
@@ -440,7 +450,7 @@ def sigmoid(F, out, a):
 
 def _path(y: Tensor, x: Tensor):
     """(root, source, nodes from the source up to the root in forward order) or None."""
-    from adcli.engine.autodiff import _topological  # noqa: PLC0415 - autodiff imports the table
+    from adcli.engine.autodiff import _topological  # lazily: autodiff imports the table
 
     source = grad_node(x)
     root = grad_node(y) if (y._grad_fn is not None or y._requires_grad) else None
@@ -482,7 +492,7 @@ def taylor_coefficients(y: Tensor, x: Tensor, degree: int, direction: Tensor | N
     differentiated), or ``None`` for an exact zero; ``c0`` is ``y``. Raises
     :class:`NoTaylorRule` when an op on the way has no Taylor rule.
     """
-    from adcli.engine.autodiff import _graph_ops  # noqa: PLC0415 - autodiff imports the table
+    from adcli.engine.autodiff import _graph_ops  # lazily: autodiff imports the table
 
     if degree < 0:
         raise AdcliError("value", f"degree must be at least 0, got {degree}")
@@ -512,8 +522,11 @@ def taylor_coefficients(y: Tensor, x: Tensor, degree: int, direction: Tensor | N
     with enable_grad():
         for node in forward:
             if node.freed:
-                raise AdcliError("value", BACKWARD_TWICE,
-                                 hint="pass retain_graph=true to the backward that came first")
+                raise AdcliError(
+                    "value",
+                    BACKWARD_TWICE,
+                    hint="pass retain_graph=true to the backward that came first",
+                )
             saved = node.saved
             inputs = []
             for i, child in enumerate(node.next):
@@ -556,13 +569,14 @@ def _check_differentiable(x: Tensor) -> None:
 
 def _grad_of_coefficient(c, k: int, x: Tensor, create_graph: bool) -> Tensor:
     """D(k+1) = grad_x of k! * sum(c[k]): one reverse pass, seeded with k! (no sum node)."""
-    from adcli.engine.autodiff import grad, zeros_like  # noqa: PLC0415 - autodiff imports the table
+    from adcli.engine.autodiff import grad, zeros_like  # lazily: autodiff imports the table
 
     if c is None or not (c._requires_grad or c._grad_fn is not None):
         return zeros_like(x)
     xp = c._backend.xp
-    seed = make_result(xp.full(c._data.shape, float(math.factorial(k)), dtype=c._data.dtype),
-                       c._backend)
+    seed = make_result(
+        xp.full(c._data.shape, float(math.factorial(k)), dtype=c._data.dtype), c._backend
+    )
     return grad(c, x, grad_outputs=seed, retain_graph=True, create_graph=create_graph)
 
 
@@ -606,9 +620,7 @@ def taylor_or_none(y: Tensor, x: Tensor, order: int, method: str, create_graph: 
     way has no rule, which it says with a warning before falling back.
     """
     if method not in METHODS:
-        raise AdcliError(
-            "value", f"method must be one of {', '.join(METHODS)}, got {method!r}"
-        )
+        raise AdcliError("value", f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if method == "nested" or (method == "auto" and order < AUTO_FROM_ORDER):
         return None
     _check_order(order)
@@ -635,7 +647,7 @@ def _fresh_leaf(x: Tensor, dtype=None) -> Tensor:
 
 
 def _nested(y, x, order, create_graph=False):
-    from adcli.engine.autodiff import nth_grads  # noqa: PLC0415 - autodiff imports the table
+    from adcli.engine.autodiff import nth_grads  # lazily: autodiff imports the table
 
     return nth_grads(y, x, order, create_graph=create_graph, method="nested")
 
@@ -676,8 +688,9 @@ def _richardson(g, m: int, h: float, levels: int = 3) -> float:
     return table[0]
 
 
-def finite_difference_grads(f: Callable, x: Tensor, order: int, max_elements: int = 16,
-                            directions: int = 3, seed: int = 0) -> tuple:
+def finite_difference_grads(
+    f: Callable, x: Tensor, order: int, max_elements: int = 16, directions: int = 3, seed: int = 0
+) -> tuple:
     """Finite-difference estimates of ``[D1, ..., Dn]`` in float64, independent of autograd.
 
     Returns ``(estimates, ws, per_element)``.
@@ -715,12 +728,14 @@ def finite_difference_grads(f: Callable, x: Tensor, order: int, max_elements: in
         h = 0.5 * scale * np.finfo(np.float64).eps ** (1.0 / (k + 6))
         estimates = []
         for w in ws:
+
             def g(s, t, w=w):
                 return value(base + t + s * w)
 
             estimates.append(_richardson(g, m, h))
-        results.append(np.array(estimates).reshape(base.shape) if per_element
-                       else np.array(estimates))
+        results.append(
+            np.array(estimates).reshape(base.shape) if per_element else np.array(estimates)
+        )
     return results, ws, per_element
 
 
@@ -758,6 +773,7 @@ def check_orders(f_or_y, x: Tensor, order: int) -> dict:
     if y is not f_or_y:
         fd, ws, per_element = finite_difference_grads(f_or_y, leaf, order)
         if not per_element:  # compare projections onto the same directions
+
             def project(ds):
                 return [np.array([float(np.sum(w * d)) for w in ws]) for d in ds]
 
@@ -769,7 +785,9 @@ def check_orders(f_or_y, x: Tensor, order: int) -> dict:
         row = {
             "order": k + 1,
             "taylor_vs_nested": None if taylor is None else _disagreement(taylor[k], nested[k]),
-            "taylor_vs_fd": None if taylor is None or fd is None else _disagreement(taylor[k], fd[k]),
+            "taylor_vs_fd": None
+            if taylor is None or fd is None
+            else _disagreement(taylor[k], fd[k]),
             "nested_vs_fd": None if fd is None else _disagreement(nested[k], fd[k]),
         }
         worst = max([worst] + [v for key, v in row.items() if key != "order" and v is not None])
@@ -789,20 +807,20 @@ def counting_nodes():
     It wraps the engine's recording step only for the block, so the per-op hot
     path pays nothing the rest of the time.
     """
-    from adcli.engine import tensor as _tensor  # noqa: PLC0415 - patched module, named once
-
-    original = _tensor._record
+    # (``adcli.engine.tensor`` the attribute is the tensor() function: take the module itself)
+    tape = sys.modules["adcli.engine.tensor"]
+    original = tape._record
     count = [0]
 
     def counted(*args):
         count[0] += 1
         return original(*args)
 
-    _tensor._record = counted
+    tape._record = counted
     try:
         yield count
     finally:
-        _tensor._record = original
+        tape._record = original
 
 
 def cost_report(y_or_f, x: Tensor, order: int, method: str = "taylor") -> list:
