@@ -185,7 +185,7 @@ class Session:
                 out[name] = [E.zeros_like(x) for _ in range(order)]
                 continue
             out[name] = self._with_engine_settings(
-                lambda: _nth(yt, x, order, method), None
+                lambda: E.nth_grads(yt, x, order, method=method), None
             )
         return out
 
@@ -681,13 +681,6 @@ class Session:
 
 
 # ----- values ---------------------------------------------------------------------------------
-
-
-def _nth(y, x, order, method):
-    try:
-        return E.nth_grads(y, x, order, method=method)
-    except TypeError:  # an engine without the method keyword
-        return E.nth_grads(y, x, order)
 
 
 def _is_literal(node) -> bool:

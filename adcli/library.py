@@ -292,11 +292,7 @@ def _grad(s, y, x, grad_outputs=None, create_graph=False, retain_graph=None, ord
             return E.zeros_like(x)
         if method not in ("auto", "taylor", "nested"):
             raise AdcliError("value", f"method must be \"auto\", \"taylor\" or \"nested\", got {method!r}")
-        try:
-            results = E.nth_grads(y, x, order, create_graph=create_graph, method=method)
-        except TypeError:
-            results = E.nth_grads(y, x, order, create_graph=create_graph)
-        return results[-1]
+        return E.nth_grads(y, x, order, create_graph=create_graph, method=method)[-1]
     if not isinstance(y, Tensor):
         return E.zeros_like(x)
     if grad_outputs is not None:

@@ -9,17 +9,20 @@
 * The API: ``nth_grads(method=...)``, fallback with a warning, ``check_orders``,
   ``cost_report``, the benchmark's quick mode.
 
-Float32 (measured against mpmath, orders 1..10 of the oracle functions below at
-x = 0.5, 1.3, 2.0): the relative error starts at ~1e-7 (one rounding) and grows
-slowly, to ~1e-6 on average and at worst 4e-5 by order 10 (``sigmoid`` at order
-9, where the derivative is small next to the terms that cancel into it). Two
-things limit float32 at high orders: cancellation in the recurrences (each
-coefficient is a sum of ~k products of earlier ones, so the error grows about
-linearly in k times the ratio of the terms to their sum), and range: the kth
-coefficient is ``f^(k) / k!`` and ``k!`` passes float32's 3.4e38 at k = 35, so
-entire functions (exp: ``1/k!`` underflows) and functions with nearby poles
-(``k!/r^k`` overflows) both run out of float32 in the 30s -- as the true
-derivatives of the latter do anyway. Use float64 for high orders.
+Float32, measured against mpmath (the seven oracle functions below, x = 0.5,
+1.3, 2.0; float64 stays within 3e-13 throughout):
+
+* orders 1..10: ~1e-7 at order 1 (one rounding), typically 1e-7..1e-6 after,
+  worst 4e-5 (``sigmoid``, order 9: a derivative small next to the terms that
+  cancel into it). Cancellation in the recurrences (each coefficient is a sum
+  of ~k products of earlier ones) is what grows the error.
+* orders 11..34: still 1e-7..1e-4 (worst ``x^x``: 1e-4 at order 30), except
+  where the true derivative itself overflows float32 (``1/x`` at x = 0.5 from
+  order 30: 30!/0.5^31 > 3.4e38).
+* order 35 on: inf/nan. The kth coefficient is ``f^(k)/k!`` and the reverse
+  pass is seeded with ``k!``, which passes float32's 3.4e38 at k = 35 (and for
+  entire functions ``f^(k)/k!`` underflows float32 about there too). The
+  engine warns when that happens; use float64 for high orders.
 """
 
 from __future__ import annotations
@@ -482,3 +485,17 @@ def test_benchmark_quick_mode_runs_and_reports():
     assert all(r["nodes"] > 0 for r in taylor)
     assert "adcli-nested" in results["methods"]
     assert "summary" in results
+
+
+def test_float32_beyond_its_range_warns():
+    x = _leaf([0.5], "float32")
+    said = []
+    previous = STATE.warn
+    STATE.warn = said.append
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # NumPy's overflow warnings
+            TM.taylor_grad(E.exp(x), x, 36)
+    finally:
+        STATE.warn = previous
+    assert said and "float32" in said[0] and "35!" in said[0]

@@ -159,8 +159,14 @@ def _twice_hint(node) -> str:
 
 def _propagate(node: Node, g, F, create_graph: bool, grads: dict, needed, anomaly) -> None:
     op = node.op
-    if not op.elementwise and g.shape != node.out_shape:
-        g = F.expand(g, shape=node.out_shape)
+    out_shape = node.out_shape
+    if g.shape != out_shape and (
+        not op.elementwise
+        # A small gradient may pass an elementwise op only where no input was
+        # broadcast: summing it back must see every broadcast copy.
+        or any(m is not None and m != out_shape for m in node.in_meta)
+    ):
+        g = F.expand(g, shape=out_shape)
     saved = node.saved
     metas = node.in_meta
     inputs = []

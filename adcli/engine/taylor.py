@@ -453,7 +453,7 @@ def _path(y: Tensor, x: Tensor):
     from adcli.engine.autodiff import _topological  # lazily: autodiff imports the table
 
     source = grad_node(x)
-    root = grad_node(y) if (y._grad_fn is not None or y._requires_grad) else None
+    root = grad_node(y)
     if source is None or root is None:
         return None
     if root is source:
@@ -574,9 +574,16 @@ def _grad_of_coefficient(c, k: int, x: Tensor, create_graph: bool) -> Tensor:
     if c is None or not (c._requires_grad or c._grad_fn is not None):
         return zeros_like(x)
     xp = c._backend.xp
-    seed = make_result(
-        xp.full(c._data.shape, float(math.factorial(k)), dtype=c._data.dtype), c._backend
-    )
+    try:
+        factorial = float(math.factorial(k))
+    except OverflowError:  # k > 170
+        factorial = math.inf
+    if factorial > float(np.finfo(c._data.dtype).max):
+        STATE.warn(
+            f"the order-{k + 1} derivative needs {k}! = {factorial:.3g}, beyond {c.dtype}'s "
+            "range: expect inf/nan (use float64 for high orders)"
+        )
+    seed = make_result(xp.full(c._data.shape, factorial, dtype=c._data.dtype), c._backend)
     return grad(c, x, grad_outputs=seed, retain_graph=True, create_graph=create_graph)
 
 
