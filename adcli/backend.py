@@ -66,8 +66,7 @@ def _import_cupy():
     except Exception as exc:  # ImportError, or a broken CUDA install
         raise AdcliError(
             "device",
-            f"device 'cuda' needs CuPy, which is not installed ({type(exc).__name__}); "
-            f"{CUDA_HINT}",
+            f"device 'cuda' needs CuPy, which is not installed ({type(exc).__name__}); {CUDA_HINT}",
             hint=CUDA_HINT,
         ) from None
     try:
@@ -98,9 +97,7 @@ def get_backend(device: str | Backend | None) -> Backend:
     if name in _backends:
         return _backends[name]
     if not name.startswith("cuda:") or not name[5:].isdigit():
-        raise AdcliError(
-            "device", f"unknown device {device!r}: use 'cpu', 'cuda' or 'cuda:N'"
-        )
+        raise AdcliError("device", f"unknown device {device!r}: use 'cpu', 'cuda' or 'cuda:N'")
     index = int(name[5:])
     cupy, count = _import_cupy()
     if index >= count:
@@ -143,8 +140,6 @@ def resolve_dtype(dtype) -> np.dtype:
     if isinstance(dtype, str):
         found = DTYPES.get(dtype)
         if found is None:
-            raise AdcliError(
-                "value", f"unknown dtype {dtype!r}: use 'float32' or 'float64'"
-            )
+            raise AdcliError("value", f"unknown dtype {dtype!r}: use 'float32' or 'float64'")
         return np.dtype(found)
     return np.dtype(dtype)

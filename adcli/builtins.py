@@ -35,8 +35,10 @@ class Builtin:
 
     def check_call(self, n_args: int, keyword_names) -> str | None:
         """Why a call with ``n_args`` positionals and these keywords is wrong, or None."""
-        if not keyword_names and self.required <= n_args and (
-            self.variadic or n_args <= len(self.params)
+        if (
+            not keyword_names
+            and self.required <= n_args
+            and (self.variadic or n_args <= len(self.params))
         ):
             return None  # the common case, checked without building anything
         if n_args < self.required or (not self.variadic and n_args > len(self.params)):
@@ -58,8 +60,14 @@ def builtin(name, params=(), required=None, variadic=False, keywords=(), lazy=Fa
 
     def register(fn):
         BUILTINS[name] = Builtin(
-            name, fn, tuple(params), len(params) if required is None else required,
-            variadic, frozenset(keywords), lazy, doc,
+            name,
+            fn,
+            tuple(params),
+            len(params) if required is None else required,
+            variadic,
+            frozenset(keywords),
+            lazy,
+            doc,
         )
         return fn
 
@@ -67,10 +75,20 @@ def builtin(name, params=(), required=None, variadic=False, keywords=(), lazy=Fa
 
 
 #: Attributes of tensors (and of grad_fn nodes) a program may read.
-TENSOR_ATTRIBUTES = frozenset({
-    "data", "grad", "grad_fn", "requires_grad", "is_leaf", "shape", "dtype", "device", "T",
-    "ndim",
-})
+TENSOR_ATTRIBUTES = frozenset(
+    {
+        "data",
+        "grad",
+        "grad_fn",
+        "requires_grad",
+        "is_leaf",
+        "shape",
+        "dtype",
+        "device",
+        "T",
+        "ndim",
+    }
+)
 NODE_ATTRIBUTES = frozenset({"name", "next_functions", "variable"})
 ATTRIBUTES = TENSOR_ATTRIBUTES | NODE_ATTRIBUTES
 

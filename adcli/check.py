@@ -61,8 +61,11 @@ class _Checker:
             params = set(stmt.params)
             for node in N.walk(stmt.body):
                 if isinstance(node, N.Name) and node.id == stmt.name and node.id not in params:
-                    self.error("name", f"'{stmt.name}' cannot call itself: recursion is not "
-                               "allowed", node.span)
+                    self.error(
+                        "name",
+                        f"'{stmt.name}' cannot call itself: recursion is not allowed",
+                        node.span,
+                    )
                     break
             else:
                 self.expr(stmt.body, params, visible_funcs, in_function=stmt.name)
@@ -89,7 +92,9 @@ class _Checker:
         if key in self.seen_files:
             return
         if not path.is_file():
-            self.error("value", f"cannot import {stmt.path!r}: no such file ({path})", stmt.path_span)
+            self.error(
+                "value", f"cannot import {stmt.path!r}: no such file ({path})", stmt.path_span
+            )
             return
         self.seen_files.add(key)
         try:
@@ -110,17 +115,24 @@ class _Checker:
                 self.call(node, variables, functions)
             elif isinstance(node, N.MethodCall):
                 if node.name not in B.METHODS:
-                    self.error("name", f"unknown method '.{node.name}()'"
-                               + _suggest(node.name, B.METHODS), node.name_span)
+                    self.error(
+                        "name",
+                        f"unknown method '.{node.name}()'" + _suggest(node.name, B.METHODS),
+                        node.name_span,
+                    )
                 else:
                     problem = B.check_method_call(
-                        node.name, len(node.args), [k.name for k in node.kwargs])
+                        node.name, len(node.args), [k.name for k in node.kwargs]
+                    )
                     if problem:
                         self.error("type", problem, node.span)
             elif isinstance(node, N.Attribute):
                 if node.name not in B.ATTRIBUTES:
-                    self.error("name", f"unknown attribute '{node.name}'"
-                               + _suggest(node.name, B.ATTRIBUTES), node.name_span)
+                    self.error(
+                        "name",
+                        f"unknown attribute '{node.name}'" + _suggest(node.name, B.ATTRIBUTES),
+                        node.name_span,
+                    )
 
     def name(self, node: N.Name, variables, functions, in_function) -> None:
         if node.id in variables or node.id in functions or node.id in B.BUILTINS:
@@ -132,10 +144,13 @@ class _Checker:
         where = f" in the body of '{in_function}'" if in_function else ""
         extra = ""
         if in_function and node.id in self.variables:
-            extra = (f" (a function sees only its parameters and earlier functions; "
-                     f"pass '{node.id}' as a parameter)")
-        self.error("name", f"unknown name '{node.id}'{where}{extra}" + _suggest(node.id, pool),
-                   node.span)
+            extra = (
+                f" (a function sees only its parameters and earlier functions; "
+                f"pass '{node.id}' as a parameter)"
+            )
+        self.error(
+            "name", f"unknown name '{node.id}'{where}{extra}" + _suggest(node.id, pool), node.span
+        )
 
     def call(self, node: N.Call, variables, functions) -> None:
         if not isinstance(node.func, N.Name):
@@ -147,8 +162,12 @@ class _Checker:
             n = functions[name]
             given = len(node.args) + len(kwnames)
             if given != n:
-                self.error("type", f"{name}() takes {n} argument{'s' * (n != 1)}, but {given} "
-                           f"{'was' if given == 1 else 'were'} given", node.span)
+                self.error(
+                    "type",
+                    f"{name}() takes {n} argument{'s' * (n != 1)}, but {given} "
+                    f"{'was' if given == 1 else 'were'} given",
+                    node.span,
+                )
             return
         builtin = B.BUILTINS.get(name)
         if builtin is not None and name not in variables:

@@ -47,7 +47,7 @@ from adcli.render import (
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 DEVICE_RE = re.compile(r"(cpu|cuda(:\d+)?)\Z")
 # A token after the command that starts with "-" but cannot be an option (say "-x^2").
-NOT_AN_OPTION_RE = re.compile(r"-[^=]*[^A-Za-z0-9_=-]")
+NOT_AN_OPTION_RE = re.compile(r"-(\d|[^=]*[^A-Za-z0-9_=-])")
 
 GLOBAL_NOTE = (
     "The global options --device, --dtype, --seed, --json and --debug may also "
@@ -152,7 +152,7 @@ app = typer.Typer(
 
 def _show_version(value: bool) -> None:
     if value:
-        Renderer().help_text(f"adcli {__version__}")
+        Renderer().line(f"adcli {__version__}")
         raise typer.Exit(0)
 
 
@@ -234,9 +234,7 @@ def reporting(renderer: Renderer, session: Any):
     try:
         yield
     except Exception as exc:  # noqa: BLE001 - an AdcliError, or a bug to report; ^C passes
-        renderer.report(exc, session.source_lines if session is not None else None)
-        if renderer.json_mode:
-            renderer.json({"error": failure_json(exc)})
+        renderer.fail(exc, session.source_lines if session is not None else None)
         raise typer.Exit(1) from None
 
 
@@ -308,7 +306,9 @@ def eval_command(
         try:
             leaves.append((name, session.make_tensor(literal, requires_grad=name in wrt_names)))
         except AdcliError as err:
-            raise typer.BadParameter(f"{name}={literal}: {err.message}", param_hint="'--at'")
+            raise typer.BadParameter(
+                f"{name}={literal}: {err.message}", param_hint="'--at'"
+            ) from None
 
     derivatives = None
     with reporting(renderer, session):
@@ -339,7 +339,7 @@ def eval_command(
         renderer.value(value)
     if derivatives is not None:
         renderer.derivatives(derivatives)
-    if graph:
+    if graph and not is_node(value):  # a grad_fn value is already shown as its chain
         renderer.graph(value)
 
 
@@ -420,8 +420,6 @@ def run_command(
                 session.run(sys.stdin.read(), "<stdin>", emit=renderer.emit)
             else:
                 session.run_file(path, emit=renderer.emit)
-        except OSError as exc:
-            error = AdcliError("value", f"cannot read {names[index]}: {exc.strerror or exc}")
         except Exception as exc:  # noqa: BLE001 - an AdcliError, or a bug reported as one
             error = exc
         if error is not None:
@@ -445,7 +443,9 @@ def run_command(
         try:
             junit.write_bytes(junit_xml(results, names[len(results) :]))
         except OSError as exc:
-            raise typer.BadParameter(f"cannot write {str(junit)!r}: {exc.strerror}") from None
+            raise typer.BadParameter(
+                f"cannot write {str(junit)!r}: {exc.strerror}", param_hint="'--junit'"
+            ) from None
     if any(error is not None for _, _, error in results):
         raise typer.Exit(1)
 
@@ -460,11 +460,11 @@ def check_command(ctx: typer.Context, files: FilesArgument) -> None:
     failed = False
     for path in _existing_files(files):
         name = _display_name(path)
-        source = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
         try:
+            source = sys.stdin.read() if path == "-" else _read(path)
             errors = list(check_source(source, name))
         except AdcliError as err:
-            errors = [err]
+            source, errors = "", [err]
         failed = failed or bool(errors)
         if renderer.json_mode:
             renderer.json(
@@ -475,9 +475,16 @@ def check_command(ctx: typer.Context, files: FilesArgument) -> None:
         for err in errors:
             renderer.report(err, lambda file, lines=lines, name=name: _lines_of(file, name, lines))
         if not errors:
-            renderer.help_text(f"{name}: ok")
+            renderer.line(f"{name}: ok")
     if failed:
         raise typer.Exit(1)
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AdcliError("value", f"cannot read {path}: {exc}") from None
 
 
 def _lines_of(file: str, checked: str, lines: list[str]) -> list[str] | None:

@@ -77,8 +77,9 @@ def _span_text(span: Span | None) -> str | None:
 class Session:
     """An interpreter session: variables, functions, settings; runs programs."""
 
-    def __init__(self, *, device="cpu", dtype="float32", seed=None, limits=None,
-                 detect_anomaly=False) -> None:
+    def __init__(
+        self, *, device="cpu", dtype="float32", seed=None, limits=None, detect_anomaly=False
+    ) -> None:
         from adcli.backend import get_backend, resolve_dtype  # noqa: PLC0415
 
         self.limits = limits or Limits()
@@ -109,11 +110,15 @@ class Session:
 
         self.sources[filename] = source.splitlines()
         program = parse(
-            source, filename, max_depth=self.limits.max_depth,
+            source,
+            filename,
+            max_depth=self.limits.max_depth,
             max_source_bytes=self.limits.max_source_bytes,
         )
         if base_dir is None:
-            base_dir = Path(filename).resolve().parent if not filename.startswith("<") else Path.cwd()
+            base_dir = (
+                Path(filename).resolve().parent if not filename.startswith("<") else Path.cwd()
+            )
         return self._with_engine_settings(lambda: self._run_program(program, Path(base_dir)), emit)
 
     def run_file(self, path, emit=None):
@@ -150,8 +155,10 @@ class Session:
 
         program = parse(literal_text, "<--at>")
         statements = program.statements
-        if len(statements) != 1 or not isinstance(statements[0], N.ExprStmt) or not _is_literal(
-            statements[0].expr
+        if (
+            len(statements) != 1
+            or not isinstance(statements[0], N.ExprStmt)
+            or not _is_literal(statements[0].expr)
         ):
             raise AdcliError(
                 "value",
@@ -170,7 +177,9 @@ class Session:
         out = {}
         for name in wrt:
             if name not in self.variables_:
-                raise AdcliError("name", f"--wrt {name}: unknown name '{name}'" + self._suggest(name))
+                raise AdcliError(
+                    "name", f"--wrt {name}: unknown name '{name}'" + self._suggest(name)
+                )
             x = self.variables_[name]
             if not isinstance(x, Tensor):
                 raise AdcliError("type", f"--wrt {name}: '{name}' is not a tensor")
@@ -195,8 +204,12 @@ class Session:
             head, _, tail = prefix.rpartition(".")
             pool = sorted(B.ATTRIBUTES | set(B.METHODS))
             return [f"{head}.{p}" for p in pool if p.startswith(tail)]
-        pool = set(self.variables_) | set(self.functions) | set(B.BUILTINS) | {
-            "assert", "import", "true", "false", "none"}
+        pool = (
+            set(self.variables_)
+            | set(self.functions)
+            | set(B.BUILTINS)
+            | {"assert", "import", "true", "false", "none"}
+        )
         return sorted(p for p in pool if p.startswith(prefix))
 
     def reset(self) -> None:
@@ -230,13 +243,16 @@ class Session:
             raise err.at(self._statement_span)
         except RecursionError:
             raise AdcliError(
-                "limit", "expression nested too deeply for the evaluator",
+                "limit",
+                "expression nested too deeply for the evaluator",
                 self._statement_span,
             ) from None
         except MemoryError:
             raise AdcliError(
-                "limit", "out of memory: the computation needs more memory than is available",
-                self._statement_span, hint="use smaller tensors",
+                "limit",
+                "out of memory: the computation needs more memory than is available",
+                self._statement_span,
+                hint="use smaller tensors",
             ) from None
         finally:
             (STATE.max_elements, STATE.anomaly, STATE.warn, STATE.context, self._emit) = saved
@@ -298,16 +314,21 @@ class Session:
             if isinstance(node, N.Name) and node.id not in visible:
                 if node.id == stmt.name:
                     raise AdcliError(
-                        "name", f"'{stmt.name}' cannot call itself: recursion is not allowed",
+                        "name",
+                        f"'{stmt.name}' cannot call itself: recursion is not allowed",
                         node.span,
                     )
                 extra = ""
                 if node.id in self.variables_:
-                    extra = (f" (a function sees only its parameters and earlier functions; "
-                             f"pass '{node.id}' as a parameter)")
+                    extra = (
+                        f" (a function sees only its parameters and earlier functions; "
+                        f"pass '{node.id}' as a parameter)"
+                    )
                 raise AdcliError(
-                    "name", f"unknown name '{node.id}' in the body of '{stmt.name}'{extra}"
-                    + self._suggest(node.id, visible), node.span,
+                    "name",
+                    f"unknown name '{node.id}' in the body of '{stmt.name}'{extra}"
+                    + self._suggest(node.id, visible),
+                    node.span,
                 )
 
     def _assert(self, stmt: N.Assert) -> None:
@@ -325,8 +346,8 @@ class Session:
         if not lines or span.line > len(lines):
             return "expression is false"
         if span.line == span.end_line:
-            return lines[span.line - 1][span.column - 1:span.end_column - 1]
-        return lines[span.line - 1][span.column - 1:] + " ..."
+            return lines[span.line - 1][span.column - 1 : span.end_column - 1]
+        return lines[span.line - 1][span.column - 1 :] + " ..."
 
     def _import(self, stmt: N.Import, base_dir: Path) -> None:
         from adcli.parser import parse  # noqa: PLC0415
@@ -342,15 +363,21 @@ class Session:
         if key in self.imported:
             return
         if not path.is_file():
-            raise AdcliError("value", f"cannot import {raw!r}: no such file ({path})", stmt.path_span)
+            raise AdcliError(
+                "value", f"cannot import {raw!r}: no such file ({path})", stmt.path_span
+            )
         try:
             source = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise AdcliError("value", f"cannot import {raw!r}: {exc}", stmt.path_span) from None
         filename = os.path.relpath(path) if not os.path.isabs(raw) else str(path)
         self.sources[filename] = source.splitlines()
-        program = parse(source, filename, max_depth=self.limits.max_depth,
-                        max_source_bytes=self.limits.max_source_bytes)
+        program = parse(
+            source,
+            filename,
+            max_depth=self.limits.max_depth,
+            max_source_bytes=self.limits.max_source_bytes,
+        )
         self.import_stack.append(key)
         saved_span = self._statement_span
         try:
@@ -507,7 +534,11 @@ class Session:
             try:
                 return obj[key[0]]
             except IndexError:
-                raise AdcliError("shape", f"index {key[0]} is out of range for a shape of {len(obj)} dims", node.span) from None
+                raise AdcliError(
+                    "shape",
+                    f"index {key[0]} is out of range for a shape of {len(obj)} dims",
+                    node.span,
+                ) from None
         if not isinstance(obj, Tensor):
             raise AdcliError("type", f"{_type_name(obj)} cannot be indexed", node.obj.span)
         try:
@@ -517,8 +548,10 @@ class Session:
 
     def _index_item(self, item):
         if isinstance(item, N.Slice):
-            parts = [None if p is None else self._whole(self.eval(p), p.span) for p in
-                     (item.start, item.stop, item.step)]
+            parts = [
+                None if p is None else self._whole(self.eval(p), p.span)
+                for p in (item.start, item.stop, item.step)
+            ]
             return slice(*parts)
         return self._whole(self.eval(item), item.span)
 
@@ -543,11 +576,13 @@ class Session:
         if target is None and name in self.variables_:
             target = self.variables_[name]
             if not isinstance(target, (UserFunction, B.Builtin)):
-                raise AdcliError("type", f"'{name}' is a {_type_name(target)}, not a function",
-                                 node.func.span)
+                raise AdcliError(
+                    "type", f"'{name}' is a {_type_name(target)}, not a function", node.func.span
+                )
         if target is None:
-            raise AdcliError("name", f"unknown function '{name}'" + self._suggest(name),
-                             node.func.span)
+            raise AdcliError(
+                "name", f"unknown function '{name}'" + self._suggest(name), node.func.span
+            )
         if isinstance(target, B.Builtin) and target.lazy:
             return self._call_lazy(target, node)
         args = [self.eval(a) for a in node.args]
@@ -571,8 +606,14 @@ class Session:
             return target.fn(self, *args, **kwargs)
         except AdcliError as err:
             raise err.at(node.span)
-        except (ValueError, TypeError, IndexError, ZeroDivisionError, OverflowError,
-                FloatingPointError) as exc:
+        except (
+            ValueError,
+            TypeError,
+            IndexError,
+            ZeroDivisionError,
+            OverflowError,
+            FloatingPointError,
+        ) as exc:
             raise AdcliError("value", f"{target.name}(): {exc}", node.span) from None
         finally:
             if self.detect_anomaly:
@@ -583,14 +624,16 @@ class Session:
             unknown = [k for k in kwargs if k not in fn.params]
             if unknown:
                 raise AdcliError(
-                    "type", f"{fn.name}() got an unexpected keyword argument '{unknown[0]}'",
+                    "type",
+                    f"{fn.name}() got an unexpected keyword argument '{unknown[0]}'",
                     node.span,
                 )
         bound = dict(zip(fn.params, args))
         for k, v in kwargs.items():
             if k in bound:
-                raise AdcliError("type", f"{fn.name}() got multiple values for argument '{k}'",
-                                 node.span)
+                raise AdcliError(
+                    "type", f"{fn.name}() got multiple values for argument '{k}'", node.span
+                )
             bound[k] = v
         if len(args) > len(fn.params) or len(bound) != len(fn.params):
             n = len(fn.params)
@@ -606,7 +649,8 @@ class Session:
         """Evaluate ``fn``'s body with its parameters bound (a fresh, closed scope)."""
         if self._call_depth >= self.limits.max_call_depth:
             raise AdcliError(
-                "limit", f"function calls nested too deeply (limit {self.limits.max_call_depth})",
+                "limit",
+                f"function calls nested too deeply (limit {self.limits.max_call_depth})",
                 span,
             )
         saved = (self.variables_, self.functions)
@@ -622,13 +666,17 @@ class Session:
     def as_callable(self, fn, span) -> Callable:
         """A Python callable of tensors for a user function or builtin (jacobian, hessian...)."""
         if isinstance(fn, UserFunction):
+
             def call(*tensors):
                 if len(tensors) != len(fn.params):
                     raise AdcliError(
-                        "type", f"{fn.name}() takes {len(fn.params)} arguments, but "
-                        f"{len(tensors)} were given", span,
+                        "type",
+                        f"{fn.name}() takes {len(fn.params)} arguments, but "
+                        f"{len(tensors)} were given",
+                        span,
                     )
                 return self.invoke(fn, dict(zip(fn.params, tensors)), span)
+
             return call
         if isinstance(fn, B.Builtin):
             return lambda *tensors: fn.fn(self, *tensors)
@@ -645,7 +693,8 @@ class Session:
         name = node.name
         if name not in B.METHODS:
             raise AdcliError(
-                "name", f"unknown method '.{name}()'" + _suggest_from(name, B.METHODS),
+                "name",
+                f"unknown method '.{name}()'" + _suggest_from(name, B.METHODS),
                 node.name_span,
             )
         args = [self.eval(a) for a in node.args]
@@ -675,8 +724,10 @@ class Session:
     def _check_order(self, order, span) -> None:
         if order > self.limits.max_order:
             raise AdcliError(
-                "limit", f"derivative order {order} is over the limit of {self.limits.max_order}",
-                span, hint="raise it with --max-order",
+                "limit",
+                f"derivative order {order} is over the limit of {self.limits.max_order}",
+                span,
+                hint="raise it with --max-order",
             )
 
 
@@ -731,7 +782,9 @@ def _truth(value, span) -> bool:
         return bool(value)
     if isinstance(value, tuple):
         return len(value) > 0
-    raise AdcliError("type", f"assert needs a bool, number or tensor, got {_type_name(value)}", span)
+    raise AdcliError(
+        "type", f"assert needs a bool, number or tensor, got {_type_name(value)}", span
+    )
 
 
 _INT_LIMIT = 2**63
@@ -757,8 +810,11 @@ def _number_op(op, a, b, node):
             else:
                 r = a / b
         elif op == "^":
-            if isinstance(a, int) and isinstance(b, int) and b >= 0 and (
-                a in (0, 1, -1) or b * max(abs(a), 2).bit_length() < 63
+            if (
+                isinstance(a, int)
+                and isinstance(b, int)
+                and b >= 0
+                and (a in (0, 1, -1) or b * max(abs(a), 2).bit_length() < 63)
             ):
                 r = a**b
             else:
@@ -828,7 +884,8 @@ def _get_attribute(obj, name):
     if isinstance(obj, Tensor):
         if name not in B.TENSOR_ATTRIBUTES:
             raise AdcliError(
-                "name", f"a tensor has no attribute '{name}'" + _suggest_from(name, B.TENSOR_ATTRIBUTES)
+                "name",
+                f"a tensor has no attribute '{name}'" + _suggest_from(name, B.TENSOR_ATTRIBUTES),
             )
         if name == "T":
             return E.transpose(obj) if obj.ndim <= 2 else E.permute(obj, *reversed(range(obj.ndim)))
@@ -842,8 +899,9 @@ def _get_attribute(obj, name):
             return tuple(n for n, _ in obj.next_functions)
         if name == "variable" and isinstance(obj, AccumulateGrad):
             return obj.variable
-        raise AdcliError("name", f"a grad_fn has no attribute '{name}'"
-                         + _suggest_from(name, B.NODE_ATTRIBUTES))
+        raise AdcliError(
+            "name", f"a grad_fn has no attribute '{name}'" + _suggest_from(name, B.NODE_ATTRIBUTES)
+        )
     raise AdcliError("type", f"{_type_name(obj)} has no attribute '{name}'")
 
 

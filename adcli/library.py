@@ -79,7 +79,7 @@ def _creation(s, kw) -> dict:
     device = kw.get("device", s.backend)
     for name in ("dtype", "device"):
         if name in kw and not isinstance(kw[name], str):
-            raise AdcliError("type", f"{name}= takes a string such as \"float64\" or \"cuda\"")
+            raise AdcliError("type", f'{name}= takes a string such as "float64" or "cuda"')
     return {
         "dtype": dtype,
         "device": device,
@@ -131,8 +131,14 @@ def _sized(kind):
 
 
 for _kind in ("randn", "rand", "zeros", "ones"):
-    builtin(_kind, ("shape",), required=0, variadic=True, keywords=CREATION_KEYWORDS,
-            doc=f"{_kind}(*shape)")(_sized(_kind))
+    builtin(
+        _kind,
+        ("shape",),
+        required=0,
+        variadic=True,
+        keywords=CREATION_KEYWORDS,
+        doc=f"{_kind}(*shape)",
+    )(_sized(_kind))
 
 
 @builtin("full", ("shape", "value"), keywords=CREATION_KEYWORDS)
@@ -162,12 +168,16 @@ def _linspace(s, start, end, steps, **kw):
 
 @builtin("zeros_like", ("x",), keywords=frozenset({"requires_grad"}))
 def _zeros_like(s, x, **kw):
-    return E.zeros_like(_t(s, x), requires_grad=_bool(kw.get("requires_grad", False), "requires_grad"))
+    return E.zeros_like(
+        _t(s, x), requires_grad=_bool(kw.get("requires_grad", False), "requires_grad")
+    )
 
 
 @builtin("ones_like", ("x",), keywords=frozenset({"requires_grad"}))
 def _ones_like(s, x, **kw):
-    return E.ones_like(_t(s, x), requires_grad=_bool(kw.get("requires_grad", False), "requires_grad"))
+    return E.ones_like(
+        _t(s, x), requires_grad=_bool(kw.get("requires_grad", False), "requires_grad")
+    )
 
 
 # ----- math ----------------------------------------------------------------------------------
@@ -225,8 +235,11 @@ def _mean(s, x, dim=None, keepdim=False):
 
 @builtin("transpose", ("x", "dim0", "dim1"), required=1)
 def _transpose(s, x, dim0=None, dim1=None):
-    return E.transpose(_t(s, x), None if dim0 is None else _int(dim0, "dim0"),
-                       None if dim1 is None else _int(dim1, "dim1"))
+    return E.transpose(
+        _t(s, x),
+        None if dim0 is None else _int(dim0, "dim0"),
+        None if dim1 is None else _int(dim1, "dim1"),
+    )
 
 
 @builtin("reshape", ("x", "shape"), required=2, variadic=True)
@@ -252,8 +265,9 @@ def _where_now(s) -> str | None:
     return None if span is None else f"{span.file}:{span.line}:{span.column}"
 
 
-@builtin("backward", ("y", "gradient"), required=1,
-         keywords=frozenset({"retain_graph", "create_graph"}))
+@builtin(
+    "backward", ("y", "gradient"), required=1, keywords=frozenset({"retain_graph", "create_graph"})
+)
 def _backward(s, y, gradient=None, retain_graph=None, create_graph=False):
     if not isinstance(y, Tensor):
         raise AdcliError("type", f"backward() needs a tensor, got {y!r}")
@@ -266,22 +280,31 @@ def _do_backward(s, y, gradient, retain_graph, create_graph):
         if gradient.dtype != y.dtype:
             gradient = E.cast(gradient, y.dtype)
     E.backward(
-        y, gradient,
+        y,
+        gradient,
         retain_graph=None if retain_graph is None else _bool(retain_graph, "retain_graph"),
         create_graph=_bool(create_graph, "create_graph"),
         freed_by=_where_now(s),
     )
 
 
-@builtin("grad", ("y", "x", "grad_outputs"), required=2,
-         keywords=frozenset({"create_graph", "retain_graph", "order", "method"}))
-def _grad(s, y, x, grad_outputs=None, create_graph=False, retain_graph=None, order=None,
-          method="auto"):
+@builtin(
+    "grad",
+    ("y", "x", "grad_outputs"),
+    required=2,
+    keywords=frozenset({"create_graph", "retain_graph", "order", "method"}),
+)
+def _grad(
+    s, y, x, grad_outputs=None, create_graph=False, retain_graph=None, order=None, method="auto"
+):
     if not isinstance(x, Tensor):
         raise AdcliError("type", f"grad(y, x): x must be a tensor, got {x!r}")
     if not x.requires_grad:
-        raise AdcliError("value", "One of the differentiated Tensors does not require grad",
-                         hint="create it with requires_grad=true")
+        raise AdcliError(
+            "value",
+            "One of the differentiated Tensors does not require grad",
+            hint="create it with requires_grad=true",
+        )
     create_graph = _bool(create_graph, "create_graph")
     if order is not None:
         order = _int(order, "order")
@@ -291,7 +314,9 @@ def _grad(s, y, x, grad_outputs=None, create_graph=False, retain_graph=None, ord
         if not isinstance(y, Tensor):
             return E.zeros_like(x)
         if method not in ("auto", "taylor", "nested"):
-            raise AdcliError("value", f"method must be \"auto\", \"taylor\" or \"nested\", got {method!r}")
+            raise AdcliError(
+                "value", f'method must be "auto", "taylor" or "nested", got {method!r}'
+            )
         return E.nth_grads(y, x, order, create_graph=create_graph, method=method)[-1]
     if not isinstance(y, Tensor):
         return E.zeros_like(x)
@@ -300,9 +325,12 @@ def _grad(s, y, x, grad_outputs=None, create_graph=False, retain_graph=None, ord
         if grad_outputs.dtype != y.dtype:
             grad_outputs = E.cast(grad_outputs, y.dtype)
     return E.grad(
-        y, x, grad_outputs,
+        y,
+        x,
+        grad_outputs,
         retain_graph=None if retain_graph is None else _bool(retain_graph, "retain_graph"),
-        create_graph=create_graph, freed_by=_where_now(s),
+        create_graph=create_graph,
+        freed_by=_where_now(s),
     )
 
 
@@ -316,11 +344,13 @@ def _hessian(s, f, x):
     return E.hessian(s.as_callable(f, s._statement_span), _t(s, x))
 
 
-@builtin("gradcheck", ("f", "x"), required=2, variadic=True,
-         keywords=frozenset({"eps", "atol", "rtol"}))
+@builtin(
+    "gradcheck", ("f", "x"), required=2, variadic=True, keywords=frozenset({"eps", "atol", "rtol"})
+)
 def _gradcheck(s, f, *xs, eps=1e-6, atol=1e-5, rtol=1e-3):
-    report = E.gradcheck(s.as_callable(f, s._statement_span), [_t(s, x) for x in xs],
-                         eps=eps, atol=atol, rtol=rtol)
+    report = E.gradcheck(
+        s.as_callable(f, s._statement_span), [_t(s, x) for x in xs], eps=eps, atol=atol, rtol=rtol
+    )
     return report["ok"]
 
 
@@ -411,31 +441,35 @@ def _m_backward(s, x, gradient=None, retain_graph=None, create_graph=False):
     return _do_backward(s, x, gradient, retain_graph, create_graph)
 
 
-METHOD_IMPLS.update({
-    "zero_": lambda s, x: x.zero_(),
-    "detach": lambda s, x: x.detach(),
-    "cuda": lambda s, x, index=0: E.to(x, f"cuda:{_int(index, 'index')}"),
-    "cpu": lambda s, x: E.to(x, "cpu"),
-    "sum": lambda s, x, dim=None, keepdim=False: E.sum(x, _dim(dim), _bool(keepdim, "keepdim")),
-    "mean": lambda s, x, dim=None, keepdim=False: E.mean(x, _dim(dim), _bool(keepdim, "keepdim")),
-    "item": lambda s, x: x.item(),
-    "numel": lambda s, x: x.numel(),
-    "reshape": lambda s, x, *shape: E.reshape(x, *_shape(shape)),
-    "exp": lambda s, x: E.exp(x),
-    "log": lambda s, x: E.log(x),
-    "sqrt": lambda s, x: E.sqrt(x),
-    "abs": lambda s, x: E.abs(x),
-    "pow": lambda s, x, p: E.pow(x, p),
-    "t": lambda s, x: E.transpose(x),
-    "clone": lambda s, x: E.clone(x),
-    "retain_grad": lambda s, x: x.retain_grad(),
-})
+METHOD_IMPLS.update(
+    {
+        "zero_": lambda s, x: x.zero_(),
+        "detach": lambda s, x: x.detach(),
+        "cuda": lambda s, x, index=0: E.to(x, f"cuda:{_int(index, 'index')}"),
+        "cpu": lambda s, x: E.to(x, "cpu"),
+        "sum": lambda s, x, dim=None, keepdim=False: E.sum(x, _dim(dim), _bool(keepdim, "keepdim")),
+        "mean": lambda s, x, dim=None, keepdim=False: E.mean(
+            x, _dim(dim), _bool(keepdim, "keepdim")
+        ),
+        "item": lambda s, x: x.item(),
+        "numel": lambda s, x: x.numel(),
+        "reshape": lambda s, x, *shape: E.reshape(x, *_shape(shape)),
+        "exp": lambda s, x: E.exp(x),
+        "log": lambda s, x: E.log(x),
+        "sqrt": lambda s, x: E.sqrt(x),
+        "abs": lambda s, x: E.abs(x),
+        "pow": lambda s, x, p: E.pow(x, p),
+        "t": lambda s, x: E.transpose(x),
+        "clone": lambda s, x: E.clone(x),
+        "retain_grad": lambda s, x: x.retain_grad(),
+    }
+)
 
 
 @method("to")
 def _m_to(s, x, target):
     if not isinstance(target, str):
-        raise AdcliError("type", ".to() takes a device (\"cpu\", \"cuda\") or a dtype (\"float64\")")
+        raise AdcliError("type", '.to() takes a device ("cpu", "cuda") or a dtype ("float64")')
     if target in ("float32", "float64"):
         return E.cast(x, target)
     return E.to(x, target)

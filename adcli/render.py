@@ -565,8 +565,8 @@ class Renderer:
             table.add_row(*row)
         self.out.print(table)
 
-    def help_text(self, text: str) -> None:
-        """Plain help text on stdout."""
+    def line(self, text: str) -> None:
+        """A plain line of text on stdout."""
         from rich.text import Text
 
         self.out.print(Text(text), soft_wrap=True)
@@ -585,6 +585,12 @@ class Renderer:
             self.error(exc, source_lines)
         else:
             self.internal_error(exc)
+
+    def fail(self, exc: BaseException, source_lines: SourceLines | None = None) -> None:
+        """Report a failure that ends what was asked: ``{"error": ...}`` in JSON mode."""
+        self.report(exc, source_lines)
+        if self.json_mode:
+            self.json({"error": failure_json(exc)})
 
     def usage(self, text: str) -> None:
         """A usage message on stderr (the command line was wrong)."""

@@ -18,7 +18,7 @@ from typing import Any
 
 from adcli import __version__
 from adcli.errors import AdcliError
-from adcli.render import Renderer, failure_json, output_json, summary
+from adcli.render import Renderer, output_json, summary
 
 PROMPT = "ad> "
 CONTINUATION = "... "
@@ -55,12 +55,12 @@ def run_repl(opts: Any) -> int:
     try:
         session = open_session(opts)
     except AdcliError as err:
-        _report(renderer, err, None)
+        renderer.fail(err)
         return 1
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     read = _terminal_reader(session) if interactive else _stream_reader(sys.stdin)
     if interactive:
-        renderer.help_text(
+        renderer.line(
             f"adcli {__version__} (device {opts.device}, {opts.dtype}). "
             "Type :help for help, Ctrl-D to leave."
         )
@@ -75,15 +75,8 @@ def run_repl(opts: Any) -> int:
         if not repl.handle(text):
             break
     if interactive:
-        renderer.help_text("")
+        renderer.line("")
     return 0
-
-
-def _report(renderer: Renderer, exc: BaseException, source_lines: Any) -> None:
-    if renderer.json_mode:
-        renderer.json({"error": failure_json(exc)})
-    else:
-        renderer.report(exc, source_lines)
 
 
 class _Repl:
@@ -110,7 +103,7 @@ class _Repl:
         except KeyboardInterrupt:
             self.renderer.notice("interrupted")
         except Exception as exc:  # noqa: BLE001 - an error is shown; the session goes on
-            _report(self.renderer, exc, self.session.source_lines)
+            self.renderer.fail(exc, self.session.source_lines)
         return True
 
     def command(self, line: str) -> bool:
@@ -120,13 +113,13 @@ class _Repl:
         if name in (":quit", ":q", ":exit"):
             return False
         if name == ":help":
-            self.renderer.help_text(HELP.format(history=history_path()))
+            self.renderer.line(HELP.format(history=history_path()))
         elif name == ":vars":
             rows = [[n, summary(v)] for n, v in sorted(self.session.variables().items())]
             if rows:
                 self.renderer.table("variables", ["name", "value"], rows)
             else:
-                self.renderer.help_text("no variables yet")
+                self.renderer.line("no variables yet")
         elif name == ":reset":
             self.session.reset()
             self.renderer.notice("session reset: every variable and function is gone")
@@ -134,18 +127,18 @@ class _Repl:
             self.switch_device(arg)
         else:
             err = AdcliError("name", f"unknown command {name!r}", hint="':help' lists them")
-            _report(self.renderer, err, None)
+            self.renderer.fail(err)
         return True
 
     def switch_device(self, device: str) -> None:
         """``:device`` shows the default device; ``:device NAME`` switches it."""
         if not device:
-            self.renderer.help_text(f"device: {self.device}")
+            self.renderer.line(f"device: {self.device}")
             return
         try:
             self.session.set_device(device)
         except AdcliError as err:
-            _report(self.renderer, err, None)
+            self.renderer.fail(err)
             return
         self.device = device
         self.renderer.notice(f"default device is now {device}")

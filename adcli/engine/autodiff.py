@@ -277,8 +277,9 @@ def _seed(y: Tensor, gradient, create_graph: bool, what: str):
     return gradient if create_graph else gradient._data
 
 
-def backward(y: Tensor, gradient=None, retain_graph=None, create_graph=False, inputs=None,
-             freed_by=None) -> None:
+def backward(
+    y: Tensor, gradient=None, retain_graph=None, create_graph=False, inputs=None, freed_by=None
+) -> None:
     """``y.backward(...)``: accumulate gradients into the leaves' ``.grad``."""
     if not isinstance(y, Tensor):
         raise AdcliError("type", "backward() needs a tensor")
@@ -296,8 +297,12 @@ def backward(y: Tensor, gradient=None, retain_graph=None, create_graph=False, in
     if inputs is not None:
         targets = {grad_node(t) for t in inputs} - {None}
     run_backward(
-        [root], [seed], retain_graph=retain_graph, create_graph=create_graph,
-        targets=targets, freed_by=freed_by,
+        [root],
+        [seed],
+        retain_graph=retain_graph,
+        create_graph=create_graph,
+        targets=targets,
+        freed_by=freed_by,
     )
 
 
@@ -322,8 +327,15 @@ def zeros_like(x: Tensor) -> Tensor:
     return make_result(x._backend.xp.zeros(x._data.shape, x._data.dtype), x._backend)
 
 
-def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
-         allow_unused=True, freed_by=None):
+def grad(
+    outputs,
+    inputs,
+    grad_outputs=None,
+    retain_graph=None,
+    create_graph=False,
+    allow_unused=True,
+    freed_by=None,
+):
     """dy/dx for each x in ``inputs`` (a tensor or a list), leaving ``.grad`` alone.
 
     An input the output does not depend on gets zeros of its shape (PyTorch's
@@ -353,8 +365,13 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         seed = _seed(y, grad_outputs, create_graph, "grad")
         nodes = [grad_node(x) for x in xs]
         captured = run_backward(
-            [root], [seed], retain_graph=retain_graph, create_graph=create_graph,
-            targets=set(nodes), accumulate=False, freed_by=freed_by,
+            [root],
+            [seed],
+            retain_graph=retain_graph,
+            create_graph=create_graph,
+            targets=set(nodes),
+            accumulate=False,
+            freed_by=freed_by,
         )
         for x, node in zip(xs, nodes):
             g = captured.get(node)
@@ -362,8 +379,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     return results[0] if single else results
 
 
-def nth_grads(y: Tensor, x: Tensor, order: int, create_graph: bool = False,
-              method: str = "auto") -> list:
+def nth_grads(
+    y: Tensor, x: Tensor, order: int, create_graph: bool = False, method: str = "auto"
+) -> list:
     """[D1, ..., Dn] with D1 = grad(sum(y), x) and Dk = grad(sum(D(k-1)), x).
 
     ``method``: ``"nested"`` differentiates n times (cost exponential in n);

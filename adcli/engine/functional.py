@@ -38,9 +38,7 @@ def _finish(array, backend: Backend, requires_grad: bool) -> Tensor:
     t = make_result(array, backend)
     if requires_grad:
         if array.dtype.kind != "f":
-            raise AdcliError(
-                "type", "only tensors of floating point dtype can require gradients"
-            )
+            raise AdcliError("type", "only tensors of floating point dtype can require gradients")
         t._requires_grad = True
     return t
 
@@ -50,8 +48,10 @@ def _shape_arg(shape) -> tuple:
         shape = tuple(shape[0])
     out = []
     for s in shape:
-        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) and not (
-            isinstance(s, float) and s.is_integer()
+        if (
+            isinstance(s, bool)
+            or not isinstance(s, (int, np.integer))
+            and not (isinstance(s, float) and s.is_integer())
         ):
             raise AdcliError("type", f"a shape is made of whole numbers, got {s!r}")
         s = int(s)
@@ -71,7 +71,9 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
         try:
             host = np.asarray(data, dtype=np_dtype)
         except (ValueError, TypeError) as exc:
-            raise AdcliError("value", f"tensor(): the data is not a regular grid of numbers ({exc})") from None
+            raise AdcliError(
+                "value", f"tensor(): the data is not a regular grid of numbers ({exc})"
+            ) from None
     check_elements(host.shape)
     array = host.copy() if backend is CPU else backend.asarray(host)
     return _finish(array, backend, requires_grad)
@@ -130,13 +132,17 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
         raise AdcliError("value", "arange(): step must be nonzero")
     count = builtins.max(0, int(np.ceil((end - start) / step)))
     check_elements((count,))
-    return _host_made(np.arange(start, end, step, dtype=resolve_dtype(dtype)), device, requires_grad)
+    return _host_made(
+        np.arange(start, end, step, dtype=resolve_dtype(dtype)), device, requires_grad
+    )
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False) -> Tensor:
     (steps,) = _shape_arg((steps,))
     check_elements((steps,))
-    return _host_made(np.linspace(start, end, steps, dtype=resolve_dtype(dtype)), device, requires_grad)
+    return _host_made(
+        np.linspace(start, end, steps, dtype=resolve_dtype(dtype)), device, requires_grad
+    )
 
 
 def _host_made(host: np.ndarray, device, requires_grad) -> Tensor:
@@ -412,7 +418,10 @@ def permute(x, *axes):
         axes = tuple(axes[0])
     axes = tuple(int(a) % builtins.max(x.ndim, 1) for a in axes)
     if sorted(axes) != list(range(x.ndim)):
-        raise AdcliError("value", f"permute: {list(axes)} is not a permutation of the dims of a {x.ndim}-d tensor")
+        raise AdcliError(
+            "value",
+            f"permute: {list(axes)} is not a permutation of the dims of a {x.ndim}-d tensor",
+        )
     return apply(T.PERMUTE, (x,), {"axes": axes})
 
 
@@ -488,7 +497,9 @@ def _index_key(x: Tensor, key) -> tuple:
         elif k is None or k is Ellipsis:
             out.append(k)
         else:
-            raise AdcliError("type", f"an index must be a whole number or a slice, got {type(k).__name__}")
+            raise AdcliError(
+                "type", f"an index must be a whole number or a slice, got {type(k).__name__}"
+            )
     return tuple(out)
 
 
@@ -624,7 +635,8 @@ def allclose(a, b, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
         np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
         raise AdcliError(
-            "shape", f"allclose: shapes {format_shape(a.shape)} and {format_shape(b.shape)} do not broadcast"
+            "shape",
+            f"allclose: shapes {format_shape(a.shape)} and {format_shape(b.shape)} do not broadcast",
         ) from None
     return bool(np.allclose(to_numpy(a._data), to_numpy(b._data), rtol=rtol, atol=atol))
 

@@ -77,39 +77,42 @@ def _log_scalar_or(F, a):
 
 # ----- elementwise arithmetic (broadcasting) --------------------------------------------------
 ADD = op(
-    "add", "AddBackward",
+    "add",
+    "AddBackward",
     lambda xp, a, b: a + b,
-    (lambda F, g, out, a, b: g,
-     lambda F, g, out, a, b: g),
+    (lambda F, g, out, a, b: g, lambda F, g, out, a, b: g),
     elementwise=True,
     taylor=_taylor.add,
 )
 SUB = op(
-    "sub", "SubBackward",
+    "sub",
+    "SubBackward",
     lambda xp, a, b: a - b,
-    (lambda F, g, out, a, b: g,
-     lambda F, g, out, a, b: -g),
+    (lambda F, g, out, a, b: g, lambda F, g, out, a, b: -g),
     elementwise=True,
     taylor=_taylor.sub,
 )
 MUL = op(
-    "mul", "MulBackward",
+    "mul",
+    "MulBackward",
     lambda xp, a, b: a * b,
-    (lambda F, g, out, a, b: g * b,
-     lambda F, g, out, a, b: g * a),
-    save=(0, 1), elementwise=True,
+    (lambda F, g, out, a, b: g * b, lambda F, g, out, a, b: g * a),
+    save=(0, 1),
+    elementwise=True,
     taylor=_taylor.mul,
 )
 DIV = op(
-    "div", "DivBackward",
+    "div",
+    "DivBackward",
     lambda xp, a, b: a / b,
-    (lambda F, g, out, a, b: g / b,
-     lambda F, g, out, a, b: -g * a / (b * b)),
-    save=(0, 1), elementwise=True,
+    (lambda F, g, out, a, b: g / b, lambda F, g, out, a, b: -g * a / (b * b)),
+    save=(0, 1),
+    elementwise=True,
     taylor=_taylor.div,
 )
 NEG = op(
-    "neg", "NegBackward",
+    "neg",
+    "NegBackward",
     lambda xp, a: -a,
     (lambda F, g, out, a: -g,),
     elementwise=True,
@@ -149,63 +152,80 @@ def _pow_grad_exponent(F, g, out, a, b):
 
 
 POW = op(
-    "pow", "PowBackward",
+    "pow",
+    "PowBackward",
     _pow_forward,
     (_pow_grad_base, None),
-    save=(0, 1), elementwise=True,
+    save=(0, 1),
+    elementwise=True,
     doc="a tensor to a constant power (the result is not kept: x^2 holds no extra array)",
     taylor=_taylor.pow,
 )
 POW_TENSOR = op(
-    "pow_tensor", "PowBackward",
+    "pow_tensor",
+    "PowBackward",
     _pow_forward,
     (_pow_grad_base, _pow_grad_exponent),
-    save=(0, 1), save_output=True, elementwise=True,
+    save=(0, 1),
+    save_output=True,
+    elementwise=True,
     doc="a power whose exponent (or base) is a tensor",
     taylor=_taylor.pow,
 )
 
 # ----- elementwise functions --------------------------------------------------------------
 EXP = op(
-    "exp", "ExpBackward",
+    "exp",
+    "ExpBackward",
     lambda xp, a: xp.exp(a),
     (lambda F, g, out, a: g * out,),
-    save_output=True, elementwise=True,
+    save_output=True,
+    elementwise=True,
     taylor=_taylor.exp,
 )
 LOG = op(
-    "log", "LogBackward",
+    "log",
+    "LogBackward",
     lambda xp, a: xp.log(a),
     (lambda F, g, out, a: g / a,),
-    save=(0,), elementwise=True,
+    save=(0,),
+    elementwise=True,
     taylor=_taylor.log,
 )
 SQRT = op(
-    "sqrt", "SqrtBackward",
+    "sqrt",
+    "SqrtBackward",
     lambda xp, a: xp.sqrt(a),
     (lambda F, g, out, a: g / (2.0 * out),),
-    save_output=True, elementwise=True,
+    save_output=True,
+    elementwise=True,
     taylor=_taylor.sqrt,
 )
 SIN = op(
-    "sin", "SinBackward",
+    "sin",
+    "SinBackward",
     lambda xp, a: xp.sin(a),
     (lambda F, g, out, a: g * F.cos(a),),
-    save=(0,), elementwise=True,
+    save=(0,),
+    elementwise=True,
     taylor=_taylor.sin,
 )
 COS = op(
-    "cos", "CosBackward",
+    "cos",
+    "CosBackward",
     lambda xp, a: xp.cos(a),
     (lambda F, g, out, a: -g * F.sin(a),),
-    save=(0,), elementwise=True,
+    save=(0,),
+    elementwise=True,
     taylor=_taylor.cos,
 )
 TANH = op(
-    "tanh", "TanhBackward",
+    "tanh",
+    "TanhBackward",
     lambda xp, a: xp.tanh(a),
     (lambda F, g, out, a: g * (1.0 - out * out),),
-    save_output=True, elementwise=True,
+    save_output=True,
+    elementwise=True,
     taylor=_taylor.tanh,
 )
 
@@ -217,40 +237,52 @@ def _sigmoid_forward(xp, a):
 
 
 SIGMOID = op(
-    "sigmoid", "SigmoidBackward",
+    "sigmoid",
+    "SigmoidBackward",
     _sigmoid_forward,
     (lambda F, g, out, a: g * (out * (1.0 - out)),),
-    save_output=True, elementwise=True,
+    save_output=True,
+    elementwise=True,
     taylor=_taylor.sigmoid,
 )
 ABS = op(
-    "abs", "AbsBackward",
+    "abs",
+    "AbsBackward",
     lambda xp, a: xp.abs(a),
     (lambda F, g, out, a: g * F.sign(a),),
-    save=(0,), elementwise=True,
+    save=(0,),
+    elementwise=True,
     taylor=_taylor.abs,
 )
 RELU = op(
-    "relu", "ReluBackward",
+    "relu",
+    "ReluBackward",
     lambda xp, a: xp.maximum(a, 0).astype(a.dtype, copy=False),
     (lambda F, g, out, a: g * F.positive(out),),
-    save_output=True, elementwise=True,
+    save_output=True,
+    elementwise=True,
     taylor=_taylor.relu,
 )
 
 # ----- ops with no derivative (their results need no grad) -------------------------------------
 SIGN = op("sign", "SignBackward", lambda xp, a: xp.sign(a), (None,), differentiable=False)
 POSITIVE = op(
-    "positive", "GtBackward",
+    "positive",
+    "GtBackward",
     lambda xp, a: (a > 0).astype(a.dtype),
-    (None,), differentiable=False,
+    (None,),
+    differentiable=False,
 )
 EQ = op("eq", "EqBackward", lambda xp, a, b: xp.equal(a, b), (None, None), differentiable=False)
 NE = op("ne", "NeBackward", lambda xp, a, b: xp.not_equal(a, b), (None, None), differentiable=False)
 LT = op("lt", "LtBackward", lambda xp, a, b: xp.less(a, b), (None, None), differentiable=False)
-LE = op("le", "LeBackward", lambda xp, a, b: xp.less_equal(a, b), (None, None), differentiable=False)
+LE = op(
+    "le", "LeBackward", lambda xp, a, b: xp.less_equal(a, b), (None, None), differentiable=False
+)
 GT = op("gt", "GtBackward", lambda xp, a, b: xp.greater(a, b), (None, None), differentiable=False)
-GE = op("ge", "GeBackward", lambda xp, a, b: xp.greater_equal(a, b), (None, None), differentiable=False)
+GE = op(
+    "ge", "GeBackward", lambda xp, a, b: xp.greater_equal(a, b), (None, None), differentiable=False
+)
 
 
 def _where_forward(xp, cond, a, b):
@@ -259,12 +291,16 @@ def _where_forward(xp, cond, a, b):
 
 
 WHERE = op(
-    "where", "WhereBackward",
+    "where",
+    "WhereBackward",
     _where_forward,
-    (None,
-     lambda F, g, out, cond, a, b: F.where(cond, g, 0.0),
-     lambda F, g, out, cond, a, b: F.where(cond, 0.0, g)),
-    save=(0,), elementwise=True,
+    (
+        None,
+        lambda F, g, out, cond, a, b: F.where(cond, g, 0.0),
+        lambda F, g, out, cond, a, b: F.where(cond, 0.0, g),
+    ),
+    save=(0,),
+    elementwise=True,
     taylor=_taylor.where,
 )
 
@@ -295,16 +331,21 @@ def _reduced_count(shape, dim):
 
 
 SUM = op(
-    "sum", "SumBackward",
+    "sum",
+    "SumBackward",
     _sum_forward,
     (_sum_grad,),
     taylor=_taylor.linear_map("sum"),
 )
 MEAN = op(
-    "mean", "MeanBackward",
+    "mean",
+    "MeanBackward",
     lambda xp, a, dim=None, keepdim=False: xp.mean(a, axis=dim, keepdims=keepdim),
-    (lambda F, g, out, a, dim=None, keepdim=False:
-        _sum_grad(F, g, out, a, dim, keepdim) / _reduced_count(a.shape, dim),),
+    (
+        lambda F, g, out, a, dim=None, keepdim=False: (
+            _sum_grad(F, g, out, a, dim, keepdim) / _reduced_count(a.shape, dim)
+        ),
+    ),
     taylor=_taylor.linear_map("mean"),
 )
 
@@ -328,7 +369,8 @@ def _sum_to_forward(xp, a, shape):
 
 
 SUM_TO = op(
-    "sum_to", "SumToBackward",
+    "sum_to",
+    "SumToBackward",
     _sum_to_forward,
     # The result broadcasts back to the input: so does g, which is all we need.
     (lambda F, g, out, a, shape: g,),
@@ -336,7 +378,8 @@ SUM_TO = op(
     taylor=_taylor.linear_map("sum_to"),
 )
 EXPAND = op(
-    "expand", "ExpandBackward",
+    "expand",
+    "ExpandBackward",
     lambda xp, a, shape: xp.broadcast_to(a, shape),
     (lambda F, g, out, a, shape: F.sum_to(g, shape=a.shape),),
     taylor=_taylor.linear_map("expand"),
@@ -344,7 +387,8 @@ EXPAND = op(
 
 # ----- shape and layout -------------------------------------------------------------------------
 RESHAPE = op(
-    "reshape", "ViewBackward",
+    "reshape",
+    "ViewBackward",
     lambda xp, a, shape: xp.reshape(a, shape),
     (lambda F, g, out, a, shape: F.reshape(g, shape=a.shape),),
     taylor=_taylor.linear_map("reshape"),
@@ -360,7 +404,8 @@ def _inverse_axes(axes):
 
 def _permute_op(name, backward_name):
     return op(
-        name, backward_name,
+        name,
+        backward_name,
         lambda xp, a, axes: xp.transpose(a, axes),
         (lambda F, g, out, a, axes: F.permute(g, axes=_inverse_axes(axes)),),
         taylor=_taylor.linear_map(name),
@@ -388,13 +433,15 @@ def _index_backward_forward(xp, g, key, shape):
 
 
 INDEX = op(
-    "index", _index_name,
+    "index",
+    _index_name,
     lambda xp, a, key: a[key],
     (lambda F, g, out, a, key: F.index_backward(g, key=key, shape=a.shape),),
     taylor=_taylor.linear_map("index"),
 )
 INDEX_BACKWARD = op(
-    "index_backward", "IndexBackwardBackward",
+    "index_backward",
+    "IndexBackwardBackward",
     _index_backward_forward,
     (lambda F, g, out, a, key, shape: F.index(g, key=key),),
     taylor=_taylor.linear_map("index_backward"),
@@ -402,18 +449,21 @@ INDEX_BACKWARD = op(
 
 # ----- linear algebra ------------------------------------------------------------------------
 MM = op(
-    "mm", "MmBackward",
+    "mm",
+    "MmBackward",
     lambda xp, a, b: xp.matmul(a, b),
-    (lambda F, g, out, a, b: F.mm(g, F.t(b, axes=(1, 0))),
-     lambda F, g, out, a, b: F.mm(F.t(a, axes=(1, 0)), g)),
+    (
+        lambda F, g, out, a, b: F.mm(g, F.t(b, axes=(1, 0))),
+        lambda F, g, out, a, b: F.mm(F.t(a, axes=(1, 0)), g),
+    ),
     save=(0, 1),
     taylor=_taylor.bilinear("mm"),
 )
 DOT = op(
-    "dot", "DotBackward",
+    "dot",
+    "DotBackward",
     lambda xp, a, b: xp.dot(a, b),
-    (lambda F, g, out, a, b: g * b,
-     lambda F, g, out, a, b: g * a),
+    (lambda F, g, out, a, b: g * b, lambda F, g, out, a, b: g * a),
     save=(0, 1),
     taylor=_taylor.bilinear("dot"),
 )
@@ -424,18 +474,18 @@ def _outer(F, u, v):
 
 
 MV = op(
-    "mv", "MvBackward",
+    "mv",
+    "MvBackward",
     lambda xp, a, b: xp.matmul(a, b),
-    (lambda F, g, out, a, b: _outer(F, g, b),
-     lambda F, g, out, a, b: F.mv(F.t(a, axes=(1, 0)), g)),
+    (lambda F, g, out, a, b: _outer(F, g, b), lambda F, g, out, a, b: F.mv(F.t(a, axes=(1, 0)), g)),
     save=(0, 1),
     taylor=_taylor.bilinear("mv"),
 )
 VM = op(
-    "vm", "MmBackward",
+    "vm",
+    "MmBackward",
     lambda xp, a, b: xp.matmul(a, b),
-    (lambda F, g, out, a, b: F.mv(b, g),
-     lambda F, g, out, a, b: _outer(F, a, g)),
+    (lambda F, g, out, a, b: F.mv(b, g), lambda F, g, out, a, b: _outer(F, a, g)),
     save=(0, 1),
     taylor=_taylor.bilinear("vm"),
 )
@@ -447,24 +497,29 @@ def _swap_last(F, x):
 
 
 BMM = op(
-    "bmm", "BmmBackward",
+    "bmm",
+    "BmmBackward",
     lambda xp, a, b: xp.matmul(a, b),
-    (lambda F, g, out, a, b: F.sum_to(F.bmm(g, _swap_last(F, b)), shape=a.shape),
-     lambda F, g, out, a, b: F.sum_to(F.bmm(_swap_last(F, a), g), shape=b.shape)),
+    (
+        lambda F, g, out, a, b: F.sum_to(F.bmm(g, _swap_last(F, b)), shape=a.shape),
+        lambda F, g, out, a, b: F.sum_to(F.bmm(_swap_last(F, a), g), shape=b.shape),
+    ),
     save=(0, 1),
     taylor=_taylor.bilinear("bmm"),
 )
 
 # ----- copies, types and devices ----------------------------------------------------------
 CLONE = op(
-    "clone", "CloneBackward",
+    "clone",
+    "CloneBackward",
     lambda xp, a: a.copy(),
     (lambda F, g, out, a: g,),
     elementwise=True,
     taylor=_taylor.linear_map("clone"),
 )
 CAST = op(
-    "cast", "ToCopyBackward",
+    "cast",
+    "ToCopyBackward",
     lambda xp, a, dtype, source: a.astype(dtype),
     (lambda F, g, out, a, dtype, source: F.cast(g, dtype=source, source=dtype),),
     elementwise=True,
@@ -482,7 +537,8 @@ def _to_device_forward(xp, a, device, source):
 
 
 TO_DEVICE = op(
-    "to_device", "ToCopyBackward",
+    "to_device",
+    "ToCopyBackward",
     _to_device_forward,
     (lambda F, g, out, a, device, source: F.to_device(g, device=source, source=device),),
     out_backend=lambda params: params["device"],

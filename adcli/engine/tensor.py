@@ -282,7 +282,9 @@ class Tensor:
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (PyTorch's backward)."""
         from adcli.engine.autodiff import backward  # noqa: PLC0415 - avoids an import cycle
 
-        backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
+        backward(
+            self, gradient, retain_graph=retain_graph, create_graph=create_graph, inputs=inputs
+        )
 
     # Operators are attached by adcli.engine.functional (they are table ops).
 
@@ -524,8 +526,10 @@ def _record(op, args, params, out, backend) -> Node:
     node.op = op
     node.params = params
     if save:
-        node.saved = args if len(save) == len(args) else tuple(
-            [a if i in save else None for i, a in enumerate(args)]
+        node.saved = (
+            args
+            if len(save) == len(args)
+            else tuple([a if i in save else None for i, a in enumerate(args)])
         )
     else:
         node.saved = None
@@ -549,7 +553,11 @@ def _check_finite(array, op, phase: str, node=None) -> None:
     else:
         ok = bool(np.isfinite(array).all()) if array.dtype.kind == "f" else True
     if not ok:
-        name = op.grad_fn_name(node.params if node is not None else None) if phase == "backward" else op.name
+        name = (
+            op.grad_fn_name(node.params if node is not None else None)
+            if phase == "backward"
+            else op.name
+        )
         err = AdcliError(
             "value",
             f"anomaly: {phase} of '{op.name}' ({name}) produced NaN or Inf",

@@ -7,7 +7,6 @@ adcli / peer, so below 1 means adcli is faster (or smaller).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -255,6 +254,18 @@ def _grad_case(name: str, leaf, f, inner: int, sync=None) -> Case:
     return Case(name, run_reset, None, sync, inner)
 
 
+def _one_thread(torch, run):
+    """``run`` with torch on one thread, as NumPy's elementwise ops are."""
+    def wrapped():
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return run()
+        finally:
+            torch.set_num_threads(threads)
+    return wrapped
+
+
 def _host(n: int, dtype, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(n).astype(dtype)
 
@@ -281,10 +292,16 @@ def norm(s: Settings, device: str = "cpu", report: Report | None = None) -> Repo
             x = E.tensor(host, dtype=dtype, device=device, requires_grad=True)
             cases = [_grad_case(f"{pre}adcli {tag}", x, lambda x=x: E.sqrt(E.sum(x**2)),
                                 inner, sync_a)]
+            one_thread = torch is not None and not on_gpu and n >= 10**6
             if torch is not None:
                 xt = torch.tensor(host, device=device, requires_grad=True)
                 cases.append(_grad_case(f"{pre}torch {tag}", xt,
                                         lambda xt=xt: torch.sqrt(torch.sum(xt**2)), inner, sync_t))
+                if one_thread:
+                    c = _grad_case(f"torch@1t {tag}", xt,
+                                   lambda xt=xt: torch.sqrt(torch.sum(xt**2)), inner)
+                    c.run = _one_thread(torch, c.run)
+                    cases.append(c)
             if not on_gpu:
                 floor = host.copy()
 
@@ -303,6 +320,9 @@ def norm(s: Settings, device: str = "cpu", report: Report | None = None) -> Repo
             if torch is not None:
                 r.compare(f"{pre}adcli/torch {tag}", f"{pre}adcli {tag}", f"{pre}torch {tag}",
                           "torch")
+                if one_thread:
+                    r.compare(f"adcli/torch@1t {tag}", f"adcli {tag}", f"torch@1t {tag}",
+                              "torch, 1 thread")
             del x, host
     return r
 
@@ -363,6 +383,9 @@ def mixed(s: Settings, device: str = "cpu", report: Report | None = None) -> Rep
                 return out
 
             cases.append(Case(f"{pre}torch {tag}", torch_run, reset(xt, yt), sync_t))
+            if not on_gpu:
+                cases.append(Case(f"torch@1t {tag}", _one_thread(torch, torch_run),
+                                  reset(xt, yt)))
         if not on_gpu:
             def numpy_floor():
                 s2 = hx * hx + hy * hy
@@ -377,6 +400,9 @@ def mixed(s: Settings, device: str = "cpu", report: Report | None = None) -> Rep
             r.figure(name, st)
         if torch is not None:
             r.compare(f"{pre}adcli/torch {tag}", f"{pre}adcli {tag}", f"{pre}torch {tag}", "torch")
+            if not on_gpu:
+                r.compare(f"adcli/torch@1t {tag}", f"adcli {tag}", f"torch@1t {tag}",
+                          "torch, 1 thread")
         if not on_gpu:
             r.compare(f"adcli/numpy {tag}", f"adcli {tag}", f"numpy {tag}", "numpy by hand")
     return r
@@ -528,15 +554,40 @@ def _flatten_numbers(value, prefix: str, out: dict) -> None:
             _flatten_numbers(v, f"{prefix}[{i}]", out)
 
 
+_NTH_CHILD = r"""
+import json, os, sys, warnings
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+if os.environ.get("ADCLI_BENCH_NO_TORCH", "") not in ("", "0"):
+    sys.modules["torch"] = None  # act as if PyTorch were not installed
+import numpy as np
+import nth_order
+with np.errstate(all="ignore"), warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # overflow at high orders is that benchmark's business
+    result = nth_order.run(quick=sys.argv[3] == "1")
+print(json.dumps(result, default=str))
+"""
+
+
+def _nth_order_in_child(quick: bool) -> dict:
+    """nth_order.run(quick) in a fresh process: its deep graphs (10^5+ nodes, GBs) and any
+    crash in a peer's native code stay out of this one."""
+    timeout = 120 if quick else 420
+    proc = subprocess.run(
+        [sys.executable, "-c", _NTH_CHILD, str(HERE), str(REPO), "1" if quick else "0"],
+        capture_output=True, text=True, env=python_env(), cwd=REPO, timeout=timeout,
+    )
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-1:] or ["(no output)"]
+        raise RuntimeError(f"child exited with {proc.returncode}: {tail[0]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def nth_order(s: Settings) -> Report:
     r = Report("nth_order", "5. nth derivative of log(x^2 + 1) * sqrt(x^2 + 1), orders 1..8")
     external = HERE / "nth_order.py"
     if external.exists():
         try:
-            spec = importlib.util.spec_from_file_location("adcli_bench_nth_order", external)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            result = module.run(quick=s.quick)
+            result = _nth_order_in_child(s.quick)
             r.extra["source"] = "scripts/bench/nth_order.py (its own figures: best of repeats)"
             r.extra["nth_order_result"] = result
             if isinstance(result.get("methods"), dict):
