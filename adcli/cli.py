@@ -73,6 +73,14 @@ class Dtype(str, Enum):
     float64 = "float64"
 
 
+class Method(str, Enum):
+    """How nth derivatives are computed."""
+
+    auto = "auto"
+    taylor = "taylor"
+    nested = "nested"
+
+
 class GlobalOptionsAnywhere(TyperGroup):
     """A group whose own options may also follow the command name.
 
@@ -291,6 +299,20 @@ def eval_command(
     graph: Annotated[
         bool, typer.Option("--graph", help="Also show the grad_fn chain of the last value.")
     ] = False,
+    method: Annotated[
+        Method,
+        typer.Option(help="How --order derivatives are computed: Taylor mode from order 3 "
+                     "(auto), always Taylor mode, or nested reverse passes."),
+    ] = Method.auto,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="With --wrt: compare Taylor mode, nesting and finite "
+                     "differences (float64), order by order."),
+    ] = False,
+    cost: Annotated[
+        bool,
+        typer.Option("--cost", help="With --wrt: graph nodes, time and peak memory per order."),
+    ] = False,
 ) -> None:
     """Run a one-liner and show the value of its last expression."""
     opts: GlobalOptions = ctx.obj
@@ -298,6 +320,9 @@ def eval_command(
     wrt_names = _check_names(wrt or [], "--wrt")
     if order > 1 and not wrt_names:
         raise typer.BadParameter("needs --wrt NAME", param_hint="'--order'")
+    for flag, on in (("--check", check), ("--cost", cost)):
+        if on and not wrt_names:
+            raise typer.BadParameter("needs --wrt NAME", param_hint=f"'{flag}'")
 
     renderer = Renderer(json_mode=opts.json, debug=opts.debug)
     session = _session_or_exit(renderer, opts)
@@ -315,11 +340,16 @@ def eval_command(
         session.mark_wrt(wrt_names)  # a --wrt name the program binds becomes a leaf needing grad
         for name, tensor in leaves:
             session.bind(name, tensor)
-        shown: list[Any] = []  # the last displayed value, to tell `x.grad` (None) from `x = 1`
-        value = session.run(program, "<eval>", emit=_split_values(renderer, shown))
-        displays_none = value is None and bool(shown) and _is_last_statement(program, shown[-1])
+        value = session.run(program, "<eval>", emit=_held_back(renderer))
+        # `x.grad` shows None; `x = 1` shows nothing.
+        displays_none = value is None and session.last_output is not None
         if wrt_names:
-            derivatives = session.derivatives(value, wrt_names, order)
+            derivatives = session.derivatives(value, wrt_names, order, method.value)
+        checks = session.derivative_checks(program, wrt_names, order) if check else None
+        costs = None
+        if cost:
+            methods = [method.value] + (["nested"] if check and method.value != "nested" else [])
+            costs = session.derivative_costs(program, wrt_names, order, methods)
 
     if renderer.json_mode:
         result = value_json(value)
@@ -333,6 +363,10 @@ def eval_command(
             result["graph"] = graph_json(
                 value if is_node(value) else getattr(value, "grad_fn", None)
             )
+        if checks is not None:
+            result["check"] = checks
+        if costs is not None:
+            result["cost"] = costs
         renderer.json(result)
         return
     if value is not None or displays_none:
@@ -341,26 +375,20 @@ def eval_command(
         renderer.derivatives(derivatives)
     if graph and not is_node(value):  # a grad_fn value is already shown as its chain
         renderer.graph(value)
+    if checks is not None:
+        renderer.derivative_checks(checks)
+    if costs is not None:
+        renderer.derivative_costs(costs)
 
 
-def _split_values(renderer: Renderer, shown: list[Any]) -> Any:
+def _held_back(renderer: Renderer) -> Any:
     """An emit callback for eval: values are held back (only the last is shown), the rest shown."""
 
     def emit(output: Any) -> None:
-        if output.kind == "value":
-            shown[:] = [output]
-        else:
+        if output.kind != "value":
             renderer.emit(output)
 
     return emit
-
-
-def _is_last_statement(program: str, output: Any) -> bool:
-    """Whether a displayed output came from the program's last statement."""
-    from adcli.parser import parse
-
-    statements = parse(program, "<eval>").statements
-    return bool(statements) and statements[-1].span == output.span
 
 
 FilesArgument = Annotated[

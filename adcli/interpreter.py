@@ -98,6 +98,8 @@ class Session:
         self._depth = 0
         self._call_depth = 0
         self._statement_span: Span | None = None
+        #: what the last statement run displayed (None when it displayed nothing)
+        self.last_output: Output | None = None
 
     # ----- the interface the front end uses ---------------------------------------------------
     @property
@@ -198,6 +200,64 @@ class Session:
             )
         return out
 
+    def function_of(self, source: str, name: str, filename: str = "<eval>") -> Callable:
+        """``f(t)``: the value of ``source`` run with ``name`` bound to tensor ``t``.
+
+        For finite differences and cost reports, which must re-evaluate the
+        program; it runs silently and leaves the session's variables as they were.
+        """
+        from adcli.parser import parse  # noqa: PLC0415
+
+        program = parse(source, filename, max_depth=self.limits.max_depth,
+                        max_source_bytes=self.limits.max_source_bytes)
+
+        def f(t):
+            saved = dict(self.variables_), dict(self.functions), self._emit
+            self._emit = None
+            try:
+                self.variables_[name] = t
+                return self._run_program(program, Path.cwd())
+            finally:
+                self.variables_, self.functions = saved[0], saved[1]
+                self._emit = saved[2]
+
+        return f
+
+    def derivative_checks(self, source: str, wrt: list[str], order: int) -> dict:
+        """Per name: Taylor vs nested vs finite differences (Richardson, float64), by order."""
+        from adcli.engine import taylor  # noqa: PLC0415
+
+        self._check_order(order, None)
+        return {
+            name: self._with_engine_settings(
+                lambda: taylor.check_orders(self.function_of(source, name),
+                                            self._wrt_tensor(name), order), None)
+            for name in wrt
+        }
+
+    def derivative_costs(self, source: str, wrt: list[str], order: int,
+                         methods: list[str]) -> dict:
+        """Per name and method: graph nodes, seconds and peak bytes of each order."""
+        from adcli.engine import taylor  # noqa: PLC0415
+
+        self._check_order(order, None)
+        out = {}
+        for name in wrt:
+            f = self.function_of(source, name)
+            x = self._wrt_tensor(name)
+            out[name] = {
+                m: self._with_engine_settings(lambda: taylor.cost_report(f, x, order, m), None)
+                for m in methods
+            }
+        return out
+
+    def _wrt_tensor(self, name: str) -> Tensor:
+        x = self.variables_.get(name)
+        if not isinstance(x, Tensor):
+            raise AdcliError("name", f"--wrt {name}: '{name}' is not a tensor variable"
+                             + self._suggest(name))
+        return x
+
     def completions(self, prefix: str) -> list[str]:
         """Names, builtins, keywords, and attributes or methods after a dot."""
         if "." in prefix:
@@ -274,12 +334,14 @@ class Session:
     def _exec(self, stmt, base_dir: Path):
         self._statement_span = stmt.span
         STATE.context = stmt.span
+        self.last_output = None
         kind = type(stmt)
         if kind is N.ExprStmt:
             value = self.eval(stmt.expr)
             silent = value is None and isinstance(stmt.expr, (N.Call, N.MethodCall))
             if not silent:
-                self._show(Output("value", value, None, stmt.span))
+                self.last_output = Output("value", value, None, stmt.span)
+                self._show(self.last_output)
             return None if silent else value
         if kind is N.Assign:
             value = self.eval(stmt.value)

@@ -540,6 +540,41 @@ class Renderer:
         if not self.json_mode:
             self.err.print(Text(message, style="dim"), soft_wrap=True)
 
+    def derivative_checks(self, checks: dict[str, dict]) -> None:
+        """Largest disagreements between Taylor mode, nesting and finite differences."""
+        from rich.table import Table
+
+        def cell(d):
+            return "-" if d is None else f"{d:.2e}"
+
+        for name, report in checks.items():
+            table = Table(
+                title=f"check of d/d{name} ({report['dtype']}): largest relative disagreement "
+                f"{cell(report['max_disagreement'])}",
+                title_justify="left",
+            )
+            for column in ("order", "taylor vs nested", "taylor vs fd", "nested vs fd"):
+                table.add_column(column, justify="right")
+            for row in report["orders"]:
+                table.add_row(str(row["order"]), cell(row["taylor_vs_nested"]),
+                              cell(row["taylor_vs_fd"]), cell(row["nested_vs_fd"]))
+            self.out.print(table)
+
+    def derivative_costs(self, costs: dict[str, dict[str, list]]) -> None:
+        """Graph nodes, time and peak memory per order, for each method that ran."""
+        from rich.table import Table
+
+        for name, by_method in costs.items():
+            for method, rows in by_method.items():
+                table = Table(title=f"cost of d/d{name} by {method}", title_justify="left")
+                for column in ("order", "graph nodes", "time", "peak memory"):
+                    table.add_column(column, justify="right")
+                for row in rows:
+                    table.add_row(str(row["order"]), f"{row['nodes']:,}",
+                                  f"{row['seconds'] * 1e3:.2f} ms",
+                                  f"{row['peak_bytes'] / 1024:.1f} KiB")
+                self.out.print(table)
+
     def derivatives(self, derivatives: dict[str, list[Any]]) -> None:
         """Gradients, or all orders of derivatives as a table."""
         self.out.print(derivatives_renderable(derivatives, self.partial), soft_wrap=True)
