@@ -67,7 +67,6 @@ def _import_cupy():
         raise AdcliError(
             "device",
             f"device 'cuda' needs CuPy, which is not installed ({type(exc).__name__}); {CUDA_HINT}",
-            hint=CUDA_HINT,
         ) from None
     try:
         count = cupy.cuda.runtime.getDeviceCount()
