@@ -15,9 +15,11 @@ from __future__ import annotations
 import difflib
 import operator
 import os
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from time import monotonic
 from typing import Callable
 
 import numpy as np
@@ -25,7 +27,7 @@ import numpy as np
 from adcli import builtins as B
 from adcli import engine as E
 from adcli import nodes as N
-from adcli.engine.tensor import STATE, AccumulateGrad, Node, Tensor
+from adcli.engine.tensor import STATE, AccumulateGrad, Node, Tensor, check_deadline
 from adcli.errors import AdcliError, Span
 
 DEFAULT_MAX_ELEMENTS = 50_000_000
@@ -33,15 +35,25 @@ DEFAULT_MAX_ELEMENTS = 50_000_000
 
 @dataclass
 class Limits:
-    """What one session may use; each is a clear ``limit`` error when exceeded."""
+    """What one session may use; each is a clear ``limit`` error when exceeded.
+
+    The command line sets them with ``--max-elements``, ``--max-bytes``,
+    ``--max-depth`` (which sets ``max_depth`` to N and ``max_expr_depth`` to
+    10 N), ``--max-call-depth``, ``--max-calls``, ``--max-order``,
+    ``--max-source-bytes`` and ``--timeout``.
+    """
 
     max_elements: int = DEFAULT_MAX_ELEMENTS  # elements in any one tensor
-    max_bytes: int = 4 * 1024**3  # bytes of any one new tensor
+    # Bytes of any one new tensor (checked before allocating), and of all the
+    # tensors bound to variables together (checked as each is bound).
+    max_bytes: int = 4 * 1024**3
     max_depth: int = 200  # bracket nesting in the source
     max_expr_depth: int = 2_000  # nesting of the expression tree (operators, calls)
     max_call_depth: int = 64  # user function calls inside one another
+    max_calls: int = 1_000_000  # user function calls made by one statement
     max_order: int = 64  # derivative order
     max_source_bytes: int = 10 * 1024 * 1024  # one script
+    timeout: float | None = None  # seconds one program may run (None: no limit)
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,9 @@ class Session:
         self._emit: Callable[[Output], None] | None = None
         self._depth = 0
         self._call_depth = 0
+        self._calls = 0  # user function calls made by the current statement
+        self._held: dict[str, int] = {}  # bytes of the tensor bound to each variable
+        self._held_total = 0
         self._statement_span: Span | None = None
         #: what the last statement run displayed (None when it displayed nothing)
         self.last_output: Output | None = None
@@ -137,9 +152,33 @@ class Session:
         return self.sources.get(filename)
 
     def bind(self, name: str, value) -> None:
+        self._hold(name, value)
         if isinstance(value, Tensor) and value.is_leaf and value.name is None:
             value.name = name
         self.variables_[name] = value
+
+    def _hold(self, name: str, value) -> None:
+        """Count what binding ``name`` to ``value`` adds to the bytes variables hold.
+
+        Each variable counts its tensor's own size (views of one storage count
+        each time, erring on the safe side); gradients in ``.grad`` and values
+        not bound to a variable are not counted.
+        """
+        size = value._data.nbytes if type(value) is Tensor else 0
+        total = self._held_total - self._held.get(name, 0) + size
+        if size and total > self.limits.max_bytes:
+            raise AdcliError(
+                "limit",
+                f"binding '{name}' would bring the tensors held in variables to {total:,} "
+                f"bytes, over the limit of {self.limits.max_bytes:,}",
+                hint="rebind variables you no longer need (say x = 0), or raise the limit "
+                "with --max-bytes",
+            )
+        if size:
+            self._held[name] = size
+        else:
+            self._held.pop(name, None)
+        self._held_total = total
 
     def lookup(self, name: str):
         return self.variables_[name]
@@ -213,6 +252,7 @@ class Session:
 
         def f(t):
             saved = dict(self.variables_), dict(self.functions), self._emit
+            held = dict(self._held), self._held_total
             self._emit = None
             try:
                 self.variables_[name] = t
@@ -220,6 +260,7 @@ class Session:
             finally:
                 self.variables_, self.functions = saved[0], saved[1]
                 self._emit = saved[2]
+                self._held, self._held_total = held
 
         return f
 
@@ -274,6 +315,8 @@ class Session:
 
     def reset(self) -> None:
         self.variables_.clear()
+        self._held.clear()
+        self._held_total = 0
         self.functions.clear()
         self.imported.clear()
         self.rng = np.random.default_rng(self.seed)
@@ -285,13 +328,27 @@ class Session:
 
     # ----- running ----------------------------------------------------------------------------
     def _with_engine_settings(self, thunk, emit):
-        """Run ``thunk`` with this session's limits, anomaly mode and warning sink installed."""
+        """Run ``thunk`` with this session's limits, anomaly mode and warning sink installed.
+
+        The evaluator recurses on the expression tree, so Python's recursion limit
+        is raised for the run to what ``max_expr_depth`` and ``max_call_depth``
+        need: the evaluator's own, clearer depth errors come first. (Python-to-Python
+        calls use no C stack from 3.11 on, so this is safe.)
+        """
         saved = (STATE.max_elements, STATE.anomaly, STATE.warn, STATE.context, self._emit)
+        saved_time = (STATE.deadline, STATE.time_limit)
         STATE.max_elements = self.limits.max_elements
         STATE.anomaly = self.detect_anomaly
         STATE.warn = self._warn
+        timeout = self.limits.timeout
+        STATE.deadline = monotonic() + timeout if timeout else None
+        STATE.time_limit = timeout
         if emit is not None or self._emit is None:
             self._emit = emit
+        recursion_limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(
+            recursion_limit + 6 * self.limits.max_expr_depth + 12 * self.limits.max_call_depth
+        )
         try:
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -306,6 +363,7 @@ class Session:
                 "limit",
                 "expression nested too deeply for the evaluator",
                 self._statement_span,
+                hint="split it into several statements",
             ) from None
         except MemoryError:
             raise AdcliError(
@@ -316,6 +374,8 @@ class Session:
             ) from None
         finally:
             (STATE.max_elements, STATE.anomaly, STATE.warn, STATE.context, self._emit) = saved
+            STATE.deadline, STATE.time_limit = saved_time
+            sys.setrecursionlimit(recursion_limit)
 
     def _warn(self, message: str) -> None:
         if self._emit is not None:
@@ -335,6 +395,9 @@ class Session:
         self._statement_span = stmt.span
         STATE.context = stmt.span
         self.last_output = None
+        self._calls = 0
+        if STATE.deadline is not None:
+            check_deadline()
         kind = type(stmt)
         if kind is N.ExprStmt:
             value = self.eval(stmt.expr)
@@ -347,6 +410,7 @@ class Session:
             value = self.eval(stmt.value)
             if stmt.name in self.wrt and isinstance(value, Tensor) and value.is_leaf:
                 value.requires_grad = True
+            self._hold(stmt.name, value)
             if isinstance(value, Tensor) and value.is_leaf and value.name is None:
                 value.name = stmt.name
             self.variables_[stmt.name] = value
@@ -466,6 +530,8 @@ class Session:
                     "limit",
                     f"expression nested too deeply (limit {self.limits.max_expr_depth})",
                     node.span,
+                    hint="split it into several statements, or raise the limit with "
+                    "--max-depth",
                 )
             return _EVAL[kind](self, node)
         finally:
@@ -551,6 +617,14 @@ class Session:
         return value
 
     def _operate(self, node: N.Binary, a, b):
+        if self.detect_anomaly and STATE.context is not node.op_span:
+            # A NaN or Inf made here is reported at this operator (see _check_finite).
+            outer = STATE.context
+            STATE.context = node.op_span
+            try:
+                return self._operate(node, a, b)
+            finally:
+                STATE.context = outer
         op = node.op
         try:
             if type(a) is Tensor and type(b) in _FAST_OPERANDS:
@@ -589,7 +663,8 @@ class Session:
 
     def _index(self, node: N.Index):
         obj = self.eval(node.obj)
-        key = tuple(self._index_item(item) for item in node.items)
+        # A list, not a generator: generators recurse on the C stack, and indexes nest.
+        key = tuple([self._index_item(item) for item in node.items])
         if isinstance(obj, tuple):
             if len(key) != 1 or not isinstance(key[0], (int, slice)):
                 raise AdcliError("type", "a shape takes one index", node.span)
@@ -639,7 +714,7 @@ class Session:
             target = self.variables_[name]
             if not isinstance(target, (UserFunction, B.Builtin)):
                 raise AdcliError(
-                    "type", f"'{name}' is a {_type_name(target)}, not a function", node.func.span
+                    "type", f"'{name}' is {_type_name(target)}, not a function", node.func.span
                 )
         if target is None:
             raise AdcliError(
@@ -714,7 +789,19 @@ class Session:
                 "limit",
                 f"function calls nested too deeply (limit {self.limits.max_call_depth})",
                 span,
+                hint="raise the limit with --max-call-depth",
             )
+        self._calls += 1
+        if self._calls > self.limits.max_calls:
+            # Functions calling earlier ones twice make 2^n calls: no loops, yet no end.
+            raise AdcliError(
+                "limit",
+                f"this statement made more than {self.limits.max_calls:,} function calls",
+                span,
+                hint="raise the limit with --max-calls",
+            )
+        if STATE.deadline is not None:
+            check_deadline()
         saved = (self.variables_, self.functions)
         self.variables_ = bound
         self.functions = fn.functions
@@ -766,12 +853,17 @@ class Session:
             raise AdcliError("type", problem, node.span)
         if not isinstance(obj, Tensor):
             raise AdcliError("type", f"{_type_name(obj)} has no method '.{name}()'", node.name_span)
+        if self.detect_anomaly:
+            STATE.context = node.span
         try:
             return _METHOD_IMPLS[name](self, obj, *args, **kwargs)
         except AdcliError as err:
             raise err.at(node.span)
         except (ValueError, TypeError, IndexError) as exc:
             raise AdcliError("value", f".{name}(): {exc}", node.span) from None
+        finally:
+            if self.detect_anomaly:
+                STATE.context = self._statement_span
 
     # ----- helpers for builtins --------------------------------------------------------------
     def _tensor_of(self, value, span=None) -> Tensor:
@@ -797,13 +889,17 @@ class Session:
 
 
 def _is_literal(node) -> bool:
-    if isinstance(node, N.Number):
-        return True
-    if isinstance(node, N.Unary):
-        return _is_literal(node.operand)
-    if isinstance(node, N.ListLit):
-        return all(_is_literal(i) for i in node.items)
-    return False
+    """Whether ``node`` is a number or bracket literal (iterative: ``--at x=----1`` nests)."""
+    pending = [node]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, N.Unary):
+            pending.append(node.operand)
+        elif isinstance(node, N.ListLit):
+            pending.extend(node.items)
+        elif not isinstance(node, N.Number):
+            return False
+    return True
 
 
 def _type_name(value) -> str:

@@ -53,6 +53,21 @@ def _int(value, what) -> int:
     raise AdcliError("type", f"{what} must be a whole number, got {value!r}")
 
 
+def _num(value, what) -> float | int:
+    """A plain number from a number or a one-element tensor (bools are not numbers here)."""
+    if isinstance(value, Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    raise AdcliError("type", f"{what} must be a number, got {_describe(value)}")
+
+
+def _describe(value) -> str:
+    from adcli.interpreter import _type_name  # noqa: PLC0415
+
+    return _type_name(value)
+
+
 def _shape(values, what="shape") -> tuple:
     """A shape from ``2, 3``, ``[2, 3]`` or a shape value."""
     if len(values) == 1 and isinstance(values[0], (tuple, Tensor)):
@@ -146,9 +161,7 @@ def _full(s, shape, value, **kw):
     shape = _shape((shape,)) if not isinstance(shape, (int, float)) else (_int(shape, "shape"),)
     opts = _creation(s, kw)
     _check_bytes(s, shape, opts["dtype"])
-    if isinstance(value, Tensor):
-        value = value.item()
-    return E.full(shape, value, **opts)
+    return E.full(shape, _num(value, "the fill value"), **opts)
 
 
 @builtin("eye", ("n", "m"), required=1, keywords=CREATION_KEYWORDS)
@@ -158,12 +171,16 @@ def _eye(s, n, m=None, **kw):
 
 @builtin("arange", ("start", "end", "step"), required=1, keywords=CREATION_KEYWORDS)
 def _arange(s, start, end=None, step=1, **kw):
-    return E.arange(start, end, step, **_creation(s, kw))
+    start = _num(start, "start")
+    end = None if end is None else _num(end, "end")
+    return E.arange(start, end, _num(step, "step"), **_creation(s, kw))
 
 
 @builtin("linspace", ("start", "end", "steps"), keywords=CREATION_KEYWORDS)
 def _linspace(s, start, end, steps, **kw):
-    return E.linspace(start, end, _int(steps, "steps"), **_creation(s, kw))
+    return E.linspace(
+        _num(start, "start"), _num(end, "end"), _int(steps, "steps"), **_creation(s, kw)
+    )
 
 
 @builtin("zeros_like", ("x",), keywords=frozenset({"requires_grad"}))
@@ -349,7 +366,11 @@ def _hessian(s, f, x):
 )
 def _gradcheck(s, f, *xs, eps=1e-6, atol=1e-5, rtol=1e-3):
     report = E.gradcheck(
-        s.as_callable(f, s._statement_span), [_t(s, x) for x in xs], eps=eps, atol=atol, rtol=rtol
+        s.as_callable(f, s._statement_span),
+        [_t(s, x) for x in xs],
+        eps=_num(eps, "eps"),
+        atol=_num(atol, "atol"),
+        rtol=_num(rtol, "rtol"),
     )
     return report["ok"]
 
@@ -410,7 +431,7 @@ def _plain(v) -> str:
 
 @builtin("allclose", ("a", "b"), keywords=frozenset({"rtol", "atol"}))
 def _allclose(s, a, b, rtol=1e-5, atol=1e-8):
-    return E.allclose(_t(s, a), _t(s, b), rtol=rtol, atol=atol)
+    return E.allclose(_t(s, a), _t(s, b), rtol=_num(rtol, "rtol"), atol=_num(atol, "atol"))
 
 
 @builtin("shape", ("x",))

@@ -40,6 +40,8 @@ __all__ = [
     "parse",
 ]
 
+#: Whole-number literals from here up are floats (as results of arithmetic are).
+_INT_LIMIT = 2**63
 #: How deeply brackets may nest before a script is refused (kind "limit").
 DEFAULT_MAX_DEPTH = 200
 #: The largest source accepted, in UTF-8 bytes (kind "limit").
@@ -177,7 +179,8 @@ def _tokenize(source: str, filename: str, max_depth: int, tables: _Tables) -> li
                     "limit",
                     f"expression nested too deeply (limit {max_depth})",
                     _span(token, filename),
-                    hint="split the expression into several statements",
+                    hint="split the expression into several statements, or raise the limit "
+                    "with --max-depth",
                 )
                 append(_Token(_FAILED, error, line, column, line, 0))
                 return tokens
@@ -345,6 +348,7 @@ def _check_size(source: str, filename: str, max_source_bytes: int) -> None:
             "limit",
             f"source too large ({size} bytes; limit {max_source_bytes})",
             Span(filename, 1, 1, 1, 1),
+            hint="split it into several files, or raise the limit with --max-source-bytes",
         )
 
 
@@ -710,6 +714,8 @@ class _AstBuilder:
             value: int | float = int(text) if text.isdigit() else float(text)
         except ValueError:  # more digits than int() accepts
             raise AdcliError("limit", "number literal has too many digits", span) from None
+        if type(value) is int and value >= _INT_LIMIT:
+            value = float(value)  # as arithmetic does: whole numbers stay within 64 bits
         return nodes.Number(value, text, span)
 
     def string(self, children: list) -> nodes.String:

@@ -20,6 +20,7 @@ from adcli.engine.tensor import (
     Node,
     Tensor,
     _check_finite,
+    check_deadline,
     enable_grad,
     format_shape,
     grad_node,
@@ -116,9 +117,12 @@ def run_backward(
     graph_ops = _graph_ops() if create_graph else None
     raw_cache: dict = {}
     anomaly = STATE.anomaly
+    timed = STATE.deadline is not None
     mode = enable_grad() if create_graph else no_grad()
     with mode:
         for node in order:
+            if timed:
+                check_deadline()
             g = grads.pop(node, None)
             if g is None:
                 continue
@@ -424,13 +428,7 @@ def jacobian(f, x: Tensor, create_graph: bool = False) -> Tensor:
     if not isinstance(y, Tensor):
         raise AdcliError("type", "jacobian(f, x): f must return a tensor")
     n = y.numel()
-    STATE_check = n * x.numel()
-    if STATE_check > STATE.max_elements:
-        raise AdcliError(
-            "limit",
-            f"the jacobian would hold {STATE_check:,} elements, over the limit of "
-            f"{STATE.max_elements:,}",
-        )
+    _check_square("jacobian", n, x.numel())
     xp = y._backend.xp
     rows = []
     for i in range(n):
@@ -441,18 +439,28 @@ def jacobian(f, x: Tensor, create_graph: bool = False) -> Tensor:
     return stack_rows(rows, y.shape + x.shape)
 
 
+def _check_square(what: str, rows: int, columns: int) -> None:
+    """Refuse a jacobian-like result of ``rows * columns`` elements over the element limit."""
+    if rows * columns > STATE.max_elements:
+        raise AdcliError(
+            "limit",
+            f"the {what} would hold {rows:,} x {columns:,} = {rows * columns:,} elements, "
+            f"over the limit of {STATE.max_elements:,}",
+            hint="use a smaller input, or raise the limit with --max-elements",
+        )
+
+
 def hessian(f, x: Tensor) -> Tensor:
     """H[i..., j...] = d^2 f / dx[i...] dx[j...] for a scalar-valued ``f``."""
     from adcli.engine.functional import stack_rows  # noqa: PLC0415
 
+    n = x.numel()
+    _check_square("hessian", n, n)  # before any work: n reverse passes would follow
     leaf = _fresh_leaf(x)
     y = f(leaf)
     if not isinstance(y, Tensor) or y.numel() != 1:
         raise AdcliError("value", "hessian(f, x): f must return a tensor with one element")
     g = grad(y, leaf, create_graph=True)
-    n = leaf.numel()
-    if n * n > STATE.max_elements:
-        raise AdcliError("limit", f"the hessian would hold {n * n:,} elements, over the limit")
     xp = leaf._backend.xp
     rows = []
     for i in range(n):
@@ -482,6 +490,8 @@ def gradcheck(f, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e
     if not isinstance(y, Tensor):
         raise AdcliError("type", "gradcheck: f must return a tensor")
     ny = y.numel()
+    for x in xs64:
+        _check_square("gradcheck's jacobian", ny, x.numel())
     for k, x in enumerate(xs64):
         analytic = np.zeros((ny, x.numel()))
         xp = y._backend.xp
@@ -495,6 +505,7 @@ def gradcheck(f, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e
         flat = x._data.reshape(-1)
         with no_grad():
             for j in range(x.numel()):
+                check_deadline()
                 orig = flat[j].copy() if hasattr(flat[j], "copy") else flat[j]
                 flat[j] = orig + eps
                 plus = f(*xs64).numpy().ravel()

@@ -29,6 +29,9 @@ from adcli.engine.tensor import (
 from adcli.errors import AdcliError
 
 _NUMBER = (int, float)
+#: NumPy's (and so every backend's) most dimensions and largest size of one dimension
+_MAX_DIMS = 64
+_MAX_SIZE = 2**62
 
 
 # ----- creation ---------------------------------------------------------------------------------
@@ -57,7 +60,15 @@ def _shape_arg(shape) -> tuple:
         s = int(s)
         if s < 0:
             raise AdcliError("value", f"a shape cannot have a negative size ({s})")
+        if s >= _MAX_SIZE:  # more than any array could index, even with no elements
+            raise AdcliError(
+                "limit",
+                f"a size of {s:,} in shape {format_shape(shape)} is too large",
+                hint="make it smaller, or raise the limit with --max-elements",
+            )
         out.append(s)
+    if len(out) > _MAX_DIMS:
+        raise AdcliError("limit", f"a tensor has at most {_MAX_DIMS} dimensions, not {len(out)}")
     return tuple(out)
 
 
@@ -71,6 +82,10 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
         try:
             host = np.asarray(data, dtype=np_dtype)
         except (ValueError, TypeError) as exc:
+            if "maximum number of dimension" in str(exc):
+                raise AdcliError(
+                    "limit", f"tensor(): a tensor has at most {_MAX_DIMS} dimensions"
+                ) from None
             raise AdcliError(
                 "value", f"tensor(): the data is not a regular grid of numbers ({exc})"
             ) from None
@@ -399,6 +414,8 @@ def reshape(x, *shape):
         elif s < 0:
             raise AdcliError("value", f"reshape: invalid size {s}")
         dims.append(int(s))
+    if builtins.max(dims, default=0) >= _MAX_SIZE or len(dims) > _MAX_DIMS:
+        _shape_arg(tuple(d for d in dims if d != -1))  # says which limit, in words
     n = x.numel()
     known = prod(d for d in dims if d != -1)
     if infer is not None:
@@ -416,7 +433,8 @@ def permute(x, *axes):
     x = _as_tensor(x)
     if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
         axes = tuple(axes[0])
-    axes = tuple(int(a) % builtins.max(x.ndim, 1) for a in axes)
+    axes = tuple(_dims(tuple(axes), x.ndim)) if axes else ()
+    axes = tuple(a % builtins.max(x.ndim, 1) for a in axes)
     if sorted(axes) != list(range(x.ndim)):
         raise AdcliError(
             "value",

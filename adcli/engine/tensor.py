@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import warnings
 from math import prod
+from time import monotonic
 
 import numpy as np
 
@@ -29,7 +30,15 @@ from adcli.errors import AdcliError
 class _State:
     """Process-wide engine settings (the interpreter sets them per session)."""
 
-    __slots__ = ("grad_enabled", "max_elements", "context", "anomaly", "warn")
+    __slots__ = (
+        "anomaly",
+        "context",
+        "deadline",
+        "grad_enabled",
+        "max_elements",
+        "time_limit",
+        "warn",
+    )
 
     def __init__(self) -> None:
         self.grad_enabled = True
@@ -41,6 +50,10 @@ class _State:
         self.anomaly = False
         #: how warnings are reported (the interpreter swaps in its own)
         self.warn = _default_warn
+        #: ``time.monotonic()`` past which long loops stop (None: no time limit)
+        self.deadline = None
+        #: the seconds that deadline stands for (for the message)
+        self.time_limit = None
 
 
 def _default_warn(message: str) -> None:
@@ -99,6 +112,16 @@ def check_elements(shape: tuple, what: str = "tensor") -> None:
             f"{what} of shape {format_shape(shape)} would hold {n:,} elements, "
             f"over the limit of {STATE.max_elements:,}",
             hint="make it smaller, or raise the limit with --max-elements",
+        )
+
+
+def check_deadline() -> None:
+    """Stop with a ``limit`` error once the time limit (``--timeout``) has passed."""
+    if STATE.deadline is not None and monotonic() > STATE.deadline:
+        raise AdcliError(
+            "limit",
+            f"the computation ran past the time limit of {STATE.time_limit:g} s",
+            hint="make it smaller, or raise the limit with --timeout",
         )
 
 

@@ -14,9 +14,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -103,14 +103,19 @@ def interleaved(cases: list[Case], repeats: int, warmup: int = 1) -> dict[str, S
     return {name: Stats(values) for name, values in samples.items()}
 
 
-def wall_times(commands: dict[str, list[str]], repeats: int, warmup: int = 1,
-               env: dict | None = None, cwd: Path = REPO) -> dict[str, Stats | str]:
+def wall_times(
+    commands: dict[str, list[str]],
+    repeats: int,
+    warmup: int = 1,
+    env: dict | None = None,
+    cwd: Path = REPO,
+) -> dict[str, Stats | str]:
     """Median wall time of whole processes, interleaved; a failing command gives its error."""
     failed: dict[str, str] = {}
 
     def one(name: str, argv: list[str]) -> float | None:
         start = time.perf_counter()
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd)
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd, check=False)
         elapsed = time.perf_counter() - start
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
@@ -129,10 +134,7 @@ def wall_times(commands: dict[str, list[str]], repeats: int, warmup: int = 1,
             t = one(name, argv)
             if t is not None:
                 samples[name].append(t)
-    return {
-        name: (failed[name] if name in failed else Stats(samples[name]))
-        for name in commands
-    }
+    return {name: (failed[name] if name in failed else Stats(samples[name])) for name in commands}
 
 
 # ----- one workload's results ---------------------------------------------------------------------
@@ -177,36 +179,73 @@ class Report:
     def value(self, label: str) -> float:
         return self.figures[label]["value"]
 
-    def compare(self, name: str, ours: str, peer: str, peer_name: str,
-                limit: float | None = None, target_text: str = "") -> float:
+    def compare(
+        self,
+        name: str,
+        ours: str,
+        peer: str,
+        peer_name: str,
+        limit: float | None = None,
+        target_text: str = "",
+    ) -> float:
         """Record ratio ``ours / peer`` of two recorded figures, and its target if any."""
         ratio = self.value(ours) / self.value(peer)
         self.ratios[name] = ratio
         met = None
         if limit is not None:
             met = ratio <= limit
-            self.targets.append({
-                "name": name, "what": f"{ours} / {peer}", "value": ratio,
-                "limit": limit, "met": met, "text": target_text or f"ratio <= {limit}",
-            })
-        self.rows.append(Row(name, _fmt(self.figures[ours]), peer_name,
-                             _fmt(self.figures[peer]), ratio, target_text or
-                             (f"<= {limit}" if limit is not None else ""), met))
+            self.targets.append(
+                {
+                    "name": name,
+                    "what": f"{ours} / {peer}",
+                    "value": ratio,
+                    "limit": limit,
+                    "met": met,
+                    "text": target_text or f"ratio <= {limit}",
+                }
+            )
+        self.rows.append(
+            Row(
+                name,
+                _fmt(self.figures[ours]),
+                peer_name,
+                _fmt(self.figures[peer]),
+                ratio,
+                target_text or (f"<= {limit}" if limit is not None else ""),
+                met,
+            )
+        )
         return ratio
 
     def absolute_target(self, name: str, label: str, limit: float, text: str) -> bool:
         """A target on a figure itself (a time, a size), not on a ratio."""
         value = self.value(label)
         met = value <= limit
-        self.targets.append({"name": name, "what": label, "value": value, "limit": limit,
-                             "met": met, "text": text})
+        self.targets.append(
+            {"name": name, "what": label, "value": value, "limit": limit, "met": met, "text": text}
+        )
         return met
 
-    def show(self, label: str, peer_name: str = "", peer: str | None = None,
-             target: str = "", met: bool | None = None) -> None:
+    def show(
+        self,
+        label: str,
+        peer_name: str = "",
+        peer: str | None = None,
+        target: str = "",
+        met: bool | None = None,
+    ) -> None:
         """A table row for a figure with no ratio (or a peer shown for context)."""
-        self.rows.append(Row(label, _fmt(self.figures[label]), peer_name,
-                             _fmt(self.figures[peer]) if peer else "", None, target, met))
+        self.rows.append(
+            Row(
+                label,
+                _fmt(self.figures[label]),
+                peer_name,
+                _fmt(self.figures[peer]) if peer else "",
+                None,
+                target,
+                met,
+            )
+        )
 
     def skip(self, what: str) -> None:
         self.skipped.append(what)
@@ -254,7 +293,7 @@ def load_torch():
         sys.modules["torch"] = None  # type: ignore[assignment]
         return None
     try:
-        import torch  # noqa: PLC0415 - optional peer, the `bench` extra
+        import torch
     except ImportError:
         return None
     return torch
@@ -308,6 +347,25 @@ def openblas_info() -> dict:
     return info
 
 
+def openblas_thread_setter():
+    """A function that sets NumPy's OpenBLAS thread count, or None where it cannot be found."""
+    path = openblas_info().get("library")
+    if not path:
+        return None
+    lib = ctypes.CDLL(path)
+    for name in (
+        "scipy_openblas_set_num_threads64_",
+        "openblas_set_num_threads64_",
+        "scipy_openblas_set_num_threads",
+        "openblas_set_num_threads",
+    ):
+        setter = getattr(lib, name, None)
+        if setter is not None:
+            setter.argtypes = [ctypes.c_int]
+            return setter
+    return None
+
+
 def numpy_blas_threads() -> int:
     """How many threads NumPy's BLAS uses (read from OpenBLAS, else guessed from the env)."""
     found = openblas_info().get("threads")
@@ -329,8 +387,7 @@ def machine_info(torch) -> dict:
         "python": sys.version.split()[0],
         "python_executable": sys.executable,
         "numpy": np.__version__,
-        "numpy_blas": {"name": blas.get("name"), "version": blas.get("version"),
-                       **openblas_info()},
+        "numpy_blas": {"name": blas.get("name"), "version": blas.get("version"), **openblas_info()},
         "torch": torch.__version__ if torch is not None else None,
         "gc_threshold": list(gc.get_threshold()),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
@@ -340,7 +397,7 @@ def machine_info(torch) -> dict:
         info["torch_interop_threads"] = torch.get_num_interop_threads()
         info["torch_cuda"] = bool(torch.cuda.is_available())
     try:
-        import adcli  # noqa: PLC0415
+        import adcli
 
         info["adcli"] = adcli.__version__
     except ImportError:

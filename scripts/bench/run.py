@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """adcli's benchmark suite: adcli next to its peers, in one run, one table, one JSON file.
 
     python scripts/bench/run.py [--quick] [--json-out PATH] [--only NAME,...] [--cuda]
@@ -28,19 +27,19 @@ if not _keep_blas_env:
     for _name in BLAS_ENV_VARS:
         os.environ.pop(_name, None)
 
-import argparse  # noqa: E402
-import gc  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-import traceback  # noqa: E402
-from datetime import datetime, timezone  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import gc
+import json
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parents[1]))  # the repo root: adcli importable without installing
 
-from harness import REPO, Report, load_torch, machine_info, torch_hidden_reason  # noqa: E402
+from harness import REPO, Report, load_torch, machine_info, torch_hidden_reason
 
 ORDER = ["per_op", "norm", "mixed", "mm", "nth_order", "startup", "memory", "interpreter", "cuda"]
 
@@ -58,16 +57,30 @@ def _blas_env_record() -> dict:
 
 def _parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true",
-                   help="smoke mode: tiny sizes, 2 repeats (used by the test suite)")
-    p.add_argument("--json-out", type=Path, default=REPO / "bench-results.json",
-                   help="where to write the JSON results (default: bench-results.json)")
-    p.add_argument("--only", default="",
-                   help="comma-separated workload names or numbers, e.g. norm,mm or 2,4")
-    p.add_argument("--cuda", action="store_true",
-                   help="also run workloads 2-4 on the GPU (needs CuPy, a GPU, torch with CUDA)")
-    p.add_argument("--keep-blas-env", action="store_true",
-                   help="leave OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE as they are")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke mode: tiny sizes, 2 repeats (used by the test suite)",
+    )
+    p.add_argument(
+        "--json-out",
+        type=Path,
+        default=REPO / "bench-results.json",
+        help="where to write the JSON results (default: bench-results.json)",
+    )
+    p.add_argument(
+        "--only", default="", help="comma-separated workload names or numbers, e.g. norm,mm or 2,4"
+    )
+    p.add_argument(
+        "--cuda",
+        action="store_true",
+        help="also run workloads 2-4 on the GPU (needs CuPy, a GPU, torch with CUDA)",
+    )
+    p.add_argument(
+        "--keep-blas-env",
+        action="store_true",
+        help="leave OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE as they are",
+    )
     args = p.parse_args(argv)
     chosen = ORDER
     if args.only:
@@ -84,7 +97,7 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def _table(report: Report):
-    from rich.table import Table  # noqa: PLC0415
+    from rich.table import Table
 
     table = Table(title=report.title, title_justify="left", show_lines=False)
     table.add_column("case")
@@ -103,14 +116,14 @@ def _table(report: Report):
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(sys.argv[1:] if argv is None else argv)
-    from rich.console import Console  # noqa: PLC0415
+    from rich.console import Console
 
     console = Console(width=None if sys.stdout.isatty() else 150)
     started = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     load_before = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     torch = load_torch()
-    import workloads  # noqa: PLC0415 - after the environment and sys.path are settled
+    import workloads
 
     settings = workloads.Settings(quick=args.quick, torch=torch, cuda=args.cuda)
     # Everything imported so far (torch alone is ~10^5 objects) lives for the whole run:
@@ -149,8 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
     out = {
         "schema": "adcli-bench/1",
-        "command": " ".join(["python", "scripts/bench/run.py", *(sys.argv[1:] if argv is None
-                                                                  else argv)]),
+        "command": " ".join(
+            ["python", "scripts/bench/run.py", *(sys.argv[1:] if argv is None else argv)]
+        ),
         "quick": args.quick,
         "started_at": started_at,
         "elapsed_s": round(elapsed, 2),
@@ -167,8 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     missed = [t for t in all_targets if not t["met"]]
     console.print(f"[bold]targets:[/] {len(all_targets) - len(missed)} met, {len(missed)} missed")
     for t in missed:
-        console.print(f"  [red]missed[/] {t['workload']}: {t['name']} = {t['value']:.3g} "
-                      f"({t['text']})")
+        console.print(
+            f"  [red]missed[/] {t['workload']}: {t['name']} = {t['value']:.3g} ({t['text']})"
+        )
     console.print(f"elapsed {elapsed:.1f} s; results in {args.json_out}")
     return 0
 

@@ -7,19 +7,17 @@ adcli / peer, so below 1 means adcli is faster (or smaller).
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-import adcli.engine as E
-import adcli.parser as adcli_parser
-from adcli.interpreter import Session
 from harness import (
     REPO,
     Case,
@@ -27,10 +25,15 @@ from harness import (
     Stats,
     interleaved,
     numpy_blas_threads,
+    openblas_thread_setter,
     python_env,
     torch_hidden_reason,
     wall_times,
 )
+
+import adcli.engine as E
+import adcli.parser as adcli_parser
+from adcli.interpreter import Session
 
 HERE = Path(__file__).resolve().parent
 
@@ -145,117 +148,119 @@ def adcli_command() -> tuple[list[str], str]:
     return [sys.executable, "-m", "adcli"], f"{sys.executable} -m adcli"
 
 
+def _chain_cases(lib, sin, leaf, lines: int, ops: int) -> list[Case]:
+    """Forward alone, and forward+backward (``.grad`` reset untimed), of one chain."""
+
+    def fwd():
+        return _chain(sin, leaf, lines)
+
+    def fwd_bwd():
+        y = _chain(sin, leaf, lines)
+        y.backward()
+        return y
+
+    def reset():
+        leaf.grad = None
+
+    return [Case(f"{lib}.fwd ops={ops}", fwd), Case(f"{lib}.fwd_bwd ops={ops}", fwd_bwd, reset)]
+
+
 def per_op(s: Settings) -> Report:
     r = Report("per_op", "1. Per-op overhead: chains of elementwise ops on 1-element float64")
-    torch = s.torch
-    sizes = [400] if s.quick else [1_000, 10_000]
-    r.notes.append(f"each line is `{CHAIN_LINE}` ({OPS_PER_LINE} ops); the Python chains "
-                   "run the same ops through adcli.engine and torch")
+    r.notes.append(
+        f"each line is `{CHAIN_LINE}` ({OPS_PER_LINE} ops); the Python chains "
+        "run the same ops through adcli.engine and torch"
+    )
     cmd, cmd_text = adcli_command()
     r.extra["adcli_command"] = cmd_text
-    if torch is None:
+    if s.torch is None:
         _no_torch(r, "PyTorch eager chains")
-    for ops in sizes:
-        lines = ops // OPS_PER_LINE
-        x = E.tensor([1.5], dtype="float64", requires_grad=True)
-        cases = []
-
-        def fwd_bwd(sin, leaf):
-            def run():
-                y = _chain(sin, leaf, lines)
-                y.backward()
-                return y
-
-            def before():
-                leaf.grad = None
-
-            return run, before
-
-        cases.append(Case(f"adcli.engine.fwd ops={ops}", lambda x=x: _chain(E.sin, x, lines)))
-        run, before = fwd_bwd(E.sin, x)
-        cases.append(Case(f"adcli.engine.fwd_bwd ops={ops}", run, before))
-        if torch is not None:
-            xt = torch.tensor([1.5], dtype=torch.float64, requires_grad=True)
-            cases.append(Case(f"torch.fwd ops={ops}", lambda xt=xt: _chain(torch.sin, xt, lines)))
-            run, before = fwd_bwd(torch.sin, xt)
-            cases.append(Case(f"torch.fwd_bwd ops={ops}", run, before))
-        src_fwd, src_bwd = chain_source(lines, False), chain_source(lines, True)
-        lang_fwd, lang_bwd = _SessionCase(src_fwd), _SessionCase(src_bwd)
-        pre = _Preparsed(src_bwd)
-        lang_interp = _SessionCase(src_bwd, pre)
-        cases += [
-            Case(f"adcli.lang.fwd ops={ops}", lang_fwd.run, lang_fwd.before),
-            Case(f"adcli.lang.fwd_bwd ops={ops}", lang_bwd.run, lang_bwd.before),
-            Case(f"adcli.lang.interpret_only.fwd_bwd ops={ops}", lang_interp.run,
-                 lang_interp.before),
-            Case(f"adcli.lang.parse ops={ops}", lambda src=src_bwd: adcli_parser.parse(src)),
-        ]
-        stats = interleaved(cases, s.reps(7), s.warm(2))
-        for name, st in stats.items():
-            r.figure(name, st)
-        if not pre.used:
-            r.notes.append("could not bypass parsing in Session.run: interpret_only includes it")
-        for kind in ("fwd", "fwd_bwd"):
-            target = kind == "fwd_bwd"
-            if torch is not None:
-                r.compare(f"engine/torch {kind} ops={ops}", f"adcli.engine.{kind} ops={ops}",
-                          f"torch.{kind} ops={ops}", "torch eager",
-                          0.7 if target else None)
-                r.compare(f"lang(Session.run)/torch {kind} ops={ops}",
-                          f"adcli.lang.{kind} ops={ops}", f"torch.{kind} ops={ops}",
-                          "torch eager", 1.0 if target else None)
-            else:
-                r.show(f"adcli.engine.{kind} ops={ops}")
-                r.show(f"adcli.lang.{kind} ops={ops}")
-        if torch is not None:
-            r.compare(f"lang interpret-only/torch fwd_bwd ops={ops}",
-                      f"adcli.lang.interpret_only.fwd_bwd ops={ops}",
-                      f"torch.fwd_bwd ops={ops}", "torch eager")
-        r.show(f"adcli.lang.parse ops={ops}")
-
-        # `adcli run FILE` as a whole process, start-up included.
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / f"chain_{ops}.ad"
-            path.write_text(src_bwd, encoding="utf-8")
-            walls = wall_times({"run": [*cmd, "run", str(path)]}, s.reps(5) if not s.quick else 1,
-                               warmup=0 if s.quick else 1, env=python_env())
-        wall = walls["run"]
-        label = f"adcli run FILE (subprocess wall) ops={ops}"
-        if isinstance(wall, Stats):
-            r.figure(label, wall)
-            r.show(label)
-        else:
-            r.skip(f"{label}: the command failed ({wall})")
+    for ops in [400] if s.quick else [1_000, 10_000]:
+        _per_op_size(s, r, ops, cmd)
     return r
+
+
+def _per_op_size(s: Settings, r: Report, ops: int, cmd: list[str]) -> None:
+    torch = s.torch
+    lines = ops // OPS_PER_LINE
+    x = E.tensor([1.5], dtype="float64", requires_grad=True)
+    cases = _chain_cases("adcli.engine", E.sin, x, lines, ops)
+    if torch is not None:
+        xt = torch.tensor([1.5], dtype=torch.float64, requires_grad=True)
+        cases += _chain_cases("torch", torch.sin, xt, lines, ops)
+    src_fwd, src_bwd = chain_source(lines, False), chain_source(lines, True)
+    lang_fwd, lang_bwd = _SessionCase(src_fwd), _SessionCase(src_bwd)
+    pre = _Preparsed(src_bwd)
+    lang_interp = _SessionCase(src_bwd, pre)
+
+    def parse_only():
+        return adcli_parser.parse(src_bwd, "<bench>")
+
+    cases += [
+        Case(f"adcli.lang.fwd ops={ops}", lang_fwd.run, lang_fwd.before),
+        Case(f"adcli.lang.fwd_bwd ops={ops}", lang_bwd.run, lang_bwd.before),
+        Case(f"adcli.lang.interpret_only.fwd_bwd ops={ops}", lang_interp.run, lang_interp.before),
+        Case(f"adcli.lang.parse ops={ops}", parse_only),
+    ]
+    stats = interleaved(cases, s.reps(9), s.warm(2))
+    for name, st in stats.items():
+        r.figure(name, st)
+    if not pre.used:
+        r.notes.append("could not bypass parsing in Session.run: interpret_only includes it")
+    for kind in ("fwd", "fwd_bwd"):
+        target = kind == "fwd_bwd"
+        if torch is not None:
+            r.compare(
+                f"engine/torch {kind} ops={ops}",
+                f"adcli.engine.{kind} ops={ops}",
+                f"torch.{kind} ops={ops}",
+                "torch eager",
+                0.7 if target else None,
+            )
+            r.compare(
+                f"lang(Session.run)/torch {kind} ops={ops}",
+                f"adcli.lang.{kind} ops={ops}",
+                f"torch.{kind} ops={ops}",
+                "torch eager",
+                1.0 if target else None,
+            )
+        else:
+            r.show(f"adcli.engine.{kind} ops={ops}")
+            r.show(f"adcli.lang.{kind} ops={ops}")
+    if torch is not None:
+        r.compare(
+            f"lang interpret-only/torch fwd_bwd ops={ops}",
+            f"adcli.lang.interpret_only.fwd_bwd ops={ops}",
+            f"torch.fwd_bwd ops={ops}",
+            "torch eager",
+        )
+    r.show(f"adcli.lang.parse ops={ops}")
+
+    # `adcli run FILE` as a whole process, start-up included.
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"chain_{ops}.ad"
+        path.write_text(src_bwd, encoding="utf-8")
+        walls = wall_times(
+            {"run": [*cmd, "run", str(path)]},
+            1 if s.quick else 5,
+            warmup=0 if s.quick else 1,
+            env=python_env(),
+        )
+    wall = walls["run"]
+    label = f"adcli run FILE (subprocess wall) ops={ops}"
+    if isinstance(wall, Stats):
+        r.figure(label, wall)
+        r.show(label)
+    else:
+        r.skip(f"{label}: the command failed ({wall})")
 
 
 # ----- 2. the tutorial's norm -----------------------------------------------------------------------
 
 
-def _grad_case(name: str, leaf, f, inner: int, sync=None) -> Case:
-    """fwd+bwd of ``f()`` into ``leaf.grad``, with ``.grad`` reset between runs."""
-    if inner == 1:
-        def run():
-            out = f()
-            out.backward()
-            return out
-
-        def before():
-            leaf.grad = None
-
-        return Case(name, run, before, sync)
-
-    def run_reset():
-        leaf.grad = None
-        out = f()
-        out.backward()
-        return out
-
-    return Case(name, run_reset, None, sync, inner)
-
-
 def _one_thread(torch, run):
     """``run`` with torch on one thread, as NumPy's elementwise ops are."""
+
     def wrapped():
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
@@ -263,6 +268,7 @@ def _one_thread(torch, run):
             return run()
         finally:
             torch.set_num_threads(threads)
+
     return wrapped
 
 
@@ -270,67 +276,79 @@ def _host(n: int, dtype, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(n).astype(dtype)
 
 
+def _norm_fn(lib, x):
+    def run():
+        out = lib.sqrt(lib.sum(x**2))
+        out.backward()
+        return out
+
+    return run
+
+
 def norm(s: Settings, device: str = "cpu", report: Report | None = None) -> Report:
     r = report or Report("norm", "2. sqrt(sum(x^2)) forward+backward")
-    torch = s.torch
     on_gpu = device != "cpu"
     if on_gpu:
         sizes = [10**4, 10**6] if s.quick else [10**4, 10**6, 10**7, 10**8]
     else:
         sizes = [10, 1000] if s.quick else [10, 10**4, 10**6, 10**7]
-    if torch is None:
+    if s.torch is None:
         _no_torch(r, "PyTorch peer")
-    sync_a, sync_t = _syncs(torch, on_gpu)
     for dtype in ("float32", "float64"):
         for n in sizes:
             if on_gpu and n == 10**8 and dtype == "float64":
                 continue
-            host = _host(n, dtype, 0)
-            inner = s.inner(_inner_for(n)) if not on_gpu else 1
-            tag = f"{dtype} n={n:.0e}" if n > 10**4 else f"{dtype} n={n}"
-            pre = "cuda." if on_gpu else ""
-            x = E.tensor(host, dtype=dtype, device=device, requires_grad=True)
-            cases = [_grad_case(f"{pre}adcli {tag}", x, lambda x=x: E.sqrt(E.sum(x**2)),
-                                inner, sync_a)]
-            one_thread = torch is not None and not on_gpu and n >= 10**6
-            if torch is not None:
-                xt = torch.tensor(host, device=device, requires_grad=True)
-                cases.append(_grad_case(f"{pre}torch {tag}", xt,
-                                        lambda xt=xt: torch.sqrt(torch.sum(xt**2)), inner, sync_t))
-                if one_thread:
-                    c = _grad_case(f"torch@1t {tag}", xt,
-                                   lambda xt=xt: torch.sqrt(torch.sum(xt**2)), inner)
-                    c.run = _one_thread(torch, c.run)
-                    cases.append(c)
-            if not on_gpu:
-                floor = host.copy()
-
-                def numpy_floor(a=floor):
-                    return a / np.sqrt(np.sum(a * a))
-
-                cases.append(Case(f"numpy {tag}", numpy_floor, inner=inner))
-            big = n >= 10**6
-            stats = interleaved(cases, s.reps(7 if big else 9), s.warm(3 if big else 2))
-            for name, st in stats.items():
-                r.figure(name, st)
-            if not on_gpu:
-                limit = 1.2 if n == 10**7 else None
-                r.compare(f"adcli/numpy {tag}", f"adcli {tag}", f"numpy {tag}",
-                          "numpy by hand", limit, "<= 1.2 at n=1e7" if limit else "")
-            if torch is not None:
-                r.compare(f"{pre}adcli/torch {tag}", f"{pre}adcli {tag}", f"{pre}torch {tag}",
-                          "torch")
-                if one_thread:
-                    r.compare(f"adcli/torch@1t {tag}", f"adcli {tag}", f"torch@1t {tag}",
-                              "torch, 1 thread")
-            del x, host
+            _norm_size(s, r, device, dtype, n)
     return r
+
+
+def _norm_size(s: Settings, r: Report, device: str, dtype: str, n: int) -> None:
+    torch = s.torch
+    on_gpu = device != "cpu"
+    sync_a, sync_t = _syncs(torch, on_gpu)
+    host = _host(n, dtype, 0)
+    inner = s.inner(_inner_for(n)) if not on_gpu else 1
+    tag = f"{dtype} n={n:.0e}" if n > 10**4 else f"{dtype} n={n}"
+    pre = "cuda.norm." if on_gpu else ""
+    x = E.tensor(host, dtype=dtype, device=device, requires_grad=True)
+    cases = [_resetting(f"{pre}adcli {tag}", _norm_fn(E, x), (x,), inner, sync_a)]
+    one_thread = torch is not None and not on_gpu and n >= 10**6
+    if torch is not None:
+        xt = torch.tensor(host, device=device, requires_grad=True)
+        torch_run = _norm_fn(torch, xt)
+        cases.append(_resetting(f"{pre}torch {tag}", torch_run, (xt,), inner, sync_t))
+        if one_thread:
+            cases.append(_resetting(f"torch@1t {tag}", _one_thread(torch, torch_run), (xt,), inner))
+    if not on_gpu:
+
+        def numpy_floor():
+            return host / np.sqrt(np.sum(host * host))
+
+        cases.append(Case(f"numpy {tag}", numpy_floor, inner=inner))
+    big = n >= 10**6
+    stats = interleaved(cases, s.reps(9 if big else 11), s.warm(3 if big else 2))
+    for name, st in stats.items():
+        r.figure(name, st)
+    if not on_gpu:
+        limit = 1.2 if n == 10**7 else None
+        r.compare(
+            f"adcli/numpy {tag}",
+            f"adcli {tag}",
+            f"numpy {tag}",
+            "numpy by hand",
+            limit,
+            "<= 1.2 at n=1e7" if limit else "",
+        )
+    if torch is not None:
+        r.compare(f"{pre}adcli/torch {tag}", f"{pre}adcli {tag}", f"{pre}torch {tag}", "torch")
+        if one_thread:
+            r.compare(f"adcli/torch@1t {tag}", f"adcli {tag}", f"torch@1t {tag}", "torch, 1 thread")
 
 
 def _syncs(torch, on_gpu: bool):
     if not on_gpu:
         return None, None
-    import cupy  # noqa: PLC0415 - only with --cuda
+    import cupy
 
     sync_a = cupy.cuda.runtime.deviceSynchronize
     sync_t = torch.cuda.synchronize if torch is not None else None
@@ -340,72 +358,91 @@ def _syncs(torch, on_gpu: bool):
 # ----- 3. the tutorial's mixed expression ------------------------------------------------------------
 
 
+def _resetting(name: str, run, leaves, inner: int = 1, sync=None) -> Case:
+    """A case that runs ``run`` after setting the leaves' ``.grad`` to None: untimed when one
+    call makes a sample, else inside the loop (tiny tensors: the reset costs nothing)."""
+
+    def reset():
+        for leaf in leaves:
+            leaf.grad = None
+
+    if inner == 1:
+        return Case(name, run, reset, sync)
+
+    def reset_and_run():
+        reset()
+        return run()
+
+    return Case(name, reset_and_run, None, sync, inner)
+
+
+def _mixed_fn(lib):
+    def run(x, y, z):
+        out = lib.mean(lib.log(x**2 + y**2) + z * x * y)
+        out.backward()
+        return out
+
+    return run
+
+
 def mixed(s: Settings, device: str = "cpu", report: Report | None = None) -> Report:
     r = report or Report("mixed", "3. mean(log(x^2 + y^2) + z*x*y), x and y require grad")
-    torch = s.torch
     on_gpu = device != "cpu"
     if on_gpu:
         sizes = [10**4] if s.quick else [10**6, 10**7]
     else:
         sizes = [10**4] if s.quick else [10**6]
-    if torch is None:
+    if s.torch is None:
         _no_torch(r, "PyTorch peer")
-    sync_a, sync_t = _syncs(torch, on_gpu)
-    pre = "cuda." if on_gpu else ""
-    dtype = "float32"
     for n in sizes:
-        hx, hy, hz = (_host(n, dtype, seed) for seed in (1, 2, 3))
-        tag = f"{dtype} n={n:.0e}"
-        x = E.tensor(hx, dtype=dtype, device=device, requires_grad=True)
-        y = E.tensor(hy, dtype=dtype, device=device, requires_grad=True)
-        z = E.tensor(hz, dtype=dtype, device=device)
-
-        def reset(*leaves):
-            def before():
-                for leaf in leaves:
-                    leaf.grad = None
-            return before
-
-        def adcli_run():
-            out = E.mean(E.log(x**2 + y**2) + z * x * y)
-            out.backward()
-            return out
-
-        cases = [Case(f"{pre}adcli {tag}", adcli_run, reset(x, y), sync_a)]
-        if torch is not None:
-            xt = torch.tensor(hx, device=device, requires_grad=True)
-            yt = torch.tensor(hy, device=device, requires_grad=True)
-            zt = torch.tensor(hz, device=device)
-
-            def torch_run():
-                out = torch.mean(torch.log(xt**2 + yt**2) + zt * xt * yt)
-                out.backward()
-                return out
-
-            cases.append(Case(f"{pre}torch {tag}", torch_run, reset(xt, yt), sync_t))
-            if not on_gpu:
-                cases.append(Case(f"torch@1t {tag}", _one_thread(torch, torch_run),
-                                  reset(xt, yt)))
-        if not on_gpu:
-            def numpy_floor():
-                s2 = hx * hx + hy * hy
-                value = np.mean(np.log(s2) + hz * hx * hy)
-                gx = (2 * hx / s2 + hz * hy) / n
-                gy = (2 * hy / s2 + hz * hx) / n
-                return value, gx, gy
-
-            cases.append(Case(f"numpy {tag}", numpy_floor))
-        stats = interleaved(cases, s.reps(9), s.warm(2))
-        for name, st in stats.items():
-            r.figure(name, st)
-        if torch is not None:
-            r.compare(f"{pre}adcli/torch {tag}", f"{pre}adcli {tag}", f"{pre}torch {tag}", "torch")
-            if not on_gpu:
-                r.compare(f"adcli/torch@1t {tag}", f"adcli {tag}", f"torch@1t {tag}",
-                          "torch, 1 thread")
-        if not on_gpu:
-            r.compare(f"adcli/numpy {tag}", f"adcli {tag}", f"numpy {tag}", "numpy by hand")
+        _mixed_size(s, r, device, n)
     return r
+
+
+def _mixed_size(s: Settings, r: Report, device: str, n: int) -> None:
+    torch = s.torch
+    on_gpu = device != "cpu"
+    sync_a, sync_t = _syncs(torch, on_gpu)
+    pre = "cuda.mixed." if on_gpu else ""
+    dtype = "float32"
+    hx, hy, hz = (_host(n, dtype, seed) for seed in (1, 2, 3))
+    tag = f"{dtype} n={n:.0e}"
+    x = E.tensor(hx, dtype=dtype, device=device, requires_grad=True)
+    y = E.tensor(hy, dtype=dtype, device=device, requires_grad=True)
+    z = E.tensor(hz, dtype=dtype, device=device)
+    adcli_fn = _mixed_fn(E)
+    cases = [_resetting(f"{pre}adcli {tag}", lambda: adcli_fn(x, y, z), (x, y), sync=sync_a)]
+    if torch is not None:
+        xt = torch.tensor(hx, device=device, requires_grad=True)
+        yt = torch.tensor(hy, device=device, requires_grad=True)
+        zt = torch.tensor(hz, device=device)
+        torch_fn = _mixed_fn(torch)
+
+        def torch_run():
+            return torch_fn(xt, yt, zt)
+
+        cases.append(_resetting(f"{pre}torch {tag}", torch_run, (xt, yt), sync=sync_t))
+        if not on_gpu:
+            cases.append(_resetting(f"torch@1t {tag}", _one_thread(torch, torch_run), (xt, yt)))
+    if not on_gpu:
+
+        def numpy_floor():
+            s2 = hx * hx + hy * hy
+            value = np.mean(np.log(s2) + hz * hx * hy)
+            gx = (2 * hx / s2 + hz * hy) / n
+            gy = (2 * hy / s2 + hz * hx) / n
+            return value, gx, gy
+
+        cases.append(Case(f"numpy {tag}", numpy_floor))
+    stats = interleaved(cases, s.reps(9), s.warm(2))
+    for name, st in stats.items():
+        r.figure(name, st)
+    if torch is not None:
+        r.compare(f"{pre}adcli/torch {tag}", f"{pre}adcli {tag}", f"{pre}torch {tag}", "torch")
+        if not on_gpu:
+            r.compare(f"adcli/torch@1t {tag}", f"adcli {tag}", f"torch@1t {tag}", "torch, 1 thread")
+    if not on_gpu:
+        r.compare(f"adcli/numpy {tag}", f"adcli {tag}", f"numpy {tag}", "numpy by hand")
 
 
 # ----- 4. matrix product ---------------------------------------------------------------------------
@@ -419,102 +456,167 @@ def mm(s: Settings, device: str = "cpu", report: Report | None = None) -> Report
         sizes = [2, 512] if s.quick else [2, 512, 1024, 4096]
     else:
         sizes = [2, 32] if s.quick else [2, 512, 1024]
-    pre = "cuda." if on_gpu else ""
     np_threads = numpy_blas_threads()
-    thread_counts: list[int | None] = [None]
     if torch is None:
         _no_torch(r, "PyTorch peer")
     elif not on_gpu:
         default = torch.get_num_threads()
         r.extra["threads"] = {"numpy_blas": np_threads, "torch_default": default}
         if default != np_threads:
-            thread_counts.append(np_threads)
-            r.notes.append(f"torch uses {default} threads by default, NumPy's BLAS {np_threads}: "
-                           f"the headline is torch at {np_threads} threads (same as NumPy); "
-                           "torch at its default is shown too")
+            r.notes.append(
+                f"torch uses {default} threads by default, NumPy's BLAS {np_threads}: "
+                f"the headline is torch at {np_threads} threads (same as NumPy); "
+                "torch at its default is shown too"
+            )
         else:
-            r.notes.append(f"torch and NumPy's BLAS both use {default} threads: one comparison")
-    sync_a, sync_t = _syncs(torch, on_gpu)
+            r.notes.append(
+                f"torch and NumPy's BLAS both use {default} threads: the headline "
+                "compares them as they are; the 1-thread pair (512 and up) is a "
+                "check that does not suffer when another process holds a core"
+            )
     for k in sizes:
-        tag = f"float32 {k}x{k}"
-        ha, hb = _host(k * k, "float32", 4).reshape(k, k), _host(k * k, "float32", 5).reshape(k, k)
-        hg = np.ones((k, k), np.float32)
-        a = E.tensor(ha, device=device, requires_grad=True)
-        b = E.tensor(hb, device=device, requires_grad=True)
-        g = E.tensor(hg, device=device)
-        inner = s.inner(500 if k <= 4 else (20 if k <= 64 else 1))
-        if on_gpu:
-            inner = 50 if k <= 4 else 1
-
-        def adcli_run():
-            out = E.mm(a, b)
-            out.backward(g)
-            return out
-
-        def reset(*leaves):
-            def before():
-                for leaf in leaves:
-                    leaf.grad = None
-            return before
-
-        def with_reset(run, leaves):
-            def both():
-                for leaf in leaves:
-                    leaf.grad = None
-                return run()
-            return both
-
-        def case(name, run, leaves, sync):
-            if inner == 1:
-                return Case(name, run, reset(*leaves), sync)
-            return Case(name, with_reset(run, leaves), None, sync, inner)
-
-        cases = [case(f"{pre}adcli {tag}", adcli_run, (a, b), sync_a)]
-        if torch is not None:
-            at = torch.tensor(ha, device=device, requires_grad=True)
-            bt = torch.tensor(hb, device=device, requires_grad=True)
-            gt = torch.tensor(hg, device=device)
-
-            def torch_run(threads=None):
-                def run():
-                    if threads is not None:
-                        torch.set_num_threads(threads)
-                    try:
-                        out = torch.mm(at, bt)
-                        out.backward(gt)
-                    finally:
-                        if threads is not None:
-                            torch.set_num_threads(default)
-                    return out
-                return run
-
-            for threads in thread_counts:
-                name = f"{pre}torch {tag}" if threads is None else f"torch@{threads}t {tag}"
-                cases.append(case(name, torch_run(threads), (at, bt), sync_t))
-        if not on_gpu:
-            def numpy_floor():
-                out = ha @ hb
-                return out, hg @ hb.T, ha.T @ hg
-
-            cases.append(Case(f"numpy {tag}", numpy_floor, inner=inner))
-        big = k >= 512
-        stats = interleaved(cases, s.reps(7 if big else 9), s.warm(2))
-        for name, st in stats.items():
-            r.figure(name, st)
-        if torch is not None:
-            limit = 1.1 if (k == 1024 and not on_gpu) else None
-            text = "<= 1.1 at 1024" if limit else ""
-            if len(thread_counts) == 1:
-                r.compare(f"{pre}adcli/torch {tag}", f"{pre}adcli {tag}", f"{pre}torch {tag}",
-                          "torch", limit, text)
-            else:
-                r.compare(f"adcli/torch@{np_threads}t {tag} (headline)", f"adcli {tag}",
-                          f"torch@{np_threads}t {tag}", f"torch {np_threads} threads", limit, text)
-                r.compare(f"adcli/torch default threads {tag}", f"adcli {tag}", f"torch {tag}",
-                          "torch default threads")
-        if not on_gpu:
-            r.compare(f"adcli/numpy {tag}", f"adcli {tag}", f"numpy {tag}", "numpy by hand")
+        _mm_size(s, r, device, k, np_threads)
     return r
+
+
+def _mm_fn(lib, gradient):
+    def run(a, b):
+        out = lib.mm(a, b)
+        out.backward(gradient)
+        return out
+
+    return run
+
+
+def _with_torch_threads(torch, run, threads: int):
+    def wrapped():
+        default = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return run()
+        finally:
+            torch.set_num_threads(default)
+
+    return wrapped
+
+
+def _with_blas_threads(set_blas, run, threads: int, restore: int):
+    def wrapped():
+        set_blas(threads)
+        try:
+            return run()
+        finally:
+            set_blas(restore)
+
+    return wrapped
+
+
+def _mm_size(s: Settings, r: Report, device: str, k: int, np_threads: int) -> None:
+    torch = s.torch
+    on_gpu = device != "cpu"
+    sync_a, sync_t = _syncs(torch, on_gpu)
+    pre = "cuda.mm." if on_gpu else ""
+    tag = f"float32 {k}x{k}"
+    ha, hb = _host(k * k, "float32", 4).reshape(k, k), _host(k * k, "float32", 5).reshape(k, k)
+    hg = np.ones((k, k), np.float32)
+    a = E.tensor(ha, device=device, requires_grad=True)
+    b = E.tensor(hb, device=device, requires_grad=True)
+    adcli_fn = _mm_fn(E, E.tensor(hg, device=device))
+    if on_gpu:
+        inner = 50 if k <= 4 else 1
+    else:
+        inner = s.inner(500 if k <= 4 else (20 if k <= 64 else 1))
+
+    def adcli_run():
+        return adcli_fn(a, b)
+
+    cases = [_resetting(f"{pre}adcli {tag}", adcli_run, (a, b), inner, sync_a)]
+    torch_threads_differ = False
+    if torch is not None:
+        at = torch.tensor(ha, device=device, requires_grad=True)
+        bt = torch.tensor(hb, device=device, requires_grad=True)
+        torch_fn = _mm_fn(torch, torch.tensor(hg, device=device))
+
+        def torch_run():
+            return torch_fn(at, bt)
+
+        cases.append(_resetting(f"{pre}torch {tag}", torch_run, (at, bt), inner, sync_t))
+        torch_threads_differ = not on_gpu and torch.get_num_threads() != np_threads
+        if torch_threads_differ:
+            cases.append(
+                _resetting(
+                    f"torch@{np_threads}t {tag}",
+                    _with_torch_threads(torch, torch_run, np_threads),
+                    (at, bt),
+                    inner,
+                )
+            )
+    if not on_gpu:
+
+        def numpy_floor():
+            return ha @ hb, hg @ hb.T, ha.T @ hg
+
+        cases.append(Case(f"numpy {tag}", numpy_floor, inner=inner))
+    set_blas = openblas_thread_setter() if not on_gpu else None
+    big = k >= 512
+    stats = interleaved(cases, s.reps(11 if big else 9), s.warm(2))
+    single = not on_gpu and k >= 512 and torch is not None and set_blas is not None
+    if single:
+        # Both on one thread, as a group of their own (after the multi-threaded runs, whose
+        # idle BLAS/OpenMP workers may still spin for a while): a check that a second core
+        # held by another process cannot stall.
+        time.sleep(0.5)
+        stats.update(
+            interleaved(
+                [
+                    _resetting(
+                        f"adcli@1t {tag}",
+                        _with_blas_threads(set_blas, adcli_run, 1, np_threads),
+                        (a, b),
+                    ),
+                    _resetting(
+                        f"torch@1t {tag}", _with_torch_threads(torch, torch_run, 1), (at, bt)
+                    ),
+                ],
+                s.reps(11),
+                s.warm(2),
+            )
+        )
+    for name, st in stats.items():
+        r.figure(name, st)
+    if torch is not None:
+        limit = 1.1 if (k == 1024 and not on_gpu) else None
+        text = "<= 1.1 at 1024" if limit else ""
+        if not torch_threads_differ:
+            r.compare(
+                f"{pre}adcli/torch {tag}",
+                f"{pre}adcli {tag}",
+                f"{pre}torch {tag}",
+                "torch",
+                limit,
+                text,
+            )
+        else:
+            r.compare(
+                f"adcli/torch@{np_threads}t {tag} (headline)",
+                f"adcli {tag}",
+                f"torch@{np_threads}t {tag}",
+                f"torch {np_threads} threads",
+                limit,
+                text,
+            )
+            r.compare(
+                f"adcli/torch default threads {tag}",
+                f"adcli {tag}",
+                f"torch {tag}",
+                "torch default threads",
+            )
+    if not on_gpu:
+        r.compare(f"adcli/numpy {tag}", f"adcli {tag}", f"numpy {tag}", "numpy by hand")
+    if single:
+        r.compare(
+            f"adcli@1t/torch@1t {tag}", f"adcli@1t {tag}", f"torch@1t {tag}", "torch, 1 thread each"
+        )
 
 
 # ----- 5. nth derivatives ---------------------------------------------------------------------------
@@ -568,13 +670,31 @@ print(json.dumps(result, default=str))
 """
 
 
+def _big_stack() -> None:
+    """In the child: the largest C stack allowed. Freeing PyTorch's order-10 nested graph
+    (~2M nodes) overflows the default 8 MiB stack (SIGSEGV in libtorch_cpu)."""
+    import resource
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+    try:
+        resource.setrlimit(resource.RLIMIT_STACK, (hard, hard))
+    except (ValueError, OSError):
+        pass
+
+
 def _nth_order_in_child(quick: bool) -> dict:
     """nth_order.run(quick) in a fresh process: its deep graphs (10^5+ nodes, GBs) and any
     crash in a peer's native code stay out of this one."""
-    timeout = 120 if quick else 420
+    timeout = 120 if quick else 300
     proc = subprocess.run(
         [sys.executable, "-c", _NTH_CHILD, str(HERE), str(REPO), "1" if quick else "0"],
-        capture_output=True, text=True, env=python_env(), cwd=REPO, timeout=timeout,
+        capture_output=True,
+        text=True,
+        env=python_env(),
+        cwd=REPO,
+        timeout=timeout,
+        preexec_fn=_big_stack,
+        check=False,
     )
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or ["(no output)"]
@@ -602,11 +722,15 @@ def nth_order(s: Settings) -> Report:
                     r.show(label)
             return r
         except Exception as exc:  # noqa: BLE001 - fall back, and say why
-            r.notes.append(f"scripts/bench/nth_order.py failed ({type(exc).__name__}: {exc}); "
-                           "used the runner's own nested-grad measurement")
+            r.notes.append(
+                f"scripts/bench/nth_order.py failed ({type(exc).__name__}: {exc}); "
+                "used the runner's own nested-grad measurement"
+            )
     else:
-        r.notes.append("scripts/bench/nth_order.py not present: the runner's own nested-grad "
-                       "measurement (grad of the sum, create_graph=True, order by order)")
+        r.notes.append(
+            "scripts/bench/nth_order.py not present: the runner's own nested-grad "
+            "measurement (grad of the sum, create_graph=True, order by order)"
+        )
     r.extra["source"] = "run.py fallback: nested reverse mode"
     return _nth_fallback(s, r)
 
@@ -614,8 +738,10 @@ def nth_order(s: Settings) -> Report:
 def _nth_external(r: Report, result: dict) -> None:
     """Figures and ratios from nth_order.run(): methods -> [{order, seconds, nodes}]."""
     methods = result["methods"]
-    r.notes.append(f"{result.get('elements')} elements, {result.get('dtype')}; each time is "
-                   "from scratch (fresh leaf, f, then the derivative of that order)")
+    r.notes.append(
+        f"{result.get('elements')} elements, {result.get('dtype')}; each time is "
+        "from scratch (fresh leaf, f, then the derivative of that order)"
+    )
     for method, rows in methods.items():
         for row in rows:
             order = row["order"]
@@ -634,12 +760,19 @@ def _nth_external(r: Report, result: dict) -> None:
             ours, theirs = f"{method} time order={order}", f"{peer} time order={order}"
             if theirs in r.figures:
                 limit = 0.1 if (method == "adcli-taylor" and order == 8) else None
-                r.compare(f"{method}/torch time order={order}", ours, theirs, "torch nested",
-                          limit, ">= 10x faster (nth_order.py's target)" if limit else "")
+                r.compare(
+                    f"{method}/torch time order={order}",
+                    ours,
+                    theirs,
+                    "torch nested",
+                    limit,
+                    ">= 10x faster (nth_order.py's target)" if limit else "",
+                )
                 g_ours, g_theirs = f"{method} graph order={order}", f"{peer} graph order={order}"
                 if g_ours in r.figures and g_theirs in r.figures:
-                    r.compare(f"{method}/torch graph order={order}", g_ours, g_theirs,
-                              "torch nested")
+                    r.compare(
+                        f"{method}/torch graph order={order}", g_ours, g_theirs, "torch nested"
+                    )
             elif order in shown or order in (10, 20, 50):
                 r.show(ours)
     summary = result.get("summary") or {}
@@ -647,8 +780,12 @@ def _nth_external(r: Report, result: dict) -> None:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             r.figure(f"summary.{key}", value, "s" if key.endswith("_s") else "value")
     if "summary.taylor_order_20_s" in r.figures:
-        met = r.absolute_target("taylor order 20 < 0.25 s (nth_order.py's target)",
-                                "summary.taylor_order_20_s", 0.25, "< 0.25 s")
+        met = r.absolute_target(
+            "taylor order 20 < 0.25 s (nth_order.py's target)",
+            "summary.taylor_order_20_s",
+            0.25,
+            "< 0.25 s",
+        )
         r.show("summary.taylor_order_20_s", target="< 0.25 s", met=met)
 
 
@@ -657,8 +794,10 @@ def _nth_fallback(s: Settings, r: Report) -> Report:
     n = 100 if s.quick else 1000
     orders = 4 if s.quick else 8
     host = _host(n, "float64", 6)
-    r.notes.append(f"n={n} float64; time per order = one more grad(sum(D[k-1]), x, "
-                   "create_graph=True) given D[k-1]; graph size = nodes reachable from D[k]")
+    r.notes.append(
+        f"n={n} float64; time per order = one more grad(sum(D[k-1]), x, "
+        "create_graph=True) given D[k-1]; graph size = nodes reachable from D[k]"
+    )
     if torch is None:
         _no_torch(r, "PyTorch peer")
 
@@ -681,10 +820,10 @@ def _nth_fallback(s: Settings, r: Report) -> Report:
     contestants = {"adcli": (adcli_orders, _graph_size_adcli)}
     if torch is not None:
         contestants["torch"] = (torch_orders, _graph_size_torch)
-    import gc  # noqa: PLC0415
-    import time  # noqa: PLC0415
 
-    times: dict[str, list[list[float]]] = {name: [[] for _ in range(orders)] for name in contestants}
+    times: dict[str, list[list[float]]] = {
+        name: [[] for _ in range(orders)] for name in contestants
+    }
     sizes: dict[str, list[int]] = {}
     repeats = s.reps(3)
     for round_ in range(repeats + 1):  # round 0 is the warm-up (and counts the graphs)
@@ -711,10 +850,18 @@ def _nth_fallback(s: Settings, r: Report) -> Report:
             cumulative = sum(Stats(times[name][j]).median for j in range(order))
             r.figure(f"{name} cumulative time order={order}", cumulative)
         if torch is not None:
-            r.compare(f"adcli/torch time order={order}", f"adcli time order={order}",
-                      f"torch time order={order}", "torch")
-            r.compare(f"adcli/torch graph order={order}", f"adcli graph order={order}",
-                      f"torch graph order={order}", "torch")
+            r.compare(
+                f"adcli/torch time order={order}",
+                f"adcli time order={order}",
+                f"torch time order={order}",
+                "torch",
+            )
+            r.compare(
+                f"adcli/torch graph order={order}",
+                f"adcli graph order={order}",
+                f"torch graph order={order}",
+                "torch",
+            )
         else:
             r.show(f"adcli time order={order}")
             r.show(f"adcli graph order={order}")
@@ -725,7 +872,7 @@ def _nth_fallback(s: Settings, r: Report) -> Report:
 
 
 def startup(s: Settings) -> Report:
-    r = Report("startup", "6. Start-up: `adcli eval \"1+1\"` wall time")
+    r = Report("startup", '6. Start-up: `adcli eval "1+1"` wall time')
     cmd, text = adcli_command()
     r.extra["adcli_command"] = text
     py = sys.executable
@@ -738,8 +885,7 @@ def startup(s: Settings) -> Report:
         commands["python -c 'import torch'"] = [py, "-c", "import torch"]
     else:
         _no_torch(r, "`python -c 'import torch'`")
-    walls = wall_times(commands, 1 if s.quick else 7, warmup=0 if s.quick else 1,
-                       env=python_env())
+    walls = wall_times(commands, 1 if s.quick else 7, warmup=0 if s.quick else 1, env=python_env())
     for name, st in walls.items():
         if isinstance(st, Stats):
             r.figure(name, st)
@@ -747,8 +893,12 @@ def startup(s: Settings) -> Report:
             r.skip(f"{name}: failed ({st})")
     if "adcli eval 1+1" in r.figures:
         if "python -c 'import torch'" in r.figures:
-            r.compare("adcli eval / import torch", "adcli eval 1+1", "python -c 'import torch'",
-                      "python -c 'import torch'")
+            r.compare(
+                "adcli eval / import torch",
+                "adcli eval 1+1",
+                "python -c 'import torch'",
+                "python -c 'import torch'",
+            )
         met = r.absolute_target("adcli eval 1+1 <= 0.25 s", "adcli eval 1+1", 0.25, "<= 0.25 s")
         r.show("adcli eval 1+1", "python -c pass", "python -c pass", "<= 0.25 s", met)
     r.show("python -c 'import numpy'")
@@ -812,17 +962,25 @@ print(json.dumps({"rss_before": before["VmRSS"], "hwm_before": before["VmHWM"],
 def memory(s: Settings) -> Report:
     r = Report("memory", "7. Peak memory of sqrt(sum(x^2)) fwd+bwd, float32, fresh process each")
     n = 10**6 if s.quick else 10**7
-    r.notes.append(f"n={n:.0e}; peak = VmHWM after one fwd+bwd minus VmRSS after creating the "
-                   "input (VmHWM reset via /proc/self/clear_refs where allowed), in units of "
-                   "the input's size; the resulting .grad (1 array) is included")
+    r.notes.append(
+        f"n={n:.0e}; peak = VmHWM after one fwd+bwd minus VmRSS after creating the "
+        "input (VmHWM reset via /proc/self/clear_refs where allowed), in units of "
+        "the input's size; the resulting .grad (1 array) is included"
+    )
     who = ["adcli", "numpy"]
     if s.torch is not None:
         who.insert(1, "torch")
     else:
         _no_torch(r, "PyTorch peak memory")
     for name in who:
-        proc = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, name, str(n)],
-                              capture_output=True, text=True, env=python_env(), cwd=REPO)
+        proc = subprocess.run(
+            [sys.executable, "-c", _MEMORY_CHILD, name, str(n)],
+            capture_output=True,
+            text=True,
+            env=python_env(),
+            cwd=REPO,
+            check=False,
+        )
         if proc.returncode != 0:
             r.skip(f"{name}: child failed: {proc.stderr.strip().splitlines()[-1:]}")
             continue
@@ -830,8 +988,10 @@ def memory(s: Settings) -> Report:
         baseline = m["rss_before"]
         if not m["hwm_reset"]:
             baseline = max(baseline, m["hwm_before"])
-            r.notes.append(f"{name}: VmHWM could not be reset; baseline is the earlier high-water "
-                           "mark, so the peak may be understated")
+            r.notes.append(
+                f"{name}: VmHWM could not be reset; baseline is the earlier high-water "
+                "mark, so the peak may be understated"
+            )
         peak = max(0, m["hwm_after"] - baseline)
         label = "numpy by hand" if name == "numpy" else name
         r.figure(f"{label} peak", peak, "bytes")
@@ -840,11 +1000,22 @@ def memory(s: Settings) -> Report:
     if "adcli peak in inputs" in r.figures:
         if "torch peak in inputs" in r.figures:
             torch_arrays = r.value("torch peak in inputs")
-            r.compare("adcli/torch peak", "adcli peak in inputs", "torch peak in inputs",
-                      "torch", 1.0, f"<= torch ({torch_arrays:.2f}); aim 2")
+            r.compare(
+                "adcli/torch peak",
+                "adcli peak in inputs",
+                "torch peak in inputs",
+                "torch",
+                1.0,
+                f"<= torch ({torch_arrays:.2f}); aim 2",
+            )
         r.absolute_target("adcli peak <= 2 arrays (aim)", "adcli peak in inputs", 2.0, "aim <= 2")
-        r.show("adcli peak in inputs", "numpy by hand", "numpy by hand peak in inputs",
-               "aim <= 2", r.value("adcli peak in inputs") <= 2.0)
+        r.show(
+            "adcli peak in inputs",
+            "numpy by hand",
+            "numpy by hand peak in inputs",
+            "aim <= 2",
+            r.value("adcli peak in inputs") <= 2.0,
+        )
     return r
 
 
@@ -857,8 +1028,10 @@ def interpreter(s: Settings) -> Report:
     line = "x = x * 1.0001 + 0.0001"
     head = 'x0 = tensor([1.5], dtype="float64", requires_grad=true)\nx = x0\n'
     source = head + (line + "\n") * lines + "x.backward()\n"
-    r.notes.append(f"{lines} lines of `{line}` (2 ops each) and a backward; interpretation "
-                   "timed on the pre-parsed program; the engine runs the same loop from Python")
+    r.notes.append(
+        f"{lines} lines of `{line}` (2 ops each) and a backward; interpretation "
+        "timed on the pre-parsed program; the engine runs the same loop from Python"
+    )
     pre = _Preparsed(source)
     interp = _SessionCase(source, pre)
     whole = _SessionCase(source)
@@ -887,10 +1060,19 @@ def interpreter(s: Settings) -> Report:
         r.notes.append("could not bypass parsing in Session.run: 'interpret' includes parsing")
     met = r.absolute_target("parse < 0.5 s", "parse", 0.5, "< 0.5 s")
     r.show("parse", target="< 0.5 s", met=met)
-    r.compare("interpreter/engine", "interpret (pre-parsed)", "engine from Python",
-              "engine from Python", 1.3)
-    r.compare("Session.run/engine", "Session.run (parse + interpret)", "engine from Python",
-              "engine from Python")
+    r.compare(
+        "interpreter/engine",
+        "interpret (pre-parsed)",
+        "engine from Python",
+        "engine from Python",
+        1.3,
+    )
+    r.compare(
+        "Session.run/engine",
+        "Session.run (parse + interpret)",
+        "engine from Python",
+        "engine from Python",
+    )
     return r
 
 
@@ -902,7 +1084,7 @@ def cuda(s: Settings) -> Report:
     if not s.cuda:
         r.skip("not requested (pass --cuda on a machine with a GPU)")
         return r
-    from adcli.backend import cuda_available  # noqa: PLC0415
+    from adcli.backend import cuda_available
 
     if not cuda_available():
         r.skip("no usable CUDA device for adcli (CuPy missing or no GPU)")
@@ -913,10 +1095,16 @@ def cuda(s: Settings) -> Report:
         s = Settings(s.quick, None, True)
     elif torch is None:
         _no_torch(r, "PyTorch CUDA peer")
-    import cupy  # noqa: PLC0415
+    import cupy
 
     r.extra["gpu"] = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
     r.extra["cupy"] = cupy.__version__
+    if torch is not None and s.torch is not None:
+        r.extra["torch_allow_tf32_matmul"] = bool(torch.backends.cuda.matmul.allow_tf32)
+    r.notes.append(
+        "each sample ends with a device synchronize (CuPy / torch.cuda), so it is "
+        "the whole fwd+bwd; small sizes measure launch and Python overhead"
+    )
     for workload in (norm, mixed, mm):
         workload(s, device="cuda", report=r)
     return r
