@@ -193,12 +193,37 @@ def run(quick: bool = False) -> dict:
             seconds, d = _timed(run_once, reps)
             return {"order": order, "seconds": seconds, "nodes": _torch_graph_size(d)}
 
-        results["methods"]["torch-nested"] = _capped(
-            torch_row, cfg["max_nested_order"], cfg["torch_budget_s"], repeats
+        results["methods"]["torch-nested"] = _with_big_stack(
+            lambda: _capped(torch_row, cfg["max_nested_order"], cfg["torch_budget_s"], repeats)
         )
 
     results["summary"] = _summary(results, quick)
     return results
+
+
+def _with_big_stack(fn):
+    """Run ``fn`` in a thread with a 1 GiB stack: PyTorch frees a graph of millions of
+    nodes (order 10 and up) recursively in C, which overflows the default 8 MiB stack."""
+    import threading
+
+    result = {}
+
+    def target():
+        try:
+            result["value"] = fn()
+        except BaseException as exc:  # re-raised in the caller's thread
+            result["error"] = exc
+
+    previous = threading.stack_size(1 << 30)
+    try:
+        worker = threading.Thread(target=target)
+        worker.start()
+        worker.join()
+    finally:
+        threading.stack_size(previous)
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
 
 
 def _at(rows: list, order: int):
