@@ -95,6 +95,13 @@ def chain_source(lines: int, backward: bool) -> str:
     return head + (CHAIN_LINE + "\n") * lines + tail
 
 
+def torch_chain_source(lines: int) -> str:
+    """The same chain as a Python script on PyTorch: the peer of ``adcli run`` on a script,
+    since Python must parse and compile it just as adcli parses the ``.ad`` file."""
+    head = "x = torch.tensor([1.5], dtype=torch.float64, requires_grad=True)\ny = x\n"
+    return head + ("y = torch.sin(y * 1.0001 + 0.0001) - 0.0001\n") * lines + "y.backward()\n"
+
+
 class _Preparsed:
     """Run ``Session.run`` on an already parsed program, to time interpretation alone.
 
@@ -196,6 +203,13 @@ def _per_op_size(s: Settings, r: Report, ops: int, cmd: list[str]) -> None:
     def parse_only():
         return adcli_parser.parse(src_bwd, "<bench>")
 
+    if torch is not None:
+        torch_src = torch_chain_source(lines)
+
+        def torch_script():
+            exec(compile(torch_src, "chain.py", "exec"), {"torch": torch})
+
+        cases.append(Case(f"torch.script.fwd_bwd ops={ops}", torch_script))
     cases += [
         Case(f"adcli.lang.fwd ops={ops}", lang_fwd.run, lang_fwd.before),
         Case(f"adcli.lang.fwd_bwd ops={ops}", lang_bwd.run, lang_bwd.before),
@@ -228,6 +242,12 @@ def _per_op_size(s: Settings, r: Report, ops: int, cmd: list[str]) -> None:
             r.show(f"adcli.engine.{kind} ops={ops}")
             r.show(f"adcli.lang.{kind} ops={ops}")
     if torch is not None:
+        r.compare(
+            f"lang(Session.run)/torch script (compile+run) fwd_bwd ops={ops}",
+            f"adcli.lang.fwd_bwd ops={ops}",
+            f"torch.script.fwd_bwd ops={ops}",
+            "the same chain as a Python script on torch, compiled and run",
+        )
         r.compare(
             f"lang interpret-only/torch fwd_bwd ops={ops}",
             f"adcli.lang.interpret_only.fwd_bwd ops={ops}",
