@@ -9,6 +9,7 @@ hands its text to the session's ``emit``).
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -130,3 +131,9 @@ def check_method_call(name: str, n_args: int, keyword_names) -> str | None:
         if kw not in keywords:
             return f".{name}() got an unexpected keyword argument '{kw}'"
     return None
+
+
+def suggestion(name: str, pool) -> str:
+    """``"; did you mean 'x'?"`` for the closest name in ``pool``, or ``""``."""
+    close = difflib.get_close_matches(name, sorted(pool), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""

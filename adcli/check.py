@@ -8,7 +8,6 @@ in every imported file (each once; cycles are an error).
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 
 from adcli import builtins as B
@@ -117,7 +116,7 @@ class _Checker:
                 if node.name not in B.METHODS:
                     self.error(
                         "name",
-                        f"unknown method '.{node.name}()'" + _suggest(node.name, B.METHODS),
+                        f"unknown method '.{node.name}()'" + B.suggestion(node.name, B.METHODS),
                         node.name_span,
                     )
                 else:
@@ -130,7 +129,7 @@ class _Checker:
                 if node.name not in B.ATTRIBUTES:
                     self.error(
                         "name",
-                        f"unknown attribute '{node.name}'" + _suggest(node.name, B.ATTRIBUTES),
+                        f"unknown attribute '{node.name}'" + B.suggestion(node.name, B.ATTRIBUTES),
                         node.name_span,
                     )
 
@@ -149,7 +148,7 @@ class _Checker:
                 f"pass '{node.id}' as a parameter)"
             )
         self.error(
-            "name", f"unknown name '{node.id}'{where}{extra}" + _suggest(node.id, pool), node.span
+            "name", f"unknown name '{node.id}'{where}{extra}" + B.suggestion(node.id, pool), node.span
         )
 
     def call(self, node: N.Call, variables, functions) -> None:
@@ -174,8 +173,3 @@ class _Checker:
             problem = builtin.check_call(len(node.args), kwnames)
             if problem:
                 self.error("type", problem, node.span)
-
-
-def _suggest(name, pool) -> str:
-    close = difflib.get_close_matches(name, sorted(pool), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""

@@ -50,8 +50,8 @@ DEVICE_RE = re.compile(r"(cpu|cuda(:\d+)?)\Z")
 NOT_AN_OPTION_RE = re.compile(r"-(\d|[^=]*[^A-Za-z0-9_=-])")
 
 GLOBAL_NOTE = (
-    "The global options --device, --dtype, --seed, --json and --debug may also "
-    "come after the command name."
+    "The global options (--device, --dtype, --seed, --json, --debug, --detect-anomaly, "
+    "--timeout and the --max-* limits) may also come after the command name."
 )
 
 
@@ -64,6 +64,16 @@ class GlobalOptions:
     seed: int | None = None
     json: bool = False
     debug: bool = False
+    detect_anomaly: bool = False
+    #: limits given on the command line (the others keep the session's defaults)
+    max_elements: int | None = None
+    max_bytes: int | None = None
+    max_depth: int | None = None
+    max_call_depth: int | None = None
+    max_calls: int | None = None
+    max_order: int | None = None
+    max_source_bytes: int | None = None
+    timeout: float | None = None
 
 
 class Dtype(str, Enum):
@@ -191,6 +201,66 @@ def root(
     debug: Annotated[
         bool, typer.Option("--debug", help="Show the Python traceback behind an error.")
     ] = False,
+    detect_anomaly: Annotated[
+        bool,
+        typer.Option(
+            "--detect-anomaly",
+            help="Check every result, forward and backward, for NaN and Inf, and report the "
+            "operation that made one (slower).",
+        ),
+    ] = False,
+    max_elements: Annotated[
+        int | None,
+        typer.Option(min=1, metavar="N", help="Most elements in one tensor [default: 50000000]."),
+    ] = None,
+    max_bytes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            metavar="N",
+            help="Most bytes in one new tensor, and in all the tensors variables hold "
+            "[default: 4294967296].",
+        ),
+    ] = None,
+    max_depth: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            metavar="N",
+            help="Deepest nesting of brackets; expressions may nest 10 N deep [default: 200].",
+        ),
+    ] = None,
+    max_call_depth: Annotated[
+        int | None,
+        typer.Option(min=1, metavar="N", help="Deepest nesting of function calls [default: 64]."),
+    ] = None,
+    max_calls: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            metavar="N",
+            help="Most function calls one statement may make [default: 1000000].",
+        ),
+    ] = None,
+    max_order: Annotated[
+        int | None,
+        typer.Option(
+            min=1, metavar="N", help="Highest derivative order (grad order=, --order) [default: 64]."
+        ),
+    ] = None,
+    max_source_bytes: Annotated[
+        int | None,
+        typer.Option(min=1, metavar="N", help="Largest script, in bytes [default: 10485760]."),
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            min=0.001,
+            metavar="SECONDS",
+            help="Stop a program (each file, each REPL entry) that runs longer "
+            "[default: no limit].",
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option(
@@ -203,7 +273,20 @@ def root(
     Plain `adcli` on a terminal starts the REPL.
     """
     ctx.obj = GlobalOptions(
-        device=device, dtype=dtype.value, seed=seed, json=json_output, debug=debug
+        device=device,
+        dtype=dtype.value,
+        seed=seed,
+        json=json_output,
+        debug=debug,
+        detect_anomaly=detect_anomaly,
+        max_elements=max_elements,
+        max_bytes=max_bytes,
+        max_depth=max_depth,
+        max_call_depth=max_call_depth,
+        max_calls=max_calls,
+        max_order=max_order,
+        max_source_bytes=max_source_bytes,
+        timeout=timeout,
     )
     if ctx.invoked_subcommand is not None or ctx.resilient_parsing:
         return
@@ -222,7 +305,36 @@ def open_session(opts: GlobalOptions) -> Any:
     """A fresh interpreter session with the global options (may raise a device error)."""
     from adcli.interpreter import Session
 
-    return Session(device=opts.device, dtype=opts.dtype, seed=opts.seed)
+    return Session(
+        device=opts.device,
+        dtype=opts.dtype,
+        seed=opts.seed,
+        limits=session_limits(opts),
+        detect_anomaly=opts.detect_anomaly,
+    )
+
+
+def session_limits(opts: GlobalOptions) -> Any:
+    """The session's :class:`~adcli.interpreter.Limits`, with those given on the command line."""
+    from adcli.interpreter import Limits
+
+    given = {
+        name: getattr(opts, name)
+        for name in (
+            "max_elements",
+            "max_bytes",
+            "max_call_depth",
+            "max_calls",
+            "max_order",
+            "max_source_bytes",
+            "timeout",
+        )
+        if getattr(opts, name) is not None
+    }
+    if opts.max_depth is not None:
+        given["max_depth"] = opts.max_depth
+        given["max_expr_depth"] = 10 * opts.max_depth
+    return Limits(**given)
 
 
 def _session_or_exit(renderer: Renderer, opts: GlobalOptions) -> Any:
@@ -523,6 +635,38 @@ def _lines_of(file: str, checked: str, lines: list[str]) -> list[str] | None:
         return Path(file).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
         return None
+
+
+@app.command("explain", epilog=GLOBAL_NOTE)
+def explain_command(
+    ctx: typer.Context,
+    code: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[CODE]",
+            help="An error code such as E004, or a kind such as shape; without one, "
+            "list them all.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Say what an error code means and how to fix it, with an example."""
+    from adcli.explain import EXPLANATIONS, lookup
+
+    opts: GlobalOptions = ctx.obj
+    renderer = Renderer(json_mode=opts.json, debug=opts.debug)
+    if code is None:
+        renderer.explain(list(EXPLANATIONS.values()))
+        return
+    entry = lookup(code)
+    if entry is None:
+        codes = ", ".join(f"{e.code} ({e.kind})" for e in EXPLANATIONS.values())
+        renderer.usage(
+            f"Usage: adcli explain [CODE]\nError: unknown error code {code!r}; "
+            f"the codes are {codes}."
+        )
+        raise typer.Exit(2)
+    renderer.explain([entry])
 
 
 @app.command("repl", epilog=GLOBAL_NOTE)

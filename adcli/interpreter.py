@@ -12,7 +12,6 @@ come from fixed tables; ``import`` reads only ``.ad`` files.
 
 from __future__ import annotations
 
-import difflib
 import operator
 import os
 import sys
@@ -562,8 +561,7 @@ class Session:
     def _suggest(self, name: str, pool=None) -> str:
         if pool is None:
             pool = set(self.variables_) | set(self.functions) | set(B.BUILTINS)
-        close = difflib.get_close_matches(name, sorted(pool), n=1, cutoff=0.6)
-        return f"; did you mean '{close[0]}'?" if close else ""
+        return B.suggestion(name, pool)
 
     def _list(self, node: N.ListLit):
         data = self._literal_data(node)
@@ -843,7 +841,7 @@ class Session:
         if name not in B.METHODS:
             raise AdcliError(
                 "name",
-                f"unknown method '.{name}()'" + _suggest_from(name, B.METHODS),
+                f"unknown method '.{name}()'" + B.suggestion(name, B.METHODS),
                 node.name_span,
             )
         args = [self.eval(a) for a in node.args]
@@ -1033,17 +1031,13 @@ def _compare_shapes(op, a, b):
     return same if op == "==" else not same
 
 
-def _suggest_from(name, pool) -> str:
-    close = difflib.get_close_matches(name, sorted(pool), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
-
 
 def _get_attribute(obj, name):
     if isinstance(obj, Tensor):
         if name not in B.TENSOR_ATTRIBUTES:
             raise AdcliError(
                 "name",
-                f"a tensor has no attribute '{name}'" + _suggest_from(name, B.TENSOR_ATTRIBUTES),
+                f"a tensor has no attribute '{name}'" + B.suggestion(name, B.TENSOR_ATTRIBUTES),
             )
         if name == "T":
             return E.transpose(obj) if obj.ndim <= 2 else E.permute(obj, *reversed(range(obj.ndim)))
@@ -1058,7 +1052,7 @@ def _get_attribute(obj, name):
         if name == "variable" and isinstance(obj, AccumulateGrad):
             return obj.variable
         raise AdcliError(
-            "name", f"a grad_fn has no attribute '{name}'" + _suggest_from(name, B.NODE_ATTRIBUTES)
+            "name", f"a grad_fn has no attribute '{name}'" + B.suggestion(name, B.NODE_ATTRIBUTES)
         )
     raise AdcliError("type", f"{_type_name(obj)} has no attribute '{name}'")
 

@@ -208,8 +208,14 @@ def derivatives_renderable(derivatives: dict[str, list[Any]], partial: str = "âˆ
     return table
 
 
-def error_text(err: AdcliError, source_lines: SourceLines | None = None) -> Any:
-    """``file:line:column: error: message``, the source line, a caret, and the hint."""
+def error_text(
+    err: AdcliError, source_lines: SourceLines | None = None, *, explain: bool = False
+) -> Any:
+    """``file:line:column: error: message``, the source line, a caret, and the hint.
+
+    With ``explain``, an error of the program (one with a place) also names its code:
+    ``(see: adcli explain E004)`` after the hint, or on a line of its own.
+    """
     from rich.text import Text
 
     text = Text()
@@ -224,11 +230,49 @@ def error_text(err: AdcliError, source_lines: SourceLines | None = None) -> Any:
             source, caret = caret_lines(lines[span.line - 1], span)
             text.append("\n" + source)
             text.append("\n" + caret, style="bold red")
+    see = f"adcli explain {err.code}" if explain and span is not None else None
     if err.hint:
         text.append("\n")
         text.append("hint:", style="bold cyan")
         text.append(f" {err.hint}")
+        if see:
+            text.append(f" (see: {see})", style="dim")
+    elif see:
+        text.append(f"\nsee: {see}", style="dim")
     return text
+
+
+def explanation_text(entry: Any) -> Any:
+    """An :class:`adcli.explain.Explanation` for people: meaning, fix, and an example."""
+    from textwrap import fill
+
+    from rich.text import Text
+
+    text = Text()
+    text.append(f"{entry.code}", style="bold red")
+    text.append(f" ({entry.kind}): {entry.title}\n\n", style="bold")
+    for heading, body in (("What it means", entry.meaning), ("How to fix it", entry.fix)):
+        text.append(f"{heading}\n", style="bold")
+        text.append(fill(body, width=78, initial_indent="  ", subsequent_indent="  ") + "\n\n")
+    text.append(f"Example (fails with {entry.code})\n", style="bold")
+    text.append("".join(f"  {line}\n" for line in entry.example.splitlines()))
+    text.append("\nFixed\n", style="bold")
+    text.append("".join(f"  {line}\n" for line in entry.fixed.splitlines()), style="green")
+    text.rstrip()
+    return text
+
+
+def explanation_json(entry: Any) -> dict[str, Any]:
+    """An explanation as a JSON object: its fields by name."""
+    return {
+        "code": entry.code,
+        "kind": entry.kind,
+        "title": entry.title,
+        "meaning": entry.meaning,
+        "fix": entry.fix,
+        "example": entry.example,
+        "fixed": entry.fixed,
+    }
 
 
 def caret_lines(source: str, span: Span) -> tuple[str, str]:
@@ -600,6 +644,27 @@ class Renderer:
             table.add_row(*row)
         self.out.print(table)
 
+    def explain(self, entries: list[Any]) -> None:
+        """``adcli explain``: one explanation in full, or (several) a list of the codes."""
+        if self.json_mode:
+            self.json(
+                explanation_json(entries[0])
+                if len(entries) == 1
+                else {"codes": [explanation_json(e) for e in entries]}
+            )
+            return
+        if len(entries) == 1:
+            self.out.print(explanation_text(entries[0]))
+            return
+        from rich.text import Text
+
+        text = Text()
+        for e in entries:
+            text.append(f"{e.code}", style="bold")
+            text.append(f"  {e.kind:<7} {e.title}\n")
+        text.append("\n'adcli explain CODE' (or the kind, say 'adcli explain shape') tells more.")
+        self.out.print(text, soft_wrap=True)
+
     def line(self, text: str) -> None:
         """A plain line of text on stdout."""
         from rich.text import Text
@@ -612,7 +677,7 @@ class Renderer:
         if self.debug:
             self._traceback(err)
         if not self.json_mode:
-            self.err.print(error_text(err, source_lines), soft_wrap=True)
+            self.err.print(error_text(err, source_lines, explain=True), soft_wrap=True)
 
     def report(self, exc: BaseException, source_lines: SourceLines | None = None) -> None:
         """Report any failure: an AdcliError as such, anything else as an internal error."""
