@@ -20,6 +20,7 @@ from adcli.engine.tensor import (
     Node,
     Tensor,
     _check_finite,
+    check_differentiable,
     check_deadline,
     enable_grad,
     format_shape,
@@ -351,14 +352,7 @@ def grad(
     if not isinstance(y, Tensor):
         raise AdcliError("type", "grad() needs a tensor output")
     for x in xs:
-        if not isinstance(x, Tensor):
-            raise AdcliError("type", "grad() inputs must be tensors")
-        if not x._requires_grad:
-            raise AdcliError(
-                "value",
-                "One of the differentiated Tensors does not require grad",
-                hint="create it with requires_grad=true",
-            )
+        check_differentiable(x)
     root = grad_node(y)
     if retain_graph is None:
         retain_graph = create_graph
@@ -419,6 +413,21 @@ def _fresh_leaf(x: Tensor) -> Tensor:
     return leaf
 
 
+def _vjp_rows(y: Tensor, x: Tensor, create_graph: bool = False) -> list:
+    """d y[i] / d x for every element i of ``y``: one reverse pass per element."""
+    n = y.numel()
+    if y._grad_fn is None and not y._requires_grad:
+        return [zeros_like(x) for _ in range(n)]
+    xp = y._backend.xp
+    rows = []
+    for i in range(n):
+        onehot = xp.zeros(n, dtype=y._data.dtype)
+        onehot[i] = 1
+        seed = make_result(onehot.reshape(y.shape), y._backend)
+        rows.append(grad(y, x, grad_outputs=seed, retain_graph=True, create_graph=create_graph))
+    return rows
+
+
 def jacobian(f, x: Tensor, create_graph: bool = False) -> Tensor:
     """J[i..., j...] = d f(x)[i...] / d x[j...], one reverse pass per output element."""
     from adcli.engine.functional import stack_rows  # noqa: PLC0415
@@ -427,16 +436,8 @@ def jacobian(f, x: Tensor, create_graph: bool = False) -> Tensor:
     y = f(leaf)
     if not isinstance(y, Tensor):
         raise AdcliError("type", "jacobian(f, x): f must return a tensor")
-    n = y.numel()
-    _check_square("jacobian", n, x.numel())
-    xp = y._backend.xp
-    rows = []
-    for i in range(n):
-        onehot = xp.zeros(n, dtype=y._data.dtype)
-        onehot[i] = 1
-        seed = make_result(onehot.reshape(y.shape), y._backend)
-        rows.append(grad(y, leaf, grad_outputs=seed, retain_graph=True, create_graph=create_graph))
-    return stack_rows(rows, y.shape + x.shape)
+    _check_square("jacobian", y.numel(), x.numel())
+    return stack_rows(_vjp_rows(y, leaf, create_graph), y.shape + x.shape)
 
 
 def _check_square(what: str, rows: int, columns: int) -> None:
@@ -461,17 +462,7 @@ def hessian(f, x: Tensor) -> Tensor:
     if not isinstance(y, Tensor) or y.numel() != 1:
         raise AdcliError("value", "hessian(f, x): f must return a tensor with one element")
     g = grad(y, leaf, create_graph=True)
-    xp = leaf._backend.xp
-    rows = []
-    for i in range(n):
-        onehot = xp.zeros(n, dtype=g._data.dtype)
-        onehot[i] = 1
-        seed = make_result(onehot.reshape(g.shape), g._backend)
-        if g._grad_fn is None:
-            rows.append(zeros_like(leaf))
-        else:
-            rows.append(grad(g, leaf, grad_outputs=seed, retain_graph=True))
-    return stack_rows(rows, leaf.shape + leaf.shape)
+    return stack_rows(_vjp_rows(g, leaf), leaf.shape + leaf.shape)
 
 
 def gradcheck(f, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3) -> dict:
@@ -494,13 +485,8 @@ def gradcheck(f, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e
         _check_square("gradcheck's jacobian", ny, x.numel())
     for k, x in enumerate(xs64):
         analytic = np.zeros((ny, x.numel()))
-        xp = y._backend.xp
-        for i in range(ny):
-            onehot = xp.zeros(ny, dtype=y._data.dtype)
-            onehot[i] = 1
-            seed = make_result(onehot.reshape(y.shape), y._backend)
-            gi = grad(y, x, grad_outputs=seed, retain_graph=True)
-            analytic[i] = gi.numpy().ravel()
+        for i, row in enumerate(_vjp_rows(y, x)):
+            analytic[i] = row.numpy().ravel()
         numeric = np.zeros_like(analytic)
         flat = x._data.reshape(-1)
         with no_grad():

@@ -433,8 +433,9 @@ def permute(x, *axes):
     x = _as_tensor(x)
     if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
         axes = tuple(axes[0])
-    axes = tuple(_dims(tuple(axes), x.ndim)) if axes else ()
-    axes = tuple(a % builtins.max(x.ndim, 1) for a in axes)
+    for a in axes:
+        _dims(a, x.ndim)  # each in range, as PyTorch checks (_dims sorts, so not its result)
+    axes = tuple(int(a) % builtins.max(x.ndim, 1) for a in axes)
     if sorted(axes) != list(range(x.ndim)):
         raise AdcliError(
             "value",

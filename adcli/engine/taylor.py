@@ -48,6 +48,7 @@ from adcli.engine.tensor import (
     STATE,
     AccumulateGrad,
     Tensor,
+    check_differentiable,
     enable_grad,
     grad_node,
     make_result,
@@ -556,17 +557,6 @@ def taylor_coefficients(y: Tensor, x: Tensor, degree: int, direction: Tensor | N
     return series
 
 
-def _check_differentiable(x: Tensor) -> None:
-    if not isinstance(x, Tensor):
-        raise AdcliError("type", "grad() inputs must be tensors")
-    if not x._requires_grad:
-        raise AdcliError(
-            "value",
-            "One of the differentiated Tensors does not require grad",
-            hint="create it with requires_grad=true",
-        )
-
-
 def _grad_of_coefficient(c, k: int, x: Tensor, create_graph: bool) -> Tensor:
     """D(k+1) = grad_x of k! * sum(c[k]): one reverse pass, seeded with k! (no sum node)."""
     from adcli.engine.autodiff import grad, zeros_like  # lazily: autodiff imports the table
@@ -597,7 +587,7 @@ def taylor_grads(y: Tensor, x: Tensor, order: int, create_graph: bool = False) -
     :class:`NoTaylorRule` if an op on the way has no rule.
     """
     _check_order(order)
-    _check_differentiable(x)
+    check_differentiable(x)
     series = taylor_coefficients(y, x, order - 1)
     return [_grad_of_coefficient(series[k], k, x, create_graph) for k in range(order)]
 
@@ -605,7 +595,7 @@ def taylor_grads(y: Tensor, x: Tensor, order: int, create_graph: bool = False) -
 def taylor_grad(y: Tensor, x: Tensor, order: int, create_graph: bool = False) -> Tensor:
     """Only ``Dn``, the nth derivative: one series, one reverse pass."""
     _check_order(order)
-    _check_differentiable(x)
+    check_differentiable(x)
     series = taylor_coefficients(y, x, order - 1)
     return _grad_of_coefficient(series[order - 1], order - 1, x, create_graph)
 
@@ -631,7 +621,7 @@ def taylor_or_none(y: Tensor, x: Tensor, order: int, method: str, create_graph: 
     if method == "nested" or (method == "auto" and order < AUTO_FROM_ORDER):
         return None
     _check_order(order)
-    _check_differentiable(x)
+    check_differentiable(x)
     if method == "auto":
         missing = missing_rules(y, x)
         if missing:
@@ -770,7 +760,7 @@ def check_orders(f_or_y, x: Tensor, order: int) -> dict:
             raise AdcliError("type", "check: f must return a tensor")
     else:
         y, leaf = f_or_y, x
-        _check_differentiable(x)
+        check_differentiable(x)
     try:
         taylor = [d.numpy() for d in taylor_grads(y, leaf, order)]
     except NoTaylorRule:

@@ -413,6 +413,18 @@ def grad_node(t: Tensor):
     return node
 
 
+def check_differentiable(x) -> None:
+    """An input of grad(): a tensor that requires grad (PyTorch's error otherwise)."""
+    if not isinstance(x, Tensor):
+        raise AdcliError("type", "grad() inputs must be tensors")
+    if not x._requires_grad:
+        raise AdcliError(
+            "value",
+            "One of the differentiated Tensors does not require grad",
+            hint="create it with requires_grad=true",
+        )
+
+
 def make_result(data, backend: Backend) -> Tensor:
     """A new tensor that requires no grad (used on hot paths: skips __init__)."""
     t = Tensor.__new__(Tensor)
