@@ -95,8 +95,12 @@ def get_backend(device: str | Backend | None) -> Backend:
         name = "cuda:0"
     if name in _backends:
         return _backends[name]
-    if not name.startswith("cuda:") or not name[5:].isdigit():
+    digits = name[5:]
+    # ASCII digits only ('²'.isdigit() too), and few enough for int() to read.
+    if not name.startswith("cuda:") or not (digits.isascii() and digits.isdigit()):
         raise AdcliError("device", f"unknown device {device!r}: use 'cpu', 'cuda' or 'cuda:N'")
+    if len(digits) > 6:
+        raise AdcliError("device", f"device {name[:20]!r}... does not exist")
     index = int(name[5:])
     cupy, count = _import_cupy()
     if index >= count:

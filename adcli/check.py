@@ -8,6 +8,7 @@ in every imported file (each once; cycles are an error).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from adcli import builtins as B
@@ -35,7 +36,7 @@ class _Checker:
     def __init__(self) -> None:
         self.errors: list[AdcliError] = []
         self.variables: set[str] = set()
-        self.functions: dict[str, int] = {}  # name -> number of parameters
+        self.functions: dict[str, tuple] = {}  # name -> its parameters
         self.seen_files: set[str] = set()
         self.defined_later: set[str] = set()  # names some statement of the file binds
 
@@ -68,7 +69,7 @@ class _Checker:
                     break
             else:
                 self.expr(stmt.body, params, visible_funcs, in_function=stmt.name)
-            self.functions[stmt.name] = len(stmt.params)
+            self.functions[stmt.name] = tuple(stmt.params)
         elif isinstance(stmt, N.ExprStmt):
             self.expr(stmt.expr, self.variables, self.functions)
         elif isinstance(stmt, N.Assert):
@@ -77,7 +78,7 @@ class _Checker:
             self.import_(stmt, base_dir, stack)
 
     def import_(self, stmt: N.Import, base_dir: Path, stack: list[str]) -> None:
-        from adcli.parser import parse  # noqa: PLC0415
+        from adcli.parser import parse, read_source  # noqa: PLC0415
 
         if not stmt.path.endswith(".ad"):
             self.error("value", f"import takes only .ad files, not {stmt.path!r}", stmt.path_span)
@@ -96,13 +97,17 @@ class _Checker:
             )
             return
         self.seen_files.add(key)
+        # Named as the interpreter names it, so a caret can find the file's lines.
+        filename = os.path.relpath(path) if not os.path.isabs(stmt.path) else str(path)
         try:
-            program = parse(path.read_text(encoding="utf-8"), stmt.path)
+            program = parse(read_source(path, filename), filename)
         except AdcliError as err:
             self.errors.append(err)
             return
-        except (OSError, UnicodeDecodeError) as exc:
-            self.error("value", f"cannot import {stmt.path!r}: {exc}", stmt.path_span)
+        except OSError as exc:
+            self.error(
+                "value", f"cannot import {stmt.path!r}: {exc.strerror or exc}", stmt.path_span
+            )
             return
         self.program(program, path.parent, stack + [key])
 
@@ -158,9 +163,21 @@ class _Checker:
         name = node.func.id
         kwnames = [k.name for k in node.kwargs]
         if name in functions and name not in variables:
-            n = functions[name]
+            params = functions[name]
+            n = len(params)
             given = len(node.args) + len(kwnames)
-            if given != n:
+            for kw in kwnames:
+                if kw not in params:
+                    problem = f"{name}() got an unexpected keyword argument '{kw}'"
+                    break
+                if kw in params[: len(node.args)]:
+                    problem = f"{name}() got multiple values for argument '{kw}'"
+                    break
+            else:
+                problem = None
+            if problem:
+                self.error("type", problem, node.span)
+            elif given != n:
                 self.error(
                     "type",
                     f"{name}() takes {n} argument{'s' * (n != 1)}, but {given} "

@@ -621,10 +621,12 @@ def check_command(ctx: typer.Context, files: FilesArgument) -> None:
 
 
 def _read(path: str) -> str:
+    from adcli.parser import read_source
+
     try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AdcliError("value", f"cannot read {path}: {exc}") from None
+        return read_source(path)
+    except OSError as exc:
+        raise AdcliError("value", f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def _lines_of(file: str, checked: str, lines: list[str]) -> list[str] | None:

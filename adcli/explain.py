@@ -44,8 +44,8 @@ EXPLANATIONS: dict[str, Explanation] = {
                 "quotes; use ^ or ** for powers. `adcli check FILE` finds syntax errors "
                 "without running anything."
             ),
-            example="y = (x + 1",
-            fixed="y = (x + 1)",
+            example="x = 1\ny = (x + 1",
+            fixed="x = 1\ny = (x + 1)",
         ),
         Explanation(
             code="E002",

@@ -135,15 +135,27 @@ class Session:
             base_dir = (
                 Path(filename).resolve().parent if not filename.startswith("<") else Path.cwd()
             )
-        return self._with_engine_settings(lambda: self._run_program(program, Path(base_dir)), emit)
+        # A script is on the import stack while it runs: importing it back is a cycle.
+        on_stack = not filename.startswith("<")
+        if on_stack:
+            self.import_stack.append(str(Path(filename).resolve()))
+        try:
+            return self._with_engine_settings(
+                lambda: self._run_program(program, Path(base_dir)), emit
+            )
+        finally:
+            if on_stack:
+                self.import_stack.pop()
 
     def run_file(self, path, emit=None):
         """Run the script at ``path`` (its imports resolve relative to it)."""
+        from adcli.parser import read_source  # noqa: PLC0415
+
         p = Path(path)
         try:
-            source = p.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise AdcliError("value", f"cannot read {path}: {exc}") from None
+            source = read_source(p, str(path))
+        except OSError as exc:
+            raise AdcliError("value", f"cannot read {path}: {exc.strerror or exc}") from None
         self.imported.add(str(p.resolve()))
         return self.run(source, str(path), emit, base_dir=p.resolve().parent)
 
@@ -475,7 +487,7 @@ class Session:
         return lines[span.line - 1][span.column - 1 :] + " ..."
 
     def _import(self, stmt: N.Import, base_dir: Path) -> None:
-        from adcli.parser import parse  # noqa: PLC0415
+        from adcli.parser import parse, read_source  # noqa: PLC0415
 
         raw = stmt.path
         if not raw.endswith(".ad"):
@@ -491,11 +503,13 @@ class Session:
             raise AdcliError(
                 "value", f"cannot import {raw!r}: no such file ({path})", stmt.path_span
             )
-        try:
-            source = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise AdcliError("value", f"cannot import {raw!r}: {exc}", stmt.path_span) from None
         filename = os.path.relpath(path) if not os.path.isabs(raw) else str(path)
+        try:
+            source = read_source(path, filename)
+        except OSError as exc:
+            raise AdcliError(
+                "value", f"cannot import {raw!r}: {exc.strerror or exc}", stmt.path_span
+            ) from None
         self.sources[filename] = source.splitlines()
         program = parse(
             source,
@@ -816,17 +830,27 @@ class Session:
 
             def call(*tensors):
                 if len(tensors) != len(fn.params):
+                    n = len(fn.params)
                     raise AdcliError(
                         "type",
-                        f"{fn.name}() takes {len(fn.params)} arguments, but "
-                        f"{len(tensors)} were given",
+                        f"{fn.name}() takes {n} argument{'s' * (n != 1)}, but "
+                        f"{len(tensors)} {'was' if len(tensors) == 1 else 'were'} given",
                         span,
                     )
                 return self.invoke(fn, dict(zip(fn.params, tensors)), span)
 
             return call
         if isinstance(fn, B.Builtin):
-            return lambda *tensors: fn.fn(self, *tensors)
+            if fn.lazy:  # no_grad takes an expression, not values
+                raise AdcliError("type", f"{fn.name}() cannot be passed as a function", span)
+
+            def call_builtin(*tensors):
+                problem = fn.check_call(len(tensors), ())
+                if problem:
+                    raise AdcliError("type", problem, span)
+                return fn.fn(self, *tensors)
+
+            return call_builtin
         raise AdcliError("type", f"expected a function, got {_type_name(fn)}", span)
 
     def _call_lazy(self, target: B.Builtin, node: N.Call):

@@ -38,6 +38,7 @@ __all__ = [
     "grammar_text",
     "is_complete",
     "parse",
+    "read_source",
 ]
 
 #: Whole-number literals from here up are floats (as results of arithmetic are).
@@ -66,6 +67,31 @@ def parse(
         return _parse(source, filename, max_depth, max_source_bytes)
     except _Unclosed as unclosed:
         raise unclosed.error from None
+
+
+def read_source(path: str | os.PathLike, filename: str | None = None) -> str:
+    """The text of the script at ``path``: UTF-8, a leading byte-order mark dropped.
+
+    Bytes that are not UTF-8 are a syntax error at the first of them (``filename``,
+    default ``path``, goes into its span). ``OSError`` passes to the caller.
+    """
+    with open(path, "rb") as file:
+        data = file.read()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        start = exc.start
+        line_start = data.rfind(b"\n", 0, start) + 1
+        line = data.count(b"\n", 0, start) + 1
+        column = len(data[line_start:start].decode("utf-8", "replace")) + 1
+        raise AdcliError(
+            "syntax",
+            f"byte 0x{data[start]:02X} is not UTF-8 text",
+            Span(filename or str(path), line, column, line, column + 1),
+            hint="save the script as UTF-8",
+        ) from None
 
 
 def is_complete(source: str) -> bool:
@@ -817,6 +843,13 @@ def _character_error(
             "unterminated string",
             Span(filename, line, column, line, column + width),
             hint='close the string with " on the same line',
+        )
+    if "\udc80" <= char <= "\udcff":  # a byte that was not UTF-8, kept by surrogateescape
+        return AdcliError(
+            "syntax",
+            f"byte 0x{ord(char) - 0xDC00:02X} is not UTF-8 text",
+            Span(filename, line, column, line, column + 1),
+            hint="save the script as UTF-8",
         )
     if char == "'":
         shown, hint = '"\'"', 'strings are written in double quotes: "..."'

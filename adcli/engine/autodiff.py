@@ -143,7 +143,10 @@ def run_backward(
                 F = raw_cache.get(node.backend)
                 if F is None:
                     F = raw_cache[node.backend] = _raw_ops(node.backend)
-            _propagate(node, g, F, create_graph, grads, needed, anomaly)
+            if create_graph and anomaly:
+                _propagate_in_anomaly_mode(node, g, F, grads, needed)
+            else:
+                _propagate(node, g, F, create_graph, grads, needed, anomaly)
             if not retain_graph and (node.saved is not None or node.out_data is not None):
                 node.saved = None
                 node.out_data = None
@@ -160,6 +163,22 @@ def _twice_hint(node) -> str:
         "pass retain_graph=true to the first backward if you need a second one, or use "
         "grad(...), which leaves .grad alone" + said
     )
+
+
+def _propagate_in_anomaly_mode(node: Node, g, F, grads: dict, needed) -> None:
+    """:func:`_propagate` with ``create_graph`` in anomaly mode.
+
+    The derivative rule's ops are recorded like forward ops; a NaN they make is
+    reported as this node's backward (checked on each gradient it hands on) rather
+    than as some forward op of the rule, and the nodes they record carry this
+    node's place in the source, so a higher order points there too.
+    """
+    saved = STATE.context, STATE.anomaly
+    STATE.context, STATE.anomaly = node.context, False
+    try:
+        _propagate(node, g, F, True, grads, needed, True)
+    finally:
+        STATE.context, STATE.anomaly = saved
 
 
 def _propagate(node: Node, g, F, create_graph: bool, grads: dict, needed, anomaly) -> None:

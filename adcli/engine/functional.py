@@ -209,7 +209,22 @@ def _as_operand(x):
         return x
     if isinstance(x, np.ndarray):
         return make_result(x, CPU)
-    raise AdcliError("type", f"expected a tensor or a number, got {type(x).__name__}")
+    raise AdcliError("type", f"expected a tensor or a number, got {_kind_of(x)}")
+
+
+def _kind_of(x) -> str:
+    """What ``x`` is, in the words of the language rather than Python's type names."""
+    if x is None:
+        return "none"
+    if isinstance(x, str):
+        return "a string"
+    if isinstance(x, tuple):
+        return "a shape"
+    if isinstance(x, slice):
+        return "a slice"
+    if callable(x) or hasattr(x, "next_functions"):
+        return "a function" if callable(x) else "a grad_fn"
+    return f"a {type(x).__name__}"
 
 
 def _broadcast_check(op_name, a, b) -> None:
@@ -286,7 +301,7 @@ def _as_tensor(x) -> Tensor:
         x = float(x)
     if isinstance(x, _NUMBER):
         return make_result(np.asarray(x, dtype=np.float32), CPU)
-    raise AdcliError("type", f"expected a tensor, got {type(x).__name__}")
+    raise AdcliError("type", f"expected a tensor, got {_kind_of(x)}")
 
 
 exp = _unary(T.EXP)
@@ -517,7 +532,7 @@ def _index_key(x: Tensor, key) -> tuple:
             out.append(k)
         else:
             raise AdcliError(
-                "type", f"an index must be a whole number or a slice, got {type(k).__name__}"
+                "type", f"an index must be a whole number or a slice, got {_kind_of(k)}"
             )
     return tuple(out)
 
