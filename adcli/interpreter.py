@@ -357,9 +357,9 @@ class Session:
         if emit is not None or self._emit is None:
             self._emit = emit
         recursion_limit = sys.getrecursionlimit()
-        sys.setrecursionlimit(
-            recursion_limit + 6 * self.limits.max_expr_depth + 12 * self.limits.max_call_depth
-        )
+        needed = 6 * self.limits.max_expr_depth + 12 * self.limits.max_call_depth
+        # Past a million frames (limits raised that far), RecursionError stops it instead.
+        sys.setrecursionlimit(recursion_limit + min(needed, 1_000_000))
         try:
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore")

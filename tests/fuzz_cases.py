@@ -336,7 +336,7 @@ def watchdog(seconds: float = HANG_SECONDS):
 #: text instead of saying what went wrong in the language's terms.
 LEAKED = re.compile(
     r"Traceback|NoneType|object has no attribute|unsupported operand type\(s\)|"
-    r"positional argument|ufunc|dtype\(|numpy\.|np\.|<class |Python int|C long|"
+    r"required positional argument|positional arguments? but|ufunc|dtype\(|numpy\.|np\.|<class |Python int|C long|"
     r"could not be promoted|invalid literal for int|codec can't"
 )
 #: What a message quotes of the program (names, strings), left out of that search.

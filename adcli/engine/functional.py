@@ -391,7 +391,10 @@ def _dims(dim, ndim: int):
         out.append(d % ndim if ndim else 0)
     if ndim == 0:
         return None
-    return tuple(sorted(set(out)))
+    if len(set(out)) != len(out):
+        repeated = next(d for d in out if out.count(d) > 1)
+        raise AdcliError("value", f"dim {repeated} appears multiple times in the list of dims")
+    return tuple(sorted(out))
 
 
 def sum(x, dim=None, keepdim: bool = False):  # noqa: A001

@@ -282,6 +282,7 @@ class Tensor:
     # ----- in place and detaching ------------------------------------------------------------
     def zero_(self) -> "Tensor":
         """Set every element to zero, in place (shared storage sees it too)."""
+        self._check_in_place()
         data = self._data
         if isinstance(data, np.generic) or not _writeable(data):
             # Immutable NumPy scalars and broadcast views cannot be written: own a copy.
@@ -291,12 +292,21 @@ class Tensor:
         return self
 
     def fill_(self, value) -> "Tensor":
+        self._check_in_place()
         data = self._data
         if isinstance(data, np.generic) or not _writeable(data):
             self._data = self._backend.xp.full(data.shape, value, data.dtype)
         else:
             data[...] = value
         return self
+
+    def _check_in_place(self) -> None:
+        if self._requires_grad and self._grad_fn is None and STATE.grad_enabled:
+            raise AdcliError(
+                "value",
+                "a leaf Variable that requires grad is being used in an in-place operation.",
+                hint="zero its .data instead (x.data.zero_()), or do it inside no_grad(...)",
+            )
 
     def detach(self) -> "Tensor":
         return Tensor(self._data, self._backend)
