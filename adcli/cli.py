@@ -245,7 +245,9 @@ def root(
     max_order: Annotated[
         int | None,
         typer.Option(
-            min=1, metavar="N", help="Highest derivative order (grad order=, --order) [default: 64]."
+            min=1,
+            metavar="N",
+            help="Highest derivative order (grad order=, --order) [default: 64].",
         ),
     ] = None,
     max_source_bytes: Annotated[
@@ -557,7 +559,9 @@ def run_command(
         error: BaseException | None = None
         try:
             if path == "-":
-                session.run(sys.stdin.read(), "<stdin>", emit=renderer.emit)
+                # Read no more than may run: `yes | adcli run -` must not fill the memory.
+                source = sys.stdin.read(session.limits.max_source_bytes + 1)
+                session.run(source, "<stdin>", emit=renderer.emit)
             else:
                 session.run_file(path, emit=renderer.emit)
         except Exception as exc:  # noqa: BLE001 - an AdcliError, or a bug reported as one
@@ -601,7 +605,7 @@ def check_command(ctx: typer.Context, files: FilesArgument) -> None:
     for path in _existing_files(files):
         name = _display_name(path)
         try:
-            source = sys.stdin.read() if path == "-" else _read(path)
+            source = sys.stdin.read(_STDIN_LIMIT) if path == "-" else _read(path)
             errors = list(check_source(source, name))
         except AdcliError as err:
             source, errors = "", [err]
@@ -618,6 +622,10 @@ def check_command(ctx: typer.Context, files: FilesArgument) -> None:
             renderer.line(f"{name}: ok")
     if failed:
         raise typer.Exit(1)
+
+
+#: ``check -`` reads no more than parse accepts (and one more, so that parse says so).
+_STDIN_LIMIT = 10 * 1024 * 1024 + 1
 
 
 def _read(path: str) -> str:

@@ -153,7 +153,7 @@ class Session:
 
         p = Path(path)
         try:
-            source = read_source(p, str(path))
+            source = read_source(p, str(path), self.limits.max_source_bytes)
         except OSError as exc:
             raise AdcliError("value", f"cannot read {path}: {exc.strerror or exc}") from None
         self.imported.add(str(p.resolve()))
@@ -505,7 +505,7 @@ class Session:
             )
         filename = os.path.relpath(path) if not os.path.isabs(raw) else str(path)
         try:
-            source = read_source(path, filename)
+            source = read_source(path, filename, self.limits.max_source_bytes)
         except OSError as exc:
             raise AdcliError(
                 "value", f"cannot import {raw!r}: {exc.strerror or exc}", stmt.path_span

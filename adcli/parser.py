@@ -69,14 +69,28 @@ def parse(
         raise unclosed.error from None
 
 
-def read_source(path: str | os.PathLike, filename: str | None = None) -> str:
+def read_source(
+    path: str | os.PathLike,
+    filename: str | None = None,
+    max_source_bytes: int = DEFAULT_MAX_SOURCE_BYTES,
+) -> str:
     """The text of the script at ``path``: UTF-8, a leading byte-order mark dropped.
 
     Bytes that are not UTF-8 are a syntax error at the first of them (``filename``,
-    default ``path``, goes into its span). ``OSError`` passes to the caller.
+    default ``path``, goes into its span). At most ``max_source_bytes`` are read
+    (``/dev/zero`` never ends): more is a ``limit`` error. ``OSError`` passes to
+    the caller.
     """
+    filename = filename or str(path)
     with open(path, "rb") as file:
-        data = file.read()
+        data = file.read(max_source_bytes + 1)
+    if len(data) > max_source_bytes:
+        raise AdcliError(
+            "limit",
+            f"source too large (more than {max_source_bytes} bytes; limit {max_source_bytes})",
+            Span(filename, 1, 1, 1, 1),
+            hint="split it into several files, or raise the limit with --max-source-bytes",
+        )
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
@@ -89,7 +103,7 @@ def read_source(path: str | os.PathLike, filename: str | None = None) -> str:
         raise AdcliError(
             "syntax",
             f"byte 0x{data[start]:02X} is not UTF-8 text",
-            Span(filename or str(path), line, column, line, column + 1),
+            Span(filename, line, column, line, column + 1),
             hint="save the script as UTF-8",
         ) from None
 
