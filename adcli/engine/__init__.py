@@ -69,6 +69,6 @@ from adcli.engine.tensor import STATE, AccumulateGrad, Node, Tensor, enable_grad
 # per-op cost nearly doubles. Collect older generations less often (only when
 # the process still has the defaults, so an embedding program's choice stands).
 if _gc.get_threshold() == (700, 10, 10):
-    _gc.set_threshold(10_000, 50, 50)
+    _gc.set_threshold(100_000, 20, 20)
 
 __all__ = [name for name in dir() if not name.startswith("_")]

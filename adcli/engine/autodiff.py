@@ -9,6 +9,8 @@ or, with ``create_graph``, on tensors with recording on.
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 
 from adcli.engine import ops as _ops
@@ -107,6 +109,29 @@ def run_backward(
     with ``create_graph``). ``freed_by`` is an opaque tag remembered on the
     nodes whose saved values this pass frees (to say later who freed them).
     """
+    with _gc_paused():
+        return _run_backward(
+            roots, seeds, retain_graph, create_graph, targets, accumulate, freed_by
+        )
+
+
+class _gc_paused:
+    """The cyclic garbage collector off for one backward pass: the pass makes only
+    short-lived, acyclic objects, and each collection would rescan the whole graph."""
+
+    __slots__ = ("was_enabled",)
+
+    def __enter__(self):
+        self.was_enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc):
+        if self.was_enabled:
+            gc.enable()
+        return False
+
+
+def _run_backward(roots, seeds, retain_graph, create_graph, targets, accumulate, freed_by):
     order, needed = _topological(roots, targets)
     grads: dict = {}
     handed: set = set()
