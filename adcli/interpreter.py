@@ -623,9 +623,24 @@ class Session:
             spine.append(left)
             left = left.left
         value = self.eval(left)
+        tensor_ops = None if self.detect_anomaly else _TENSOR_OPS
         for b in reversed(spine):
-            right = self.eval(b.right)
-            value = self._operate(b, value, right)
+            right = b.right
+            kind = type(right)
+            # Literal and variable operands inline: this loop is the interpreter's hot path.
+            if kind is N.Number:
+                right = right.value
+            elif kind is N.Name and right.id in self.variables_:
+                right = self.variables_[right.id]
+            else:
+                right = self.eval(right)
+            if tensor_ops is not None and type(value) is Tensor and type(right) in _FAST_OPERANDS:
+                try:
+                    value = tensor_ops[b.op](value, right)
+                except AdcliError as err:
+                    raise err.at(b.op_span) from None
+            else:
+                value = self._operate(b, value, right)
         return value
 
     def _operate(self, node: N.Binary, a, b):
