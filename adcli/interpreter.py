@@ -26,6 +26,7 @@ import numpy as np
 from adcli import builtins as B
 from adcli import engine as E
 from adcli import nodes as N
+from adcli.engine.functional import kind_of
 from adcli.engine.tensor import STATE, AccumulateGrad, Node, Tensor, check_deadline
 from adcli.errors import AdcliError, Span
 
@@ -120,17 +121,21 @@ class Session:
     def device(self) -> str:
         return self.backend.name
 
-    def run(self, source: str, filename: str = "<eval>", emit=None, base_dir=None):
-        """Parse and run ``source``; return the last statement's value if it is an expression."""
+    def _parse(self, source: str, filename: str) -> N.Program:
+        """Parse under this session's limits, keeping the lines for error carets."""
         from adcli.parser import parse  # noqa: PLC0415
 
         self.sources[filename] = source.splitlines()
-        program = parse(
+        return parse(
             source,
             filename,
             max_depth=self.limits.max_depth,
             max_source_bytes=self.limits.max_source_bytes,
         )
+
+    def run(self, source: str, filename: str = "<eval>", emit=None, base_dir=None):
+        """Parse and run ``source``; return the last statement's value if it is an expression."""
+        program = self._parse(source, filename)
         if base_dir is None:
             base_dir = (
                 Path(filename).resolve().parent if not filename.startswith("<") else Path.cwd()
@@ -256,10 +261,7 @@ class Session:
         For finite differences and cost reports, which must re-evaluate the
         program; it runs silently and leaves the session's variables as they were.
         """
-        from adcli.parser import parse  # noqa: PLC0415
-
-        program = parse(source, filename, max_depth=self.limits.max_depth,
-                        max_source_bytes=self.limits.max_source_bytes)
+        program = self._parse(source, filename)
 
         def f(t):
             saved = dict(self.variables_), dict(self.functions), self._emit
@@ -487,7 +489,7 @@ class Session:
         return lines[span.line - 1][span.column - 1 :] + " ..."
 
     def _import(self, stmt: N.Import, base_dir: Path) -> None:
-        from adcli.parser import parse, read_source  # noqa: PLC0415
+        from adcli.parser import read_source  # noqa: PLC0415
 
         raw = stmt.path
         if not raw.endswith(".ad"):
@@ -510,13 +512,7 @@ class Session:
             raise AdcliError(
                 "value", f"cannot import {raw!r}: {exc.strerror or exc}", stmt.path_span
             ) from None
-        self.sources[filename] = source.splitlines()
-        program = parse(
-            source,
-            filename,
-            max_depth=self.limits.max_depth,
-            max_source_bytes=self.limits.max_source_bytes,
-        )
+        program = self._parse(source, filename)
         self.import_stack.append(key)
         saved_span = self._statement_span
         try:
@@ -720,15 +716,10 @@ class Session:
         return self._whole(self.eval(item), item.span)
 
     def _whole(self, value, span):
-        if isinstance(value, bool):
-            raise AdcliError("type", "an index must be a whole number, not a bool", span)
-        if isinstance(value, Tensor) and value.numel() == 1:
-            value = value.item()
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, int):
-            return value
-        raise AdcliError("type", f"an index must be a whole number, got {_type_name(value)}", span)
+        try:
+            return _library.whole_number(value, "an index")
+        except AdcliError as err:
+            raise err.at(span) from None
 
     def _call(self, node: N.Call):
         if type(node.func) is not N.Name:
@@ -940,23 +931,9 @@ def _is_literal(node) -> bool:
 
 
 def _type_name(value) -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "a bool"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, Tensor):
-        return "a tensor"
-    if isinstance(value, tuple):
-        return "a shape"
-    if isinstance(value, (Node, AccumulateGrad)):
-        return "a grad_fn"
     if isinstance(value, (UserFunction, B.Builtin)):
         return "a function"
-    return type(value).__name__
+    return kind_of(value)
 
 
 def _is_number(v) -> bool:

@@ -12,6 +12,7 @@ import numpy as np
 
 from adcli import engine as E
 from adcli.builtins import CREATION_KEYWORDS, builtin
+from adcli.engine.functional import kind_of
 from adcli.engine.tensor import Tensor
 from adcli.errors import AdcliError
 
@@ -41,7 +42,8 @@ def _bool(value, what) -> bool:
     raise AdcliError("type", f"{what} must be true or false, got {value!r}")
 
 
-def _int(value, what) -> int:
+def whole_number(value, what) -> int:
+    """A whole number from a number, a one-element tensor or a whole float."""
     if isinstance(value, bool):
         raise AdcliError("type", f"{what} must be a whole number, not a bool")
     if isinstance(value, Tensor) and value.numel() == 1:
@@ -50,7 +52,7 @@ def _int(value, what) -> int:
         return int(value)
     if isinstance(value, int):
         return value
-    raise AdcliError("type", f"{what} must be a whole number, got {value!r}")
+    raise AdcliError("type", f"{what} must be a whole number, got {kind_of(value)}")
 
 
 def _num(value, what) -> float | int:
@@ -78,7 +80,7 @@ def _shape(values, what="shape") -> tuple:
             values = tuple(v.numpy().reshape(-1).tolist())
         else:
             values = v
-    return tuple(_int(v, f"each size in {what}") for v in values)
+    return tuple(whole_number(v, f"each size in {what}") for v in values)
 
 
 def _dim(value):
@@ -86,7 +88,7 @@ def _dim(value):
         return None
     if isinstance(value, (tuple, Tensor)):
         return _shape((value,), "dim")
-    return _int(value, "dim")
+    return whole_number(value, "dim")
 
 
 def _creation(s, kw) -> dict:
@@ -158,7 +160,7 @@ for _kind in ("randn", "rand", "zeros", "ones"):
 
 @builtin("full", ("shape", "value"), keywords=CREATION_KEYWORDS)
 def _full(s, shape, value, **kw):
-    shape = _shape((shape,)) if not isinstance(shape, (int, float)) else (_int(shape, "shape"),)
+    shape = _shape((shape,)) if not isinstance(shape, (int, float)) else (whole_number(shape, "shape"),)
     opts = _creation(s, kw)
     _check_bytes(s, shape, opts["dtype"])
     return E.full(shape, _num(value, "the fill value"), **opts)
@@ -166,7 +168,7 @@ def _full(s, shape, value, **kw):
 
 @builtin("eye", ("n", "m"), required=1, keywords=CREATION_KEYWORDS)
 def _eye(s, n, m=None, **kw):
-    return E.eye(_int(n, "n"), None if m is None else _int(m, "m"), **_creation(s, kw))
+    return E.eye(whole_number(n, "n"), None if m is None else whole_number(m, "m"), **_creation(s, kw))
 
 
 @builtin("arange", ("start", "end", "step"), required=1, keywords=CREATION_KEYWORDS)
@@ -179,7 +181,7 @@ def _arange(s, start, end=None, step=1, **kw):
 @builtin("linspace", ("start", "end", "steps"), keywords=CREATION_KEYWORDS)
 def _linspace(s, start, end, steps, **kw):
     return E.linspace(
-        _num(start, "start"), _num(end, "end"), _int(steps, "steps"), **_creation(s, kw)
+        _num(start, "start"), _num(end, "end"), whole_number(steps, "steps"), **_creation(s, kw)
     )
 
 
@@ -254,8 +256,8 @@ def _mean(s, x, dim=None, keepdim=False):
 def _transpose(s, x, dim0=None, dim1=None):
     return E.transpose(
         _t(s, x),
-        None if dim0 is None else _int(dim0, "dim0"),
-        None if dim1 is None else _int(dim1, "dim1"),
+        None if dim0 is None else whole_number(dim0, "dim0"),
+        None if dim1 is None else whole_number(dim1, "dim1"),
     )
 
 
@@ -324,7 +326,7 @@ def _grad(
         )
     create_graph = _bool(create_graph, "create_graph")
     if order is not None:
-        order = _int(order, "order")
+        order = whole_number(order, "order")
         if order < 1:
             raise AdcliError("value", f"order must be at least 1, got {order}")
         s._check_order(order, None)
@@ -406,7 +408,7 @@ def _anomaly(s, on):
 
 @builtin("seed", ("n",))
 def _seed(s, n):
-    s.rng = np.random.default_rng(_int(n, "seed"))
+    s.rng = np.random.default_rng(whole_number(n, "seed"))
 
 
 @builtin("print", (), variadic=True)
@@ -466,7 +468,7 @@ METHOD_IMPLS.update(
     {
         "zero_": lambda s, x: x.zero_(),
         "detach": lambda s, x: x.detach(),
-        "cuda": lambda s, x, index=0: E.to(x, f"cuda:{_int(index, 'index')}"),
+        "cuda": lambda s, x, index=0: E.to(x, f"cuda:{whole_number(index, 'index')}"),
         "cpu": lambda s, x: E.to(x, "cpu"),
         "sum": lambda s, x, dim=None, keepdim=False: E.sum(x, _dim(dim), _bool(keepdim, "keepdim")),
         "mean": lambda s, x, dim=None, keepdim=False: E.mean(

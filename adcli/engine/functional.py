@@ -209,13 +209,19 @@ def _as_operand(x):
         return x
     if isinstance(x, np.ndarray):
         return make_result(x, CPU)
-    raise AdcliError("type", f"expected a tensor or a number, got {_kind_of(x)}")
+    raise AdcliError("type", f"expected a tensor or a number, got {kind_of(x)}")
 
 
-def _kind_of(x) -> str:
+def kind_of(x) -> str:
     """What ``x`` is, in the words of the language rather than Python's type names."""
     if x is None:
         return "none"
+    if isinstance(x, bool):
+        return "a bool"
+    if isinstance(x, (int, float)):
+        return "a number"
+    if isinstance(x, Tensor):
+        return "a tensor"
     if isinstance(x, str):
         return "a string"
     if isinstance(x, tuple):
@@ -301,7 +307,7 @@ def _as_tensor(x) -> Tensor:
         x = float(x)
     if isinstance(x, _NUMBER):
         return make_result(np.asarray(x, dtype=np.float32), CPU)
-    raise AdcliError("type", f"expected a tensor, got {_kind_of(x)}")
+    raise AdcliError("type", f"expected a tensor, got {kind_of(x)}")
 
 
 exp = _unary(T.EXP)
@@ -535,7 +541,7 @@ def _index_key(x: Tensor, key) -> tuple:
             out.append(k)
         else:
             raise AdcliError(
-                "type", f"an index must be a whole number or a slice, got {_kind_of(k)}"
+                "type", f"an index must be a whole number or a slice, got {kind_of(k)}"
             )
     return tuple(out)
 
