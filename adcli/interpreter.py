@@ -1056,7 +1056,8 @@ def _get_attribute(obj, name):
                 f"a tensor has no attribute '{name}'" + B.suggestion(name, B.TENSOR_ATTRIBUTES),
             )
         if name == "T":
-            return E.transpose(obj) if obj.ndim <= 2 else E.permute(obj, *reversed(range(obj.ndim)))
+            # PyTorch's x.T reverses the dims with a permute (PermuteBackward).
+            return obj if obj.ndim < 2 else E.permute(obj, *reversed(range(obj.ndim)))
         if name == "shape":
             return tuple(obj.shape)
         return getattr(obj, name)

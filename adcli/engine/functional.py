@@ -730,7 +730,7 @@ def _attach_operators() -> None:
     Tensor.sum = sum
     Tensor.mean = mean
     Tensor.reshape = reshape
-    Tensor.T = property(transpose)
+    Tensor.T = property(lambda self: self if self.ndim < 2 else permute(self, *reversed(range(self.ndim))))
     Tensor.t = transpose
     Tensor.clone = clone
     Tensor.to = to
