@@ -330,7 +330,7 @@ case(
 case("transpose(x, 0, 2)", lambda x: E.transpose(x, 0, 2) ** 2, (2, 3, 4), ops={"transpose"})
 case("transpose(x, -1, 0)", lambda x: E.transpose(x, -1, 0) ** 2, (2, 3), ops={"transpose"})
 case("transpose(x) (t)", lambda x: E.transpose(x) ** 2, (2, 3), ops={"t"})
-case("x.T", lambda x: x.T * x.T, (3, 2), ops={"t"})
+case("x.T", lambda x: x.T * x.T, (3, 2), ops={"permute"})
 case("x.t()", lambda x: x.t() ** 3, (3, 2), ops={"t"})
 
 # indexing
@@ -370,7 +370,7 @@ case("index under create_graph", lambda x: x[1:3] * x[0], (4,), ops={"index"})
 # linear algebra
 case("mm[2,3]@[3,4]", E.mm, (2, 3), (3, 4), ops={"mm"})
 case("mm[1,2]@[2,2]", E.mm, (1, 2), (2, 2), ops={"mm"})
-case("mm(x, x.T)", lambda x: E.mm(x, x.T), (2, 3), ops={"mm", "t"})
+case("mm(x, x.T)", lambda x: E.mm(x, x.T), (2, 3), ops={"mm", "permute"})
 case("dot", E.dot, (3,), (3,), ops={"dot"})
 case("dot(x, x)", lambda x: E.dot(x, x), (4,), ops={"dot"})
 case("mv [2,3]@[3]", E.matmul, (2, 3), (3,), ops={"mv"})
