@@ -20,7 +20,7 @@ CUDA_HINT = "install CuPy with: pip install 'adcli[cuda]'"
 class Backend:
     """A device and its array module (``xp``)."""
 
-    __slots__ = ("name", "xp", "is_cuda", "device_id")
+    __slots__ = ("device_id", "is_cuda", "name", "xp")
 
     def __init__(self, name: str, xp, is_cuda: bool, device_id: int | None) -> None:
         self.name = name
@@ -62,7 +62,7 @@ _backends: dict[str, Backend] = {"cpu": CPU}
 
 def _import_cupy():
     try:
-        import cupy  # noqa: PLC0415 - optional, imported only when asked for
+        import cupy
     except Exception as exc:  # ImportError, or a broken CUDA install
         raise AdcliError(
             "device",

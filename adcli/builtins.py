@@ -10,8 +10,8 @@ hands its text to the session's ``emit``).
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 CREATION_KEYWORDS = frozenset({"requires_grad", "dtype", "device"})
 

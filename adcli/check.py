@@ -19,7 +19,7 @@ from adcli.errors import AdcliError
 
 def check_source(source: str, filename: str, base_dir=None) -> list[AdcliError]:
     """Every problem found in ``source`` (an empty list when it looks fine)."""
-    from adcli.parser import parse  # noqa: PLC0415
+    from adcli.parser import parse
 
     try:
         program = parse(source, filename)
@@ -78,7 +78,7 @@ class _Checker:
             self.import_(stmt, base_dir, stack)
 
     def import_(self, stmt: N.Import, base_dir: Path, stack: list[str]) -> None:
-        from adcli.parser import parse, read_source  # noqa: PLC0415
+        from adcli.parser import parse, read_source
 
         if not stmt.path.endswith(".ad"):
             self.error("value", f"import takes only .ad files, not {stmt.path!r}", stmt.path_span)

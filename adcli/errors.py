@@ -57,7 +57,7 @@ class AdcliError(Exception):
     def code(self) -> str:
         return KINDS[self.kind]
 
-    def at(self, span: Span | None) -> "AdcliError":
+    def at(self, span: Span | None) -> AdcliError:
         """Attach ``span`` unless a more precise one is already known; returns self."""
         if self.span is None and span is not None:
             self.span = span

@@ -16,10 +16,10 @@ import operator
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import monotonic
-from typing import Callable
 
 import numpy as np
 
@@ -92,7 +92,7 @@ class Session:
     def __init__(
         self, *, device="cpu", dtype="float32", seed=None, limits=None, detect_anomaly=False
     ) -> None:
-        from adcli.backend import get_backend, resolve_dtype  # noqa: PLC0415
+        from adcli.backend import get_backend, resolve_dtype
 
         self.limits = limits or Limits()
         self.backend = get_backend(device)  # raises a device error early
@@ -123,7 +123,7 @@ class Session:
 
     def _parse(self, source: str, filename: str) -> N.Program:
         """Parse under this session's limits, keeping the lines for error carets."""
-        from adcli.parser import parse  # noqa: PLC0415
+        from adcli.parser import parse
 
         self.sources[filename] = source.splitlines()
         return parse(
@@ -154,7 +154,7 @@ class Session:
 
     def run_file(self, path, emit=None):
         """Run the script at ``path`` (its imports resolve relative to it)."""
-        from adcli.parser import read_source  # noqa: PLC0415
+        from adcli.parser import read_source
 
         p = Path(path)
         try:
@@ -208,7 +208,7 @@ class Session:
 
     def make_tensor(self, literal_text: str, requires_grad: bool = False) -> Tensor:
         """A tensor from a number or bracket literal such as ``[1, 2.5, -3]`` (for --at)."""
-        from adcli.parser import parse  # noqa: PLC0415
+        from adcli.parser import parse
 
         program = parse(literal_text, "<--at>")
         statements = program.statements
@@ -279,7 +279,7 @@ class Session:
 
     def derivative_checks(self, source: str, wrt: list[str], order: int) -> dict:
         """Per name: Taylor vs nested vs finite differences (Richardson, float64), by order."""
-        from adcli.engine import taylor  # noqa: PLC0415
+        from adcli.engine import taylor
 
         self._check_order(order, None)
         return {
@@ -292,7 +292,7 @@ class Session:
     def derivative_costs(self, source: str, wrt: list[str], order: int,
                          methods: list[str]) -> dict:
         """Per name and method: graph nodes, seconds and peak bytes of each order."""
-        from adcli.engine import taylor  # noqa: PLC0415
+        from adcli.engine import taylor
 
         self._check_order(order, None)
         out = {}
@@ -335,7 +335,7 @@ class Session:
         self.rng = np.random.default_rng(self.seed)
 
     def set_device(self, device: str) -> None:
-        from adcli.backend import get_backend  # noqa: PLC0415
+        from adcli.backend import get_backend
 
         self.backend = get_backend(device)
 
@@ -489,7 +489,7 @@ class Session:
         return lines[span.line - 1][span.column - 1 :] + " ..."
 
     def _import(self, stmt: N.Import, base_dir: Path) -> None:
-        from adcli.parser import read_source  # noqa: PLC0415
+        from adcli.parser import read_source
 
         raw = stmt.path
         if not raw.endswith(".ad"):
@@ -1090,6 +1090,6 @@ _EVAL = {
 }
 
 # The builtins and methods register themselves on import.
-from adcli import library as _library  # noqa: E402,F401
+from adcli import library as _library
 
 _METHOD_IMPLS = _library.METHOD_IMPLS

@@ -65,7 +65,7 @@ def _num(value, what) -> float | int:
 
 
 def _describe(value) -> str:
-    from adcli.interpreter import _type_name  # noqa: PLC0415
+    from adcli.interpreter import _type_name
 
     return _type_name(value)
 
@@ -105,9 +105,9 @@ def _creation(s, kw) -> dict:
 
 
 def _check_bytes(s, shape, dtype) -> None:
-    from math import prod  # noqa: PLC0415
+    from math import prod
 
-    from adcli.backend import resolve_dtype  # noqa: PLC0415
+    from adcli.backend import resolve_dtype
 
     n = prod(shape)
     size = n * resolve_dtype(dtype).itemsize
@@ -413,7 +413,7 @@ def _seed(s, n):
 
 @builtin("print", (), variadic=True)
 def _print(s, *values):
-    from adcli.interpreter import Output  # noqa: PLC0415
+    from adcli.interpreter import Output
 
     text = " ".join(_plain(v) for v in values)
     s._show(Output("print", values, text, s._statement_span))

@@ -431,7 +431,7 @@ def nth_grads(
     :mod:`adcli.engine.taylor`); ``"auto"`` (default) uses Taylor from order 3
     on and falls back to nested, with a warning, when an op has no Taylor rule.
     """
-    from adcli.engine.functional import sum as _sum  # noqa: PLC0415
+    from adcli.engine.functional import sum as _sum
     from adcli.engine.taylor import taylor_or_none  # lazily: taylor reaches back here
 
     if order < 1:
@@ -474,7 +474,7 @@ def _vjp_rows(y: Tensor, x: Tensor, create_graph: bool = False) -> list:
 
 def jacobian(f, x: Tensor, create_graph: bool = False) -> Tensor:
     """J[i..., j...] = d f(x)[i...] / d x[j...], one reverse pass per output element."""
-    from adcli.engine.functional import stack_rows  # noqa: PLC0415
+    from adcli.engine.functional import stack_rows
 
     leaf = _fresh_leaf(x)
     y = f(leaf)
@@ -497,7 +497,7 @@ def _check_square(what: str, rows: int, columns: int) -> None:
 
 def hessian(f, x: Tensor) -> Tensor:
     """H[i..., j...] = d^2 f / dx[i...] dx[j...] for a scalar-valued ``f``."""
-    from adcli.engine.functional import stack_rows  # noqa: PLC0415
+    from adcli.engine.functional import stack_rows
 
     n = x.numel()
     _check_square("hessian", n, n)  # before any work: n reverse passes would follow
@@ -514,7 +514,7 @@ def gradcheck(f, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e
 
     Returns ``{"ok": bool, "max_abs_error": float, "max_rel_error": float}``.
     """
-    from adcli.engine.functional import cast  # noqa: PLC0415
+    from adcli.engine.functional import cast
 
     xs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     xs64 = [Tensor(cast(x.detach(), "float64")._data, x._backend, requires_grad=True) for x in xs]

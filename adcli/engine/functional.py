@@ -279,7 +279,7 @@ def div(a, b):
     return _binary(T.DIV, a, b)
 
 
-def pow(a, b):  # noqa: A001 - the language's name
+def pow(a, b):
     if isinstance(b, Tensor) or not isinstance(a, Tensor):
         return _binary(T.POW_TENSOR, a, b)
     return _binary(T.POW, a, b)
@@ -318,7 +318,7 @@ cos = _unary(T.COS)
 tanh = _unary(T.TANH)
 sigmoid = _unary(T.SIGMOID)
 relu = _unary(T.RELU)
-abs = _unary(T.ABS)  # noqa: A001
+abs = _unary(T.ABS)
 sign = _unary(T.SIGN)
 
 
@@ -403,7 +403,7 @@ def _dims(dim, ndim: int):
     return tuple(sorted(out))
 
 
-def sum(x, dim=None, keepdim: bool = False):  # noqa: A001
+def sum(x, dim=None, keepdim: bool = False):
     x = _as_tensor(x)
     dims = _dims(dim, x.ndim)
     if dims is None and not keepdim:

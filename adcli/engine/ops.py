@@ -33,9 +33,9 @@ forward pass) are summed back by the engine in one place, not in rules.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable
 
 from adcli.engine import taylor as _taylor
 
@@ -528,7 +528,7 @@ CAST = op(
 
 
 def _to_device_forward(xp, a, device, source):
-    from adcli.backend import to_numpy  # noqa: PLC0415 - tiny, avoids a cycle at import
+    from adcli.backend import to_numpy
 
     if device.is_cuda and source.is_cuda:
         with device.scope():
@@ -559,7 +559,7 @@ class GraphOps:
     """Every op, recorded on tensors: ``F`` when ``create_graph=True``."""
 
     def __init__(self) -> None:
-        from adcli.engine.tensor import apply  # noqa: PLC0415 - tensor imports nothing of ours
+        from adcli.engine.tensor import apply
 
         for entry in TABLE.values():
             setattr(self, entry.name, partial(_apply_kw, apply, entry))

@@ -133,15 +133,15 @@ class Tensor:
     """An array on a device, with what autograd needs to know about it."""
 
     __slots__ = (
-        "_data",
-        "_backend",
-        "_requires_grad",
-        "_grad_fn",
-        "_grad",
+        "__weakref__",
         "_accum",
+        "_backend",
+        "_data",
+        "_grad",
+        "_grad_fn",
+        "_requires_grad",
         "_retains_grad",
         "name",
-        "__weakref__",
     )
 
     # Arithmetic with NumPy arrays on the left must come to us, not to NumPy.
@@ -160,12 +160,12 @@ class Tensor:
 
     # ----- what autograd knows -----------------------------------------------------------
     @property
-    def data(self) -> "Tensor":
+    def data(self) -> Tensor:
         """The same storage, detached from the graph (``x.data.zero_()`` zeroes ``x``)."""
         return Tensor(self._data, self._backend)
 
     @data.setter
-    def data(self, value: "Tensor") -> None:
+    def data(self, value: Tensor) -> None:
         self._data = value._data if isinstance(value, Tensor) else value
 
     @property
@@ -204,7 +204,7 @@ class Tensor:
             )
         self._requires_grad = bool(value)
 
-    def requires_grad_(self, value: bool = True) -> "Tensor":
+    def requires_grad_(self, value: bool = True) -> Tensor:
         self.requires_grad = value
         return self
 
@@ -280,7 +280,7 @@ class Tensor:
         return f"tensor({body}{extra})"
 
     # ----- in place and detaching ------------------------------------------------------------
-    def zero_(self) -> "Tensor":
+    def zero_(self) -> Tensor:
         """Set every element to zero, in place (shared storage sees it too)."""
         self._check_in_place()
         data = self._data
@@ -291,7 +291,7 @@ class Tensor:
             data[...] = 0
         return self
 
-    def fill_(self, value) -> "Tensor":
+    def fill_(self, value) -> Tensor:
         self._check_in_place()
         data = self._data
         if isinstance(data, np.generic) or not _writeable(data):
@@ -308,12 +308,12 @@ class Tensor:
                 hint="zero its .data instead (x.data.zero_()), or do it inside no_grad(...)",
             )
 
-    def detach(self) -> "Tensor":
+    def detach(self) -> Tensor:
         return Tensor(self._data, self._backend)
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (PyTorch's backward)."""
-        from adcli.engine.autodiff import backward  # noqa: PLC0415 - avoids an import cycle
+        from adcli.engine.autodiff import backward
 
         backward(
             self, gradient, retain_graph=retain_graph, create_graph=create_graph, inputs=inputs
@@ -334,7 +334,7 @@ def _writeable(array) -> bool:
 class Meta:
     """Shape and dtype of an input whose values a derivative rule does not need."""
 
-    __slots__ = ("shape", "dtype")
+    __slots__ = ("dtype", "shape")
 
     def __init__(self, shape, dtype) -> None:
         self.shape = shape
@@ -349,18 +349,18 @@ class Node:
     """A recorded op: the ``grad_fn`` of the tensor it produced."""
 
     __slots__ = (
-        "op",
-        "params",
-        "saved",
-        "out_data",
-        "in_meta",
-        "out_shape",
-        "next",
-        "backend",
-        "freed",
-        "context",
-        "retained",
         "__weakref__",
+        "backend",
+        "context",
+        "freed",
+        "in_meta",
+        "next",
+        "op",
+        "out_data",
+        "out_shape",
+        "params",
+        "retained",
+        "saved",
     )
 
     def __init__(self, op, params, saved, out_data, in_meta, out_shape, next_, backend):
@@ -390,7 +390,7 @@ class Node:
 class AccumulateGrad:
     """The node for a leaf: gradients arriving here go into ``variable.grad``."""
 
-    __slots__ = ("variable", "context", "__weakref__")
+    __slots__ = ("__weakref__", "context", "variable")
 
     next = ()
     freed = False
@@ -592,7 +592,7 @@ def _record(op, args, params, out, backend) -> Node:
 def _check_finite(array, op, phase: str, node=None) -> None:
     xp_isfinite = np.isfinite if isinstance(array, (np.ndarray, np.generic)) else None
     if xp_isfinite is None:
-        import cupy  # noqa: PLC0415 - only ever reached with CuPy arrays
+        import cupy
 
         ok = bool(cupy.isfinite(array).all())
     else:
