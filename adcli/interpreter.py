@@ -80,12 +80,6 @@ class UserFunction:
         return f"<function {self.name}({', '.join(self.params)})>"
 
 
-def _span_text(span: Span | None) -> str | None:
-    if span is None:
-        return None
-    return f"{span.file}:{span.line}:{span.column}"
-
-
 class Session:
     """An interpreter session: variables, functions, settings; runs programs."""
 

@@ -382,7 +382,6 @@ def grad(
     grad_outputs=None,
     retain_graph=None,
     create_graph=False,
-    allow_unused=True,
     freed_by=None,
 ):
     """dy/dx for each x in ``inputs`` (a tensor or a list), leaving ``.grad`` alone.

@@ -71,10 +71,6 @@ def op(name, backward_name, forward, vjps, *, save=(), **kw) -> OpDef:
     return entry
 
 
-def _log_scalar_or(F, a):
-    return math.log(a) if isinstance(a, _NUMBER) else F.log(a)
-
-
 # ----- elementwise arithmetic (broadcasting) --------------------------------------------------
 ADD = op(
     "add",

@@ -346,7 +346,11 @@ class Meta:
 
 
 class Node:
-    """A recorded op: the ``grad_fn`` of the tensor it produced."""
+    """A recorded op: the ``grad_fn`` of the tensor it produced.
+
+    Made only by :func:`_record` on the per-op hot path, which sets the slots
+    directly (no ``__init__`` call).
+    """
 
     __slots__ = (
         "__weakref__",
@@ -362,19 +366,6 @@ class Node:
         "retained",
         "saved",
     )
-
-    def __init__(self, op, params, saved, out_data, in_meta, out_shape, next_, backend):
-        self.op = op
-        self.params = params
-        self.saved = saved
-        self.out_data = out_data
-        self.in_meta = in_meta
-        self.out_shape = out_shape
-        self.next = next_
-        self.backend = backend
-        self.freed = False
-        self.context = STATE.context
-        self.retained = None
 
     def name(self) -> str:
         return self.op.grad_fn_name(self.params)
