@@ -3,41 +3,15 @@ Ctrl-C in the middle of a long computation; driven for real through a pty (pexpe
 
 from __future__ import annotations
 
-import os
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 pexpect = pytest.importorskip("pexpect")
 
-REPO = Path(__file__).resolve().parent.parent
-READY = r"ad>\x1b\["  # a fresh prompt (see test_repl.py)
+from test_repl import READY, spawn  # noqa: E402 - the same pty driver as test_repl.py
+
 NESTED_ORDER = 'd = grad(sum(sin(x) * exp(x) * tanh(x)), x, order=40, method="nested")'
-
-
-def spawn(tmp_path: Path, *args: str):
-    env = dict(os.environ)
-    env.update(
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
-        HOME=str(tmp_path / "home"),
-        XDG_STATE_HOME=str(tmp_path / "state"),
-        NO_COLOR="1",
-        TERM="xterm",
-        PROMPT_TOOLKIT_NO_CPR="1",
-    )
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "adcli", *args],
-        env=env,
-        encoding="utf-8",
-        timeout=20,
-        dimensions=(40, 160),
-    )
-    child.expect("Type :help for help")
-    child.expect(READY)
-    return child
 
 
 @pytest.fixture
