@@ -63,14 +63,14 @@ _backends: dict[str, Backend] = {"cpu": CPU}
 def _import_cupy():
     try:
         import cupy
-    except Exception as exc:  # ImportError, or a broken CUDA install
+    except Exception as exc:  # noqa: BLE001 - ImportError, or a broken CUDA install
         raise AdcliError(
             "device",
             f"device 'cuda' needs CuPy, which is not installed ({type(exc).__name__}); {CUDA_HINT}",
         ) from None
     try:
         count = cupy.cuda.runtime.getDeviceCount()
-    except Exception:
+    except Exception:  # noqa: BLE001 - no driver, no device: CuPy raises its own types
         count = 0
     if count == 0:
         raise AdcliError(
@@ -122,6 +122,13 @@ def cuda_available() -> bool:
     except AdcliError:
         return False
     return True
+
+
+def array_module_of(array):
+    """NumPy or CuPy: the module that made ``array`` (CuPy only if it is imported)."""
+    if isinstance(array, (np.ndarray, np.generic)):
+        return np
+    return _import_cupy()[0]
 
 
 def to_numpy(array) -> np.ndarray:

@@ -21,9 +21,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from adcli import builtins as B
 from adcli.errors import KINDS, AdcliError
-from adcli.interpreter import Limits, Session
+from adcli.lang import builtins as B
+from adcli.lang.interpreter import Limits, Session
 
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "fuzz_corpus"
@@ -363,7 +363,7 @@ def render_everything(session, values, err=None) -> None:
     """Show what ran, as a person and as strict JSON would see it (must not raise)."""
     from rich.console import Console
 
-    from adcli.render import (
+    from adcli.cli.render import (
         dumps,
         error_json,
         error_text,

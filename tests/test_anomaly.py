@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from adcli.cli import app
+from adcli.cli.app import app
 from adcli.engine.tensor import STATE
 from adcli.errors import AdcliError
-from adcli.interpreter import Session
+from adcli.lang.interpreter import Session
 
 FORWARD = "x = tensor(0.0, requires_grad=true)\nz = x * 2\ny = sqrt(x - 1)\n"
 BACKWARD = "x = tensor(0.0, requires_grad=true)\ny = sqrt(x)\nw = y * 3\n\nw.backward()\n"

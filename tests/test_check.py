@@ -1,4 +1,4 @@
-"""adcli.check.check_source: what can be found wrong in a program without running it."""
+"""adcli.lang.check.check_source: what can be found wrong in a program without running it."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from adcli.check import check_source
 from adcli.errors import KINDS, AdcliError
+from adcli.lang.check import check_source
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "scripts" / "examples").glob("*.ad"))

@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from adcli import __version__
-from adcli.cli import app
+from adcli.cli.app import app
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO / "scripts" / "examples").glob("*.ad"))
@@ -568,7 +568,7 @@ def test_eval_does_not_import_what_it_does_not_need():
     )
     assert proc.returncode == 0
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
-    assert "adcli.interpreter" in imported
+    assert "adcli.lang.interpreter" in imported
     for heavy in ("rich.table", "rich.tree", "prompt_toolkit", "xml.etree", "torch"):
         assert heavy not in imported
 

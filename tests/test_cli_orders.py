@@ -8,7 +8,7 @@ import math
 import pytest
 from typer.testing import CliRunner
 
-from adcli.cli import app
+from adcli.cli.app import app
 
 runner = CliRunner()
 
@@ -26,8 +26,21 @@ def _closed_form_sin(order: int, x: float) -> float:
 
 @pytest.mark.parametrize("method", ["auto", "taylor", "nested"])
 def test_every_method_gives_the_closed_form(method):
-    out = _json(["sin(x)", "--at", "x=0.5", "--wrt", "x", "--order", "5", "--method", method,
-                 "--dtype", "float64"])
+    out = _json(
+        [
+            "sin(x)",
+            "--at",
+            "x=0.5",
+            "--wrt",
+            "x",
+            "--order",
+            "5",
+            "--method",
+            method,
+            "--dtype",
+            "float64",
+        ]
+    )
     got = out["derivatives"]["x"]
     assert len(got) == 5
     for k, value in enumerate(got, start=1):
@@ -35,8 +48,18 @@ def test_every_method_gives_the_closed_form(method):
 
 
 def test_check_reports_agreement_by_order():
-    out = _json(["log(x^2 + 1) * sqrt(x^2 + 1)", "--at", "x=[0.5, 1.5]", "--wrt", "x",
-                 "--order", "4", "--check"])
+    out = _json(
+        [
+            "log(x^2 + 1) * sqrt(x^2 + 1)",
+            "--at",
+            "x=[0.5, 1.5]",
+            "--wrt",
+            "x",
+            "--order",
+            "4",
+            "--check",
+        ]
+    )
     report = out["check"]["x"]
     assert report["dtype"] == "float64"
     assert report["finite_differences"] is True
@@ -48,8 +71,21 @@ def test_check_reports_agreement_by_order():
 
 
 def test_cost_shows_taylor_growing_slower_than_nesting():
-    out = _json(["log(x^2 + 1) * sqrt(x^2 + 1)", "--at", "x=[0.5, 1.5]", "--wrt", "x",
-                 "--order", "6", "--cost", "--check", "--method", "taylor"])
+    out = _json(
+        [
+            "log(x^2 + 1) * sqrt(x^2 + 1)",
+            "--at",
+            "x=[0.5, 1.5]",
+            "--wrt",
+            "x",
+            "--order",
+            "6",
+            "--cost",
+            "--check",
+            "--method",
+            "taylor",
+        ]
+    )
     cost = out["cost"]["x"]
     assert set(cost) == {"taylor", "nested"}
     taylor = [row["nodes"] for row in cost["taylor"]]
@@ -67,13 +103,16 @@ def test_check_and_cost_need_wrt():
 
 
 def test_unknown_method_is_a_usage_error():
-    result = runner.invoke(app, ["eval", "sin(x)", "--at", "x=1", "--wrt", "x", "--method", "magic"])
+    result = runner.invoke(
+        app, ["eval", "sin(x)", "--at", "x=1", "--wrt", "x", "--method", "magic"]
+    )
     assert result.exit_code == 2
 
 
 def test_human_output_has_check_and_cost_tables():
-    result = runner.invoke(app, ["eval", "exp(x)", "--at", "x=0.1", "--wrt", "x", "--order", "3",
-                                 "--check", "--cost"])
+    result = runner.invoke(
+        app, ["eval", "exp(x)", "--at", "x=0.1", "--wrt", "x", "--order", "3", "--check", "--cost"]
+    )
     assert result.exit_code == 0, result.output
     assert "taylor vs nested" in result.stdout
     assert "graph nodes" in result.stdout

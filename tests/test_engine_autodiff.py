@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import adcli.engine as E
-from adcli.engine.autodiff import gradcheck, hessian, jacobian, nth_grads
+from adcli.engine.autodiff import gradcheck, hessian, jacobian
 from adcli.engine.ops import TABLE
+from adcli.engine.taylor import nth_grads
 from adcli.engine.tensor import apply
 from adcli.errors import AdcliError
 

@@ -11,7 +11,8 @@ import pytest
 
 import adcli.engine as E
 from adcli.backend import cuda_available
-from adcli.engine.autodiff import hessian, jacobian, nth_grads
+from adcli.engine.autodiff import hessian, jacobian
+from adcli.engine.taylor import nth_grads
 from adcli.engine.tensor import STATE
 from adcli.errors import AdcliError
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 import adcli.engine as E
-from adcli.engine.autodiff import nth_grads
+from adcli.engine.taylor import nth_grads
 
 
 def f64(values, requires_grad=False):

@@ -8,10 +8,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from adcli.cli import app
+from adcli.cli.app import app
+from adcli.cli.explain import EXPLANATIONS, lookup
 from adcli.errors import KINDS, AdcliError
-from adcli.explain import EXPLANATIONS, lookup
-from adcli.interpreter import Session
+from adcli.lang.interpreter import Session
 
 
 def adcli(*args):

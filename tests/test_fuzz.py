@@ -24,7 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adcli.errors import KINDS, AdcliError
-from adcli.interpreter import Limits, Session
+from adcli.lang.interpreter import Limits, Session
 
 try:
     import fuzz_cases as F

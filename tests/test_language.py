@@ -18,10 +18,10 @@ import pytest
 from rich.console import Console
 
 from adcli.backend import cuda_available
+from adcli.cli.render import value_renderable
 from adcli.engine.tensor import Tensor
 from adcli.errors import AdcliError
-from adcli.interpreter import Output, Session
-from adcli.render import value_renderable
+from adcli.lang.interpreter import Output, Session
 
 PROGRAMS = Path(__file__).parent / "programs"
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "language.md"
@@ -1130,7 +1130,7 @@ def test_every_example_script_runs(example):
 def test_through_the_cli_the_first_taste_passes_and_a_failed_assert_exits_1(tmp_path):
     from typer.testing import CliRunner
 
-    from adcli.cli import app
+    from adcli.cli.app import app
 
     runner = CliRunner()
     result = runner.invoke(app, ["run", "--quiet", str(FIRST_TASTE)])

@@ -1,6 +1,6 @@
 """Errors of the .ad language: every kind, with its message, line, column and caret.
 
-Each error is rendered through :func:`adcli.render.error_text` (what the CLI
+Each error is rendered through :func:`adcli.cli.render.error_text` (what the CLI
 prints on standard error) and the caret line is checked character by character:
 ``^`` under the first character of the culprit and ``~`` under the rest.
 """
@@ -12,9 +12,9 @@ import pytest
 
 from adcli import backend
 from adcli.backend import cuda_available
+from adcli.cli.render import error_text
 from adcli.errors import KINDS, AdcliError
-from adcli.interpreter import Limits, Session
-from adcli.render import error_text
+from adcli.lang.interpreter import Limits, Session
 
 
 def failure(source: str, **session_options) -> tuple[AdcliError, list[str]]:

@@ -14,10 +14,10 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adcli import builtins as B
-from adcli.check import check_source
 from adcli.errors import KINDS, AdcliError
-from adcli.interpreter import Limits, Session
+from adcli.lang import builtins as B
+from adcli.lang.check import check_source
+from adcli.lang.interpreter import Limits, Session
 
 SETTINGS = settings(
     derandomize=True,

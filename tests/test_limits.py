@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from adcli.cli import GlobalOptions, app, session_limits
+from adcli.cli.app import GlobalOptions, app, session_limits
 from adcli.errors import AdcliError
-from adcli.interpreter import Limits, Session
+from adcli.lang.interpreter import Limits, Session
 
 REPO = Path(__file__).resolve().parent.parent
 

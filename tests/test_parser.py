@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adcli import nodes
-from adcli import parser as parser_module
 from adcli.errors import AdcliError, Span
-from adcli.parser import is_complete, parse
+from adcli.lang import nodes
+from adcli.lang import parser as parser_module
+from adcli.lang.parser import is_complete, parse
 
 # ------------------------------------------------------------------ helpers
 

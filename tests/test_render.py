@@ -1,4 +1,4 @@
-"""adcli.render: how values, gradients, graphs and errors look, as text and as JSON."""
+"""adcli.cli.render: how values, gradients, graphs and errors look, as text and as JSON."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ import pytest
 from rich.console import Console
 
 import adcli.engine as E
-from adcli.errors import AdcliError, Span
-from adcli.render import (
+from adcli.cli.render import (
     Renderer,
     array_json,
     caret_lines,
@@ -31,6 +30,7 @@ from adcli.render import (
     tensor_footer,
     value_json,
 )
+from adcli.errors import AdcliError, Span
 
 
 def plain(renderable) -> str:
@@ -339,7 +339,7 @@ def test_renderer_writes_values_to_stdout_and_errors_to_stderr(capsys, monkeypat
 
 
 def test_renderer_in_json_mode_collects_outputs_and_prints_nothing_else(capsys):
-    from adcli.interpreter import Output
+    from adcli.lang.interpreter import Output
 
     renderer = Renderer(json_mode=True)
     renderer.emit(Output("value", E.tensor(2.0)))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from adcli.repl import completions, history_path
+from adcli.cli.repl import completions, history_path
 
 pexpect = pytest.importorskip("pexpect")
 
@@ -216,7 +216,7 @@ def test_repl_off_a_terminal_reads_statements_from_standard_input():
 def test_repl_json_mode_prints_one_object_per_output():
     from typer.testing import CliRunner
 
-    from adcli.cli import app
+    from adcli.cli.app import app
 
     result = CliRunner().invoke(app, ["repl", "--json"], input='tensor(2.)\nprint("hi")\nfoo\n')
     assert result.exit_code == 0
@@ -249,7 +249,7 @@ def test_completions_replace_what_they_complete():
 
 
 def test_completions_from_the_real_session():
-    from adcli.interpreter import Session
+    from adcli.lang.interpreter import Session
 
     session = Session()
     session.run("my_tensor = ones(2)")

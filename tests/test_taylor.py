@@ -39,9 +39,10 @@ import numpy as np
 import pytest
 
 import adcli.engine as E
+from adcli.engine import diagnostics as D
 from adcli.engine import taylor as TM
-from adcli.engine.autodiff import nth_grads
 from adcli.engine.ops import TABLE, OpDef
+from adcli.engine.taylor import nth_grads
 from adcli.engine.tensor import STATE, apply
 from adcli.errors import AdcliError
 
@@ -85,7 +86,7 @@ def _compare_with_nested(y, x, orders, rtol, name, fd_f=None):
         if _engine_sums_broadcast_gradients() or fd_f is None:
             raise
         # The nested method is the one that is off (see the probe); Taylor must match FD.
-        fd, _, _ = TM.finite_difference_grads(fd_f, x, min(orders, 3))
+        fd, _, _ = D.finite_difference_grads(fd_f, x, min(orders, 3))
         for k, (t, f) in enumerate(zip(taylor, fd), start=1):
             np.testing.assert_allclose(
                 t,
@@ -297,7 +298,7 @@ def test_nth_grads_methods_agree_and_auto_uses_taylor_from_order_3():
     results = {}
     nodes = {}
     for method in ("auto", "taylor", "nested"):
-        with TM.counting_nodes() as count:
+        with D.counting_nodes() as count:
             results[method] = nth_grads(y, x, 7, method=method)
         nodes[method] = count[0]
     for a, b, c in zip(*results.values()):
@@ -426,7 +427,7 @@ def test_check_orders_on_a_function_and_on_a_tensor():
         return E.exp(E.sin(x)) * x
 
     x = _leaf([0.2, 0.9, -0.4])
-    report = TM.check_orders(f, x, 4)
+    report = D.check_orders(f, x, 4)
     assert report["finite_differences"] and report["dtype"] == "float64"
     assert [row["order"] for row in report["orders"]] == [1, 2, 3, 4]
     for row in report["orders"]:
@@ -434,14 +435,14 @@ def test_check_orders_on_a_function_and_on_a_tensor():
         assert row["taylor_vs_fd"] < 1e-5
     assert report["max_disagreement"] < 1e-5
     y = f(x)
-    report = TM.check_orders(y, x, 3)
+    report = D.check_orders(y, x, 3)
     assert not report["finite_differences"]
     assert all(row["taylor_vs_fd"] is None for row in report["orders"])
 
 
 def test_check_orders_projects_large_inputs_onto_a_few_directions():
     x = _leaf(np.linspace(-1, 1, 40))
-    report = TM.check_orders(lambda t: E.sin(t) * E.sum(t**2), x, 3)
+    report = D.check_orders(lambda t: E.sin(t) * E.sum(t**2), x, 3)
     assert all(len(row) == 4 for row in report["orders"])
     assert max(row["taylor_vs_fd"] for row in report["orders"]) < 1e-5
     if _engine_sums_broadcast_gradients():  # else nested is off at order 3 (see above)
@@ -451,21 +452,21 @@ def test_check_orders_projects_large_inputs_onto_a_few_directions():
 def test_cost_report_counts_nodes_time_and_memory():
     x = _leaf(np.linspace(0.2, 1.5, 50))
     y = E.log(x**2 + 1) * E.sqrt(x**2 + 1)
-    taylor = TM.cost_report(y, x, 7, "taylor")
-    nested = TM.cost_report(y, x, 7, "nested")
+    taylor = D.cost_report(y, x, 7, "taylor")
+    nested = D.cost_report(y, x, 7, "nested")
     assert [r["order"] for r in taylor] == list(range(1, 8))
     for row in taylor + nested:
         assert set(row) == {"order", "nodes", "seconds", "peak_bytes"}
         assert row["seconds"] >= 0 and row["peak_bytes"] >= 0
     assert taylor[-1]["nodes"] * 10 < nested[-1]["nodes"]
-    from_f = TM.cost_report(lambda t: E.exp(t) * t, x, 2, "auto")
+    from_f = D.cost_report(lambda t: E.exp(t) * t, x, 2, "auto")
     assert from_f[0]["nodes"] > 0
 
 
 def test_counting_nodes_restores_the_engine():
     tape = sys.modules["adcli.engine.tensor"]
     original = tape._record
-    with TM.counting_nodes() as count:
+    with D.counting_nodes() as count:
         x = _leaf([1.0])
         E.exp(x) * x
     assert count[0] == 2

@@ -5,7 +5,7 @@ Usable on its own from Python; it knows nothing of the ``.ad`` language.
 
 import gc as _gc
 
-from adcli.engine.autodiff import backward, grad, gradcheck, hessian, jacobian, nth_grads
+from adcli.engine.autodiff import backward, grad, gradcheck, hessian, jacobian
 from adcli.engine.functional import (
     abs,
     add,
@@ -62,6 +62,7 @@ from adcli.engine.functional import (
     zeros_like,
 )
 from adcli.engine.ops import TABLE, OpDef
+from adcli.engine.taylor import nth_grads
 from adcli.engine.tensor import STATE, AccumulateGrad, Node, Tensor, enable_grad, no_grad
 
 # A recorded graph is many small, long-lived objects; with the collector's default

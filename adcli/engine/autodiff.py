@@ -1,5 +1,5 @@
-"""The backward pass and what is built on it: backward, grad, nth order, jacobian,
-hessian, gradcheck.
+"""The backward pass and what is built on it: backward, grad, jacobian, hessian,
+gradcheck (nth-order derivatives are :mod:`adcli.engine.taylor`'s).
 
 :func:`run_backward` is the one walk over a graph. It is iterative (a
 100,000-op chain is fine), visits only nodes that lead to what was asked for,
@@ -14,6 +14,7 @@ import gc
 import numpy as np
 
 from adcli.engine import ops as _ops
+from adcli.engine.functional import cast, stack_rows
 from adcli.engine.tensor import (
     BACKWARD_TWICE,
     STATE,
@@ -21,9 +22,9 @@ from adcli.engine.tensor import (
     Meta,
     Node,
     Tensor,
-    _check_finite,
     check_deadline,
     check_differentiable,
+    check_finite,
     enable_grad,
     format_shape,
     grad_node,
@@ -43,13 +44,13 @@ def _raw_ops(backend) -> _ops.RawOps:
     return found
 
 
-def _graph_ops() -> _ops.GraphOps:
+def graph_ops() -> _ops.GraphOps:
     if not _graph_namespace:
         _graph_namespace.append(_ops.GraphOps())
     return _graph_namespace[0]
 
 
-def _topological(roots, targets):
+def topological(roots, targets):
     """Nodes reachable from ``roots``, each after all its consumers (iterative DFS).
 
     With ``targets``, keep only nodes on a path to one of them.
@@ -132,7 +133,7 @@ class _gc_paused:
 
 
 def _run_backward(roots, seeds, retain_graph, create_graph, targets, accumulate, freed_by):
-    order, needed = _topological(roots, targets)
+    order, needed = topological(roots, targets)
     grads: dict = {}
     handed: set = set()
     for node, seed in zip(roots, seeds):
@@ -140,7 +141,7 @@ def _run_backward(roots, seeds, retain_graph, create_graph, targets, accumulate,
         grads[node] = seed if prev is None else prev + seed
         handed.add(id(seed))
     captured: dict = {}
-    graph_ops = _graph_ops() if create_graph else None
+    recorded_ops = graph_ops() if create_graph else None
     raw_cache: dict = {}
     anomaly = STATE.anomaly
     timed = STATE.deadline is not None
@@ -163,7 +164,7 @@ def _run_backward(roots, seeds, retain_graph, create_graph, targets, accumulate,
             if accumulate and node.retained is not None:
                 _accumulate(node.retained, g, create_graph, handed)
             if create_graph:
-                F = graph_ops
+                F = recorded_ops
             else:
                 F = raw_cache.get(node.backend)
                 if F is None:
@@ -248,7 +249,7 @@ def _propagate(node: Node, g, F, create_graph: bool, grads: dict, needed, anomal
         if gi.shape != shape:
             gi = F.sum_to(gi, shape=shape)
         if anomaly:
-            _check_finite(gi._data if create_graph else gi, op, "backward", node)
+            check_finite(gi._data if create_graph else gi, op, "backward", node)
         prev = grads.get(nxt)
         grads[nxt] = gi if prev is None else prev + gi
 
@@ -258,7 +259,7 @@ def _accumulate(var: Tensor, g, create_graph: bool, handed: set) -> None:
     shape = var._data.shape
     dtype = var._data.dtype
     if create_graph:
-        F = _graph_ops()
+        F = graph_ops()
         if g.shape != shape:
             g = F.expand(g, shape=shape)
         if g._data.dtype != dtype:
@@ -358,7 +359,7 @@ def backward(
 def _materialize(g, x: Tensor, create_graph: bool) -> Tensor:
     """A gradient of exactly ``x``'s shape and dtype, as a tensor."""
     if create_graph:
-        F = _graph_ops()
+        F = graph_ops()
         if g.shape != x.shape:
             g = F.clone(F.expand(g, shape=x.shape))
         if g._data.dtype != x._data.dtype:
@@ -420,36 +421,6 @@ def grad(
     return results[0] if single else results
 
 
-def nth_grads(
-    y: Tensor, x: Tensor, order: int, create_graph: bool = False, method: str = "auto"
-) -> list:
-    """[D1, ..., Dn] with D1 = grad(sum(y), x) and Dk = grad(sum(D(k-1)), x).
-
-    ``method``: ``"nested"`` differentiates n times (cost exponential in n);
-    ``"taylor"`` gets the same numbers by Taylor mode (polynomial in n, see
-    :mod:`adcli.engine.taylor`); ``"auto"`` (default) uses Taylor from order 3
-    on and falls back to nested, with a warning, when an op has no Taylor rule.
-    """
-    from adcli.engine.functional import sum as _sum
-    from adcli.engine.taylor import taylor_or_none  # lazily: taylor reaches back here
-
-    if order < 1:
-        raise AdcliError("value", f"order must be at least 1, got {order}")
-    found = taylor_or_none(y, x, order, method, create_graph=create_graph)
-    if found is not None:
-        return found
-    results = []
-    current = y
-    for k in range(order):
-        keep = create_graph or k < order - 1
-        if current._grad_fn is None and not current._requires_grad:
-            current = zeros_like(x)
-        else:
-            current = grad(_sum(current), x, create_graph=keep, retain_graph=True)
-        results.append(current)
-    return results
-
-
 def _fresh_leaf(x: Tensor) -> Tensor:
     leaf = Tensor(x._data, x._backend, requires_grad=True)
     leaf.name = x.name
@@ -473,7 +444,6 @@ def _vjp_rows(y: Tensor, x: Tensor, create_graph: bool = False) -> list:
 
 def jacobian(f, x: Tensor, create_graph: bool = False) -> Tensor:
     """J[i..., j...] = d f(x)[i...] / d x[j...], one reverse pass per output element."""
-    from adcli.engine.functional import stack_rows
 
     leaf = _fresh_leaf(x)
     y = f(leaf)
@@ -496,7 +466,6 @@ def _check_square(what: str, rows: int, columns: int) -> None:
 
 def hessian(f, x: Tensor) -> Tensor:
     """H[i..., j...] = d^2 f / dx[i...] dx[j...] for a scalar-valued ``f``."""
-    from adcli.engine.functional import stack_rows
 
     n = x.numel()
     _check_square("hessian", n, n)  # before any work: n reverse passes would follow
@@ -513,7 +482,6 @@ def gradcheck(f, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e
 
     Returns ``{"ok": bool, "max_abs_error": float, "max_rel_error": float}``.
     """
-    from adcli.engine.functional import cast
 
     xs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     xs64 = [Tensor(cast(x.detach(), "float64")._data, x._backend, requires_grad=True) for x in xs]
@@ -550,3 +518,11 @@ def gradcheck(f, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e
         if not np.all(err <= atol + rtol * np.abs(numeric)):
             ok = False
     return {"ok": ok, "max_abs_error": worst_abs, "max_rel_error": worst_rel}
+
+
+def _tensor_backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+    """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (PyTorch's backward)."""
+    backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
+
+
+Tensor.backward = _tensor_backward

@@ -730,7 +730,9 @@ def _attach_operators() -> None:
     Tensor.sum = sum
     Tensor.mean = mean
     Tensor.reshape = reshape
-    Tensor.T = property(lambda self: self if self.ndim < 2 else permute(self, *reversed(range(self.ndim))))
+    Tensor.T = property(
+        lambda self: self if self.ndim < 2 else permute(self, *reversed(range(self.ndim)))
+    )
     Tensor.t = transpose
     Tensor.clone = clone
     Tensor.to = to

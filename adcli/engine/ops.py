@@ -37,7 +37,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
-from adcli.engine import taylor as _taylor
+from adcli.backend import to_numpy
+from adcli.engine import series
+from adcli.engine.tensor import apply
 
 _NUMBER = (int, float)
 
@@ -78,7 +80,7 @@ ADD = op(
     lambda xp, a, b: a + b,
     (lambda F, g, out, a, b: g, lambda F, g, out, a, b: g),
     elementwise=True,
-    taylor=_taylor.add,
+    taylor=series.add,
 )
 SUB = op(
     "sub",
@@ -86,7 +88,7 @@ SUB = op(
     lambda xp, a, b: a - b,
     (lambda F, g, out, a, b: g, lambda F, g, out, a, b: -g),
     elementwise=True,
-    taylor=_taylor.sub,
+    taylor=series.sub,
 )
 MUL = op(
     "mul",
@@ -95,7 +97,7 @@ MUL = op(
     (lambda F, g, out, a, b: g * b, lambda F, g, out, a, b: g * a),
     save=(0, 1),
     elementwise=True,
-    taylor=_taylor.mul,
+    taylor=series.mul,
 )
 DIV = op(
     "div",
@@ -104,7 +106,7 @@ DIV = op(
     (lambda F, g, out, a, b: g / b, lambda F, g, out, a, b: -g * a / (b * b)),
     save=(0, 1),
     elementwise=True,
-    taylor=_taylor.div,
+    taylor=series.div,
 )
 NEG = op(
     "neg",
@@ -112,7 +114,7 @@ NEG = op(
     lambda xp, a: -a,
     (lambda F, g, out, a: -g,),
     elementwise=True,
-    taylor=_taylor.neg,
+    taylor=series.neg,
 )
 
 
@@ -155,7 +157,7 @@ POW = op(
     save=(0, 1),
     elementwise=True,
     doc="a tensor to a constant power (the result is not kept: x^2 holds no extra array)",
-    taylor=_taylor.pow,
+    taylor=series.pow,
 )
 POW_TENSOR = op(
     "pow_tensor",
@@ -166,7 +168,7 @@ POW_TENSOR = op(
     save_output=True,
     elementwise=True,
     doc="a power whose exponent (or base) is a tensor",
-    taylor=_taylor.pow,
+    taylor=series.pow,
 )
 
 # ----- elementwise functions --------------------------------------------------------------
@@ -177,7 +179,7 @@ EXP = op(
     (lambda F, g, out, a: g * out,),
     save_output=True,
     elementwise=True,
-    taylor=_taylor.exp,
+    taylor=series.exp,
 )
 LOG = op(
     "log",
@@ -186,7 +188,7 @@ LOG = op(
     (lambda F, g, out, a: g / a,),
     save=(0,),
     elementwise=True,
-    taylor=_taylor.log,
+    taylor=series.log,
 )
 SQRT = op(
     "sqrt",
@@ -195,7 +197,7 @@ SQRT = op(
     (lambda F, g, out, a: g / (2.0 * out),),
     save_output=True,
     elementwise=True,
-    taylor=_taylor.sqrt,
+    taylor=series.sqrt,
 )
 SIN = op(
     "sin",
@@ -204,7 +206,7 @@ SIN = op(
     (lambda F, g, out, a: g * F.cos(a),),
     save=(0,),
     elementwise=True,
-    taylor=_taylor.sin,
+    taylor=series.sin,
 )
 COS = op(
     "cos",
@@ -213,7 +215,7 @@ COS = op(
     (lambda F, g, out, a: -g * F.sin(a),),
     save=(0,),
     elementwise=True,
-    taylor=_taylor.cos,
+    taylor=series.cos,
 )
 TANH = op(
     "tanh",
@@ -222,7 +224,7 @@ TANH = op(
     (lambda F, g, out, a: g * (1.0 - out * out),),
     save_output=True,
     elementwise=True,
-    taylor=_taylor.tanh,
+    taylor=series.tanh,
 )
 
 
@@ -239,7 +241,7 @@ SIGMOID = op(
     (lambda F, g, out, a: g * (out * (1.0 - out)),),
     save_output=True,
     elementwise=True,
-    taylor=_taylor.sigmoid,
+    taylor=series.sigmoid,
 )
 ABS = op(
     "abs",
@@ -248,7 +250,7 @@ ABS = op(
     (lambda F, g, out, a: g * F.sign(a),),
     save=(0,),
     elementwise=True,
-    taylor=_taylor.abs,
+    taylor=series.abs,
 )
 RELU = op(
     "relu",
@@ -257,7 +259,7 @@ RELU = op(
     (lambda F, g, out, a: g * F.positive(out),),
     save_output=True,
     elementwise=True,
-    taylor=_taylor.relu,
+    taylor=series.relu,
 )
 
 # ----- ops with no derivative (their results need no grad) -------------------------------------
@@ -297,7 +299,7 @@ WHERE = op(
     ),
     save=(0,),
     elementwise=True,
-    taylor=_taylor.where,
+    taylor=series.where,
 )
 
 # ----- reductions ---------------------------------------------------------------------------
@@ -331,7 +333,7 @@ SUM = op(
     "SumBackward",
     _sum_forward,
     (_sum_grad,),
-    taylor=_taylor.linear_map("sum"),
+    taylor=series.linear_map("sum"),
 )
 MEAN = op(
     "mean",
@@ -342,7 +344,7 @@ MEAN = op(
             _sum_grad(F, g, out, a, dim, keepdim) / _reduced_count(a.shape, dim)
         ),
     ),
-    taylor=_taylor.linear_map("mean"),
+    taylor=series.linear_map("mean"),
 )
 
 
@@ -371,14 +373,14 @@ SUM_TO = op(
     # The result broadcasts back to the input: so does g, which is all we need.
     (lambda F, g, out, a, shape: g,),
     elementwise=True,
-    taylor=_taylor.linear_map("sum_to"),
+    taylor=series.linear_map("sum_to"),
 )
 EXPAND = op(
     "expand",
     "ExpandBackward",
     lambda xp, a, shape: xp.broadcast_to(a, shape),
     (lambda F, g, out, a, shape: F.sum_to(g, shape=a.shape),),
-    taylor=_taylor.linear_map("expand"),
+    taylor=series.linear_map("expand"),
 )
 
 # ----- shape and layout -------------------------------------------------------------------------
@@ -387,7 +389,7 @@ RESHAPE = op(
     "ViewBackward",
     lambda xp, a, shape: xp.reshape(a, shape),
     (lambda F, g, out, a, shape: F.reshape(g, shape=a.shape),),
-    taylor=_taylor.linear_map("reshape"),
+    taylor=series.linear_map("reshape"),
 )
 
 
@@ -404,7 +406,7 @@ def _permute_op(name, backward_name):
         backward_name,
         lambda xp, a, axes: xp.transpose(a, axes),
         (lambda F, g, out, a, axes: F.permute(g, axes=_inverse_axes(axes)),),
-        taylor=_taylor.linear_map(name),
+        taylor=series.linear_map(name),
     )
 
 
@@ -433,14 +435,14 @@ INDEX = op(
     _index_name,
     lambda xp, a, key: a[key],
     (lambda F, g, out, a, key: F.index_backward(g, key=key, shape=a.shape),),
-    taylor=_taylor.linear_map("index"),
+    taylor=series.linear_map("index"),
 )
 INDEX_BACKWARD = op(
     "index_backward",
     "IndexBackwardBackward",
     _index_backward_forward,
     (lambda F, g, out, a, key, shape: F.index(g, key=key),),
-    taylor=_taylor.linear_map("index_backward"),
+    taylor=series.linear_map("index_backward"),
 )
 
 # ----- linear algebra ------------------------------------------------------------------------
@@ -453,7 +455,7 @@ MM = op(
         lambda F, g, out, a, b: F.mm(F.t(a, axes=(1, 0)), g),
     ),
     save=(0, 1),
-    taylor=_taylor.bilinear("mm"),
+    taylor=series.bilinear("mm"),
 )
 DOT = op(
     "dot",
@@ -461,7 +463,7 @@ DOT = op(
     lambda xp, a, b: xp.dot(a, b),
     (lambda F, g, out, a, b: g * b, lambda F, g, out, a, b: g * a),
     save=(0, 1),
-    taylor=_taylor.bilinear("dot"),
+    taylor=series.bilinear("dot"),
 )
 
 
@@ -475,7 +477,7 @@ MV = op(
     lambda xp, a, b: xp.matmul(a, b),
     (lambda F, g, out, a, b: _outer(F, g, b), lambda F, g, out, a, b: F.mv(F.t(a, axes=(1, 0)), g)),
     save=(0, 1),
-    taylor=_taylor.bilinear("mv"),
+    taylor=series.bilinear("mv"),
 )
 VM = op(
     "vm",
@@ -483,7 +485,7 @@ VM = op(
     lambda xp, a, b: xp.matmul(a, b),
     (lambda F, g, out, a, b: F.mv(b, g), lambda F, g, out, a, b: _outer(F, a, g)),
     save=(0, 1),
-    taylor=_taylor.bilinear("vm"),
+    taylor=series.bilinear("vm"),
 )
 
 
@@ -501,7 +503,7 @@ BMM = op(
         lambda F, g, out, a, b: F.sum_to(F.bmm(_swap_last(F, a), g), shape=b.shape),
     ),
     save=(0, 1),
-    taylor=_taylor.bilinear("bmm"),
+    taylor=series.bilinear("bmm"),
 )
 
 # ----- copies, types and devices ----------------------------------------------------------
@@ -511,7 +513,7 @@ CLONE = op(
     lambda xp, a: a.copy(),
     (lambda F, g, out, a: g,),
     elementwise=True,
-    taylor=_taylor.linear_map("clone"),
+    taylor=series.linear_map("clone"),
 )
 CAST = op(
     "cast",
@@ -519,12 +521,11 @@ CAST = op(
     lambda xp, a, dtype, source: a.astype(dtype),
     (lambda F, g, out, a, dtype, source: F.cast(g, dtype=source, source=dtype),),
     elementwise=True,
-    taylor=_taylor.linear_map("cast"),
+    taylor=series.linear_map("cast"),
 )
 
 
 def _to_device_forward(xp, a, device, source):
-    from adcli.backend import to_numpy
 
     if device.is_cuda and source.is_cuda:
         with device.scope():
@@ -538,7 +539,7 @@ TO_DEVICE = op(
     _to_device_forward,
     (lambda F, g, out, a, device, source: F.to_device(g, device=source, source=device),),
     out_backend=lambda params: params["device"],
-    taylor=_taylor.linear_map("to_device"),
+    taylor=series.linear_map("to_device"),
 )
 
 
@@ -555,7 +556,6 @@ class GraphOps:
     """Every op, recorded on tensors: ``F`` when ``create_graph=True``."""
 
     def __init__(self) -> None:
-        from adcli.engine.tensor import apply
 
         for entry in TABLE.values():
             setattr(self, entry.name, partial(_apply_kw, apply, entry))

@@ -23,7 +23,7 @@ from time import monotonic
 
 import numpy as np
 
-from adcli.backend import CPU, Backend, to_numpy
+from adcli.backend import CPU, Backend, array_module_of, to_numpy
 from adcli.errors import AdcliError
 
 
@@ -36,6 +36,7 @@ class _State:
         "deadline",
         "grad_enabled",
         "max_elements",
+        "recorded",
         "time_limit",
         "warn",
     )
@@ -54,6 +55,8 @@ class _State:
         self.deadline = None
         #: the seconds that deadline stands for (for the message)
         self.time_limit = None
+        #: graph nodes recorded so far (diagnostics count nodes by its difference)
+        self.recorded = 0
 
 
 def _default_warn(message: str) -> None:
@@ -311,15 +314,8 @@ class Tensor:
     def detach(self) -> Tensor:
         return Tensor(self._data, self._backend)
 
-    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
-        """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (PyTorch's backward)."""
-        from adcli.engine.autodiff import backward
-
-        backward(
-            self, gradient, retain_graph=retain_graph, create_graph=create_graph, inputs=inputs
-        )
-
-    # Operators are attached by adcli.engine.functional (they are table ops).
+    # Operators are attached by adcli.engine.functional (they are table ops), and
+    # backward() by adcli.engine.autodiff, where the backward pass lives.
 
 
 def _writeable(array) -> bool:
@@ -514,7 +510,7 @@ def apply_binary(op, a: Tensor, b) -> Tensor:
 
 def _result(op, args, params, out, backend, requires) -> Tensor:
     if STATE.anomaly:
-        _check_finite(out, op, "forward")
+        check_finite(out, op, "forward")
     t = _new_tensor(Tensor)
     t._data = out
     t._backend = backend
@@ -577,17 +573,17 @@ def _record(op, args, params, out, backend) -> Node:
     node.freed = False
     node.context = STATE.context
     node.retained = None
+    STATE.recorded += 1
     return node
 
 
-def _check_finite(array, op, phase: str, node=None) -> None:
-    xp_isfinite = np.isfinite if isinstance(array, (np.ndarray, np.generic)) else None
-    if xp_isfinite is None:
-        import cupy
-
-        ok = bool(cupy.isfinite(array).all())
-    else:
-        ok = bool(np.isfinite(array).all()) if array.dtype.kind == "f" else True
+def check_finite(array, op, phase: str, node=None) -> None:
+    if array.dtype.kind not in "fc":
+        return
+    if isinstance(array, (np.ndarray, np.generic)):
+        ok = bool(np.isfinite(array).all())
+    else:  # a device array: ask its own module, through the backend that made it
+        ok = bool(to_numpy(array_module_of(array).isfinite(array).all()))
     if not ok:
         name = (
             op.grad_fn_name(node.params if node is not None else None)

@@ -35,8 +35,8 @@ if __package__ in (None, ""):  # run as a script from a checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import adcli.engine as E
-from adcli.engine.autodiff import nth_grads
-from adcli.engine.taylor import counting_nodes, taylor_grad
+from adcli.engine.diagnostics import counting_nodes
+from adcli.engine.taylor import nth_grads, taylor_grad
 
 FULL = {
     "n": 1000,
@@ -211,7 +211,7 @@ def _with_big_stack(fn):
     def target():
         try:
             result["value"] = fn()
-        except BaseException as exc:  # re-raised in the caller's thread
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             result["error"] = exc
 
     previous = threading.stack_size(1 << 30)

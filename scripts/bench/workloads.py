@@ -32,8 +32,8 @@ from harness import (
 )
 
 import adcli.engine as E
-import adcli.parser as adcli_parser
-from adcli.interpreter import Session
+import adcli.lang.parser as adcli_parser
+from adcli.lang.interpreter import Session
 
 HERE = Path(__file__).resolve().parent
 
@@ -105,7 +105,7 @@ def torch_chain_source(lines: int) -> str:
 class _Preparsed:
     """Run ``Session.run`` on an already parsed program, to time interpretation alone.
 
-    ``Session.run`` imports ``parse`` from :mod:`adcli.parser` when called, so the
+    ``Session.run`` imports ``parse`` from :mod:`adcli.lang.parser` when called, so the
     module attribute is swapped for the duration; ``used`` says whether it worked.
     """
 
@@ -207,7 +207,7 @@ def _per_op_size(s: Settings, r: Report, ops: int, cmd: list[str]) -> None:
         torch_src = torch_chain_source(lines)
 
         def torch_script():
-            exec(compile(torch_src, "chain.py", "exec"), {"torch": torch})
+            exec(compile(torch_src, "chain.py", "exec"), {"torch": torch})  # noqa: S102 - our own generated benchmark script
 
         cases.append(Case(f"torch.script.fwd_bwd ops={ops}", torch_script))
     cases += [

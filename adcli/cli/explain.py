@@ -1,7 +1,7 @@
 """What each kind of error means and how to fix it: the text behind ``adcli explain``.
 
 One entry per error kind, keyed by its stable code (see
-:data:`adcli.errors.KINDS`). This module is data; :mod:`adcli.render` shows it.
+:data:`adcli.errors.KINDS`). This module is data; :mod:`adcli.cli.render` shows it.
 Each example is a program that really fails with that code (the tests run them).
 """
 

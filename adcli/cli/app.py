@@ -1,8 +1,8 @@
 """The ``adcli`` command line (see ``man adcli`` and shared/spec/cli.md).
 
 The commands are thin: they turn options into calls on an interpreter
-:class:`~adcli.interpreter.Session` and hand whatever comes back to
-:mod:`adcli.render`. The interpreter is imported inside the commands, so
+:class:`~adcli.lang.interpreter.Session` and hand whatever comes back to
+:mod:`adcli.cli.render`. The interpreter is imported inside the commands, so
 ``--help`` and ``--version`` stay quick.
 
 Exit codes, and which failure gets which:
@@ -33,8 +33,7 @@ import typer
 from typer.core import TyperGroup
 
 from adcli import __version__
-from adcli.errors import AdcliError
-from adcli.render import (
+from adcli.cli.render import (
     Renderer,
     array_json,
     error_json,
@@ -43,6 +42,7 @@ from adcli.render import (
     is_node,
     value_json,
 )
+from adcli.errors import AdcliError
 
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 DEVICE_RE = re.compile(r"(cpu|cuda(:\d+)?)\Z")
@@ -293,7 +293,7 @@ def root(
     if ctx.invoked_subcommand is not None or ctx.resilient_parsing:
         return
     if sys.stdin.isatty() and sys.stdout.isatty():
-        from adcli.repl import run_repl
+        from adcli.cli.repl import run_repl
 
         raise typer.Exit(run_repl(ctx.obj))
     Renderer().usage(f"{ctx.get_usage()}\nTry 'adcli --help' for help.")
@@ -305,7 +305,7 @@ def root(
 # -------------------------------------------------------------------------------------------
 def open_session(opts: GlobalOptions) -> Any:
     """A fresh interpreter session with the global options (may raise a device error)."""
-    from adcli.interpreter import Session
+    from adcli.lang.interpreter import Session
 
     return Session(
         device=opts.device,
@@ -317,8 +317,8 @@ def open_session(opts: GlobalOptions) -> Any:
 
 
 def session_limits(opts: GlobalOptions) -> Any:
-    """The session's :class:`~adcli.interpreter.Limits`, with those given on the command line."""
-    from adcli.interpreter import Limits
+    """The session's :class:`~adcli.lang.interpreter.Limits`, with those given on the command line."""
+    from adcli.lang.interpreter import Limits
 
     given = {
         name: getattr(opts, name)
@@ -415,13 +415,18 @@ def eval_command(
     ] = False,
     method: Annotated[
         Method,
-        typer.Option(help="How --order derivatives are computed: Taylor mode from order 3 "
-                     "(auto), always Taylor mode, or nested reverse passes."),
+        typer.Option(
+            help="How --order derivatives are computed: Taylor mode from order 3 "
+            "(auto), always Taylor mode, or nested reverse passes."
+        ),
     ] = Method.auto,
     check: Annotated[
         bool,
-        typer.Option("--check", help="With --wrt: compare Taylor mode, nesting and finite "
-                     "differences (float64), order by order."),
+        typer.Option(
+            "--check",
+            help="With --wrt: compare Taylor mode, nesting and finite "
+            "differences (float64), order by order.",
+        ),
     ] = False,
     cost: Annotated[
         bool,
@@ -582,7 +587,7 @@ def run_command(
             break
 
     if junit is not None:
-        from adcli.render import junit_xml
+        from adcli.cli.render import junit_xml
 
         try:
             junit.write_bytes(junit_xml(results, names[len(results) :]))
@@ -597,7 +602,7 @@ def run_command(
 @app.command("check", epilog=GLOBAL_NOTE)
 def check_command(ctx: typer.Context, files: FilesArgument) -> None:
     """Parse and check scripts (syntax, unknown names, arity) without running them."""
-    from adcli.check import check_source
+    from adcli.lang.check import check_source
 
     opts: GlobalOptions = ctx.obj
     renderer = Renderer(json_mode=opts.json, debug=opts.debug)
@@ -629,7 +634,7 @@ _STDIN_LIMIT = 10 * 1024 * 1024 + 1
 
 
 def _read(path: str) -> str:
-    from adcli.parser import read_source
+    from adcli.lang.parser import read_source
 
     try:
         return read_source(path)
@@ -654,14 +659,13 @@ def explain_command(
         str | None,
         typer.Argument(
             metavar="[CODE]",
-            help="An error code such as E004, or a kind such as shape; without one, "
-            "list them all.",
+            help="An error code such as E004, or a kind such as shape; without one, list them all.",
             show_default=False,
         ),
     ] = None,
 ) -> None:
     """Say what an error code means and how to fix it, with an example."""
-    from adcli.explain import EXPLANATIONS, lookup
+    from adcli.cli.explain import EXPLANATIONS, lookup
 
     opts: GlobalOptions = ctx.obj
     renderer = Renderer(json_mode=opts.json, debug=opts.debug)
@@ -682,7 +686,7 @@ def explain_command(
 @app.command("repl", epilog=GLOBAL_NOTE)
 def repl_command(ctx: typer.Context) -> None:
     """An interactive session (':help' inside it for its commands)."""
-    from adcli.repl import run_repl
+    from adcli.cli.repl import run_repl
 
     raise typer.Exit(run_repl(ctx.obj))
 

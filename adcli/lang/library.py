@@ -1,7 +1,7 @@
 """What each builtin function and method of the language does (registered into
-:data:`adcli.builtins.BUILTINS` and :data:`METHOD_IMPLS`).
+:data:`adcli.lang.builtins.BUILTINS` and :data:`METHOD_IMPLS`).
 
-Each implementation takes the running :class:`~adcli.interpreter.Session`
+Each implementation takes the running :class:`~adcli.lang.interpreter.Session`
 first, converts the language's values (numbers, bracket literals, shapes) to
 what the engine wants, and calls the engine.
 """
@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from adcli import engine as E
-from adcli.builtins import CREATION_KEYWORDS, builtin
 from adcli.engine.functional import kind_of
 from adcli.engine.tensor import Tensor
 from adcli.errors import AdcliError
+from adcli.lang.builtins import CREATION_KEYWORDS, builtin
 
 METHOD_IMPLS: dict = {}
 
@@ -65,7 +65,7 @@ def _num(value, what) -> float | int:
 
 
 def _describe(value) -> str:
-    from adcli.interpreter import _type_name
+    from adcli.lang.interpreter import _type_name
 
     return _type_name(value)
 
@@ -160,7 +160,9 @@ for _kind in ("randn", "rand", "zeros", "ones"):
 
 @builtin("full", ("shape", "value"), keywords=CREATION_KEYWORDS)
 def _full(s, shape, value, **kw):
-    shape = _shape((shape,)) if not isinstance(shape, (int, float)) else (whole_number(shape, "shape"),)
+    shape = (
+        _shape((shape,)) if not isinstance(shape, (int, float)) else (whole_number(shape, "shape"),)
+    )
     opts = _creation(s, kw)
     _check_bytes(s, shape, opts["dtype"])
     return E.full(shape, _num(value, "the fill value"), **opts)
@@ -168,7 +170,9 @@ def _full(s, shape, value, **kw):
 
 @builtin("eye", ("n", "m"), required=1, keywords=CREATION_KEYWORDS)
 def _eye(s, n, m=None, **kw):
-    return E.eye(whole_number(n, "n"), None if m is None else whole_number(m, "m"), **_creation(s, kw))
+    return E.eye(
+        whole_number(n, "n"), None if m is None else whole_number(m, "m"), **_creation(s, kw)
+    )
 
 
 @builtin("arange", ("start", "end", "step"), required=1, keywords=CREATION_KEYWORDS)
@@ -413,7 +417,7 @@ def _seed(s, n):
 
 @builtin("print", (), variadic=True)
 def _print(s, *values):
-    from adcli.interpreter import Output
+    from adcli.lang.interpreter import Output
 
     text = " ".join(_plain(v) for v in values)
     s._show(Output("print", values, text, s._statement_span))

@@ -23,12 +23,12 @@ from time import monotonic
 
 import numpy as np
 
-from adcli import builtins as B
 from adcli import engine as E
-from adcli import nodes as N
 from adcli.engine.functional import kind_of
 from adcli.engine.tensor import STATE, AccumulateGrad, Node, Tensor, check_deadline
 from adcli.errors import AdcliError, Span
+from adcli.lang import builtins as B
+from adcli.lang import nodes as N
 
 DEFAULT_MAX_ELEMENTS = 50_000_000
 
@@ -117,7 +117,7 @@ class Session:
 
     def _parse(self, source: str, filename: str) -> N.Program:
         """Parse under this session's limits, keeping the lines for error carets."""
-        from adcli.parser import parse
+        from adcli.lang.parser import parse
 
         self.sources[filename] = source.splitlines()
         return parse(
@@ -148,7 +148,7 @@ class Session:
 
     def run_file(self, path, emit=None):
         """Run the script at ``path`` (its imports resolve relative to it)."""
-        from adcli.parser import read_source
+        from adcli.lang.parser import read_source
 
         p = Path(path)
         try:
@@ -202,7 +202,7 @@ class Session:
 
     def make_tensor(self, literal_text: str, requires_grad: bool = False) -> Tensor:
         """A tensor from a number or bracket literal such as ``[1, 2.5, -3]`` (for --at)."""
-        from adcli.parser import parse
+        from adcli.lang.parser import parse
 
         program = parse(literal_text, "<--at>")
         statements = program.statements
@@ -245,7 +245,7 @@ class Session:
                 out[name] = [E.zeros_like(x) for _ in range(order)]
                 continue
             out[name] = self._with_engine_settings(
-                lambda: E.nth_grads(yt, x, order, method=method), None
+                lambda yt=yt, x=x: E.nth_grads(yt, x, order, method=method), None
             )
         return out
 
@@ -273,20 +273,22 @@ class Session:
 
     def derivative_checks(self, source: str, wrt: list[str], order: int) -> dict:
         """Per name: Taylor vs nested vs finite differences (Richardson, float64), by order."""
-        from adcli.engine import taylor
+        from adcli.engine import diagnostics
 
         self._check_order(order, None)
         return {
             name: self._with_engine_settings(
-                lambda: taylor.check_orders(self.function_of(source, name),
-                                            self._wrt_tensor(name), order), None)
+                lambda name=name: diagnostics.check_orders(
+                    self.function_of(source, name), self._wrt_tensor(name), order
+                ),
+                None,
+            )
             for name in wrt
         }
 
-    def derivative_costs(self, source: str, wrt: list[str], order: int,
-                         methods: list[str]) -> dict:
+    def derivative_costs(self, source: str, wrt: list[str], order: int, methods: list[str]) -> dict:
         """Per name and method: graph nodes, seconds and peak bytes of each order."""
-        from adcli.engine import taylor
+        from adcli.engine import diagnostics
 
         self._check_order(order, None)
         out = {}
@@ -294,7 +296,9 @@ class Session:
             f = self.function_of(source, name)
             x = self._wrt_tensor(name)
             out[name] = {
-                m: self._with_engine_settings(lambda: taylor.cost_report(f, x, order, m), None)
+                m: self._with_engine_settings(
+                    lambda f=f, x=x, m=m: diagnostics.cost_report(f, x, order, m), None
+                )
                 for m in methods
             }
         return out
@@ -302,8 +306,9 @@ class Session:
     def _wrt_tensor(self, name: str) -> Tensor:
         x = self.variables_.get(name)
         if not isinstance(x, Tensor):
-            raise AdcliError("name", f"--wrt {name}: '{name}' is not a tensor variable"
-                             + self._suggest(name))
+            raise AdcliError(
+                "name", f"--wrt {name}: '{name}' is not a tensor variable" + self._suggest(name)
+            )
         return x
 
     def completions(self, prefix: str) -> list[str]:
@@ -483,7 +488,7 @@ class Session:
         return lines[span.line - 1][span.column - 1 :] + " ..."
 
     def _import(self, stmt: N.Import, base_dir: Path) -> None:
-        from adcli.parser import read_source
+        from adcli.lang.parser import read_source
 
         raw = stmt.path
         if not raw.endswith(".ad"):
@@ -533,8 +538,7 @@ class Session:
                     "limit",
                     f"expression nested too deeply (limit {self.limits.max_expr_depth})",
                     node.span,
-                    hint="split it into several statements, or raise the limit with "
-                    "--max-depth",
+                    hint="split it into several statements, or raise the limit with --max-depth",
                 )
             return _EVAL[kind](self, node)
         finally:
@@ -1041,7 +1045,6 @@ def _compare_shapes(op, a, b):
     return same if op == "==" else not same
 
 
-
 def _get_attribute(obj, name):
     if isinstance(obj, Tensor):
         if name not in B.TENSOR_ATTRIBUTES:
@@ -1084,6 +1087,6 @@ _EVAL = {
 }
 
 # The builtins and methods register themselves on import.
-from adcli import library as _library
+from adcli.lang import library as _library
 
 _METHOD_IMPLS = _library.METHOD_IMPLS

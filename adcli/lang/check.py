@@ -11,15 +11,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from adcli import builtins as B
-from adcli import library as _library  # noqa: F401 - registers the builtins
-from adcli import nodes as N
 from adcli.errors import AdcliError
+from adcli.lang import builtins as B
+from adcli.lang import library as _library  # noqa: F401 - registers the builtins
+from adcli.lang import nodes as N
 
 
 def check_source(source: str, filename: str, base_dir=None) -> list[AdcliError]:
     """Every problem found in ``source`` (an empty list when it looks fine)."""
-    from adcli.parser import parse
+    from adcli.lang.parser import parse
 
     try:
         program = parse(source, filename)
@@ -78,7 +78,7 @@ class _Checker:
             self.import_(stmt, base_dir, stack)
 
     def import_(self, stmt: N.Import, base_dir: Path, stack: list[str]) -> None:
-        from adcli.parser import parse, read_source
+        from adcli.lang.parser import parse, read_source
 
         if not stmt.path.endswith(".ad"):
             self.error("value", f"import takes only .ad files, not {stmt.path!r}", stmt.path_span)
@@ -130,13 +130,12 @@ class _Checker:
                     )
                     if problem:
                         self.error("type", problem, node.span)
-            elif isinstance(node, N.Attribute):
-                if node.name not in B.ATTRIBUTES:
-                    self.error(
-                        "name",
-                        f"unknown attribute '{node.name}'" + B.suggestion(node.name, B.ATTRIBUTES),
-                        node.name_span,
-                    )
+            elif isinstance(node, N.Attribute) and node.name not in B.ATTRIBUTES:
+                self.error(
+                    "name",
+                    f"unknown attribute '{node.name}'" + B.suggestion(node.name, B.ATTRIBUTES),
+                    node.name_span,
+                )
 
     def name(self, node: N.Name, variables, functions, in_function) -> None:
         if node.id in variables or node.id in functions or node.id in B.BUILTINS:
@@ -153,7 +152,9 @@ class _Checker:
                 f"pass '{node.id}' as a parameter)"
             )
         self.error(
-            "name", f"unknown name '{node.id}'{where}{extra}" + B.suggestion(node.id, pool), node.span
+            "name",
+            f"unknown name '{node.id}'{where}{extra}" + B.suggestion(node.id, pool),
+            node.span,
         )
 
     def call(self, node: N.Call, variables, functions) -> None:

@@ -1,7 +1,7 @@
 """Everything adcli shows: values, gradients, grad_fn chains and errors, as Rich text or JSON.
 
 This is the only module that writes to standard output and standard error; the
-commands in :mod:`adcli.cli` and :mod:`adcli.repl` decide *what* to show and
+commands in :mod:`adcli.cli.app` and :mod:`adcli.cli.repl` decide *what* to show and
 call in here. Numbers reach this module only through ``Tensor.numpy()``.
 
 Rich, NumPy, ``json`` and the tree and table renderables are imported when first
@@ -243,7 +243,7 @@ def error_text(
 
 
 def explanation_text(entry: Any) -> Any:
-    """An :class:`adcli.explain.Explanation` for people: meaning, fix, and an example."""
+    """An :class:`adcli.cli.explain.Explanation` for people: meaning, fix, and an example."""
     from textwrap import fill
 
     from rich.text import Text
@@ -600,8 +600,12 @@ class Renderer:
             for column in ("order", "taylor vs nested", "taylor vs fd", "nested vs fd"):
                 table.add_column(column, justify="right")
             for row in report["orders"]:
-                table.add_row(str(row["order"]), cell(row["taylor_vs_nested"]),
-                              cell(row["taylor_vs_fd"]), cell(row["nested_vs_fd"]))
+                table.add_row(
+                    str(row["order"]),
+                    cell(row["taylor_vs_nested"]),
+                    cell(row["taylor_vs_fd"]),
+                    cell(row["nested_vs_fd"]),
+                )
             self.out.print(table)
 
     def derivative_costs(self, costs: dict[str, dict[str, list]]) -> None:
@@ -614,9 +618,12 @@ class Renderer:
                 for column in ("order", "graph nodes", "time", "peak memory"):
                     table.add_column(column, justify="right")
                 for row in rows:
-                    table.add_row(str(row["order"]), f"{row['nodes']:,}",
-                                  f"{row['seconds'] * 1e3:.2f} ms",
-                                  f"{row['peak_bytes'] / 1024:.1f} KiB")
+                    table.add_row(
+                        str(row["order"]),
+                        f"{row['nodes']:,}",
+                        f"{row['seconds'] * 1e3:.2f} ms",
+                        f"{row['peak_bytes'] / 1024:.1f} KiB",
+                    )
                 self.out.print(table)
 
     def derivatives(self, derivatives: dict[str, list[Any]]) -> None:

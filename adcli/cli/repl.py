@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from adcli import __version__
+from adcli.cli.render import Renderer, output_json, summary
 from adcli.errors import AdcliError
-from adcli.render import Renderer, output_json, summary
 
 PROMPT = "ad> "
 CONTINUATION = "... "
@@ -49,7 +49,7 @@ def history_path() -> Path:
 
 def run_repl(opts: Any) -> int:
     """Run the REPL with the global options ``opts`` until end of input; returns the exit status."""
-    from adcli.cli import open_session
+    from adcli.cli.app import open_session
 
     renderer = Renderer(json_mode=opts.json, debug=opts.debug)
     try:
@@ -146,7 +146,7 @@ class _Repl:
 
 def _stream_reader(stream: Any) -> Callable[[], str]:
     """Statements from a non-terminal stream: lines joined while a bracket is open."""
-    from adcli.parser import is_complete
+    from adcli.lang.parser import is_complete
 
     def read() -> str:
         lines: list[str] = []
@@ -171,7 +171,7 @@ def _terminal_reader(session: Any) -> Callable[[], str]:
     from prompt_toolkit.history import FileHistory, InMemoryHistory
     from prompt_toolkit.key_binding import KeyBindings
 
-    from adcli.parser import is_complete
+    from adcli.lang.parser import is_complete
 
     class SessionCompleter(Completer):
         def get_completions(self, document: Any, complete_event: Any) -> Iterator[Completion]:

@@ -1,4 +1,4 @@
-"""Source text → :mod:`adcli.nodes`, with syntax errors in words.
+"""Source text → :mod:`adcli.lang.nodes`, with syntax errors in words.
 
 The syntax lives in ``grammar/adcli.lark`` and nowhere else. Lark compiles it
 (strictly: a grammar conflict is an error) into LALR(1) tables and a list of
@@ -28,8 +28,8 @@ import threading
 import zlib
 from typing import Any
 
-from adcli import nodes
 from adcli.errors import AdcliError, Span
+from adcli.lang import nodes
 
 __all__ = [
     "DEFAULT_MAX_DEPTH",
@@ -56,7 +56,7 @@ def parse(
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_source_bytes: int = DEFAULT_MAX_SOURCE_BYTES,
 ) -> nodes.Program:
-    """Parse a whole script or one-liner into a :class:`~adcli.nodes.Program`.
+    """Parse a whole script or one-liner into a :class:`~adcli.lang.nodes.Program`.
 
     ``filename`` goes into every span. Raises :class:`AdcliError` of kind
     ``"syntax"`` for malformed input, and of kind ``"limit"`` when brackets
@@ -127,8 +127,11 @@ def is_complete(source: str) -> bool:
 def grammar_text() -> str:
     """The text of ``adcli.lark``: shipped inside the package as
     ``adcli/grammar/``, or at the top of the source tree."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    for folder in (os.path.join(here, "grammar"), os.path.join(os.path.dirname(here), "grammar")):
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # adcli/
+    for folder in (
+        os.path.join(package, "grammar"),
+        os.path.join(os.path.dirname(package), "grammar"),
+    ):
         try:
             with open(os.path.join(folder, "adcli.lark"), encoding="utf-8") as file:
                 return file.read()
@@ -502,7 +505,7 @@ def build_lark(text: str | None = None, **options: Any) -> Any:
             pass
 
         def lex(self, lexer_state: Any, parser_state: Any) -> Any:
-            raise NotImplementedError("adcli.parser lexes for itself")
+            raise NotImplementedError("adcli.lang.parser lexes for itself")
 
     settings: dict[str, Any] = {
         "parser": "lalr",

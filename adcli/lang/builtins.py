@@ -2,7 +2,7 @@
 
 Each builtin declares its signature (positional parameters, how many are
 required, whether more may follow, which keywords it takes) so that calls are
-checked the same way at run time and by :mod:`adcli.check` without running.
+checked the same way at run time and by :mod:`adcli.lang.check` without running.
 Implementations take the running session first; they never print (``print``
 hands its text to the session's ``emit``).
 """

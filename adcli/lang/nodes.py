@@ -1,7 +1,7 @@
 """The abstract syntax tree of the .ad language.
 
 Every node is a frozen dataclass with a ``span`` (where it sits in the source),
-built by :mod:`adcli.parser`; nothing outside the parser sees Lark's trees.
+built by :mod:`adcli.lang.parser`; nothing outside the parser sees Lark's trees.
 
 Conventions:
 
