@@ -162,7 +162,9 @@ def _run_backward(roots, seeds, retain_graph, create_graph, targets, accumulate,
             if node.freed:
                 raise AdcliError("value", BACKWARD_TWICE, hint=_twice_hint(node))
             if accumulate and node.retained is not None:
-                _accumulate(node.retained, g, create_graph, handed)
+                kept = node.retained()
+                if kept is not None:
+                    _accumulate(kept, g, create_graph, handed)
             if create_graph:
                 F = recorded_ops
             else:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import warnings
 from math import prod
+from weakref import ref as _weak
 from time import monotonic
 
 import numpy as np
@@ -220,7 +221,8 @@ class Tensor:
         if self._grad_fn is None:
             return
         self._retains_grad = True
-        self._grad_fn.retained = self
+        # Weakly, as PyTorch's retain_grad hook: the tensor owns its node, not back.
+        self._grad_fn.retained = _weak(self)
 
     # ----- what the array is ---------------------------------------------------------------
     @property
@@ -404,9 +406,23 @@ def grad_node(t: Tensor):
         return node
     if not t._requires_grad:
         return None
-    node = t._accum
-    if node is None:
-        node = t._accum = AccumulateGrad(t)
+    return accumulator(t)
+
+
+def accumulator(t: Tensor) -> AccumulateGrad:
+    """The leaf ``t``'s :class:`AccumulateGrad`, made on first use.
+
+    The tensor holds it weakly, as PyTorch does: the graph nodes that lead to
+    it keep it (and so the leaf) alive, while a leaf no graph uses is freed by
+    reference counting alone, with no cycle for the collector to find.
+    """
+    held = t._accum
+    if held is not None:
+        node = held()
+        if node is not None:
+            return node
+    node = AccumulateGrad(t)
+    t._accum = _weak(node)
     return node
 
 
@@ -536,9 +552,11 @@ def _edge(a):
     if type(a) is Tensor and a._requires_grad:
         node = a._grad_fn
         if node is None:
-            node = a._accum
+            held = a._accum
+            node = held() if held is not None else None
             if node is None:
-                node = a._accum = AccumulateGrad(a)
+                node = AccumulateGrad(a)
+                a._accum = _weak(node)
         return node
     return None
 
