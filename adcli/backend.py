@@ -76,7 +76,7 @@ def _import_cupy():
         raise AdcliError(
             "device",
             "device 'cuda' needs an NVIDIA GPU: CuPy is installed but no CUDA GPU is present",
-            hint="run on a machine with a GPU, or use --device cpu",
+            details={"unavailable_device": "cuda"},
         )
     return cupy, count
 

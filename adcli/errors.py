@@ -1,5 +1,11 @@
 """One error type for everything a user can cause.
 
+Each layer speaks its own words: the engine says what went wrong in terms of
+tensors and graphs and puts the facts in :attr:`AdcliError.details` (the limit
+that was hit and its numbers, why a gradient cannot be computed); the language
+adds hints in its keywords (``create_graph=true``), the command line in its
+flags (``--max-elements``).
+
 Every layer raises :class:`AdcliError`. The engine raises it without a span;
 the interpreter attaches the span of the statement or call that caused it;
 the front end renders it (``file:line:column: error: message`` plus a caret,
@@ -44,6 +50,7 @@ class AdcliError(Exception):
         message: str,
         span: Span | None = None,
         hint: str | None = None,
+        details: dict | None = None,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown error kind {kind!r}")
@@ -52,6 +59,8 @@ class AdcliError(Exception):
         self.message = message
         self.span = span
         self.hint = hint
+        #: structured facts for the layers above (e.g. ``{"limit": "max_elements"}``)
+        self.details = details if details is not None else {}
 
     @property
     def code(self) -> str:

@@ -1035,8 +1035,10 @@ class TestAutogradSemantics:
         close(ev(source + "grad(x * y, x, order=2)"), [0, 0])
         close(ev(source + "grad(x * y, x, order=3)"), [0, 0])
         close(ev(source + "grad(sum(y^2), x)"), [0, 0])
-        close(ev(source + "grad(3, x)"), [0, 0])
         assert ev(source + "grad(x * y, x, order=3).shape") == (2,)
+        # A number does not require grad at all: PyTorch's error (contract v2), not zeros.
+        with pytest.raises(AdcliError, match="does not require grad and does not have a grad_fn"):
+            ev(source + "grad(3, x)")
 
     def test_operations_across_devices_name_both(self, monkeypatch):
         # A second device backed by NumPy stands in for a GPU (see test_language_errors).

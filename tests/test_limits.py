@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from adcli.cli.app import GlobalOptions, app, session_limits
+from adcli.cli.render import hint_of
 from adcli.errors import AdcliError
 from adcli.lang.interpreter import Limits, Session
 
@@ -173,7 +174,9 @@ def test_hessian_over_the_element_limit_is_refused_before_calling_f():
     err = caught.value
     assert err.kind == "limit" and err.span.line == 2
     assert "8,000 x 8,000 = 64,000,000" in err.message
-    assert "--max-elements" in err.hint
+    # The engine names the limit; the command line adds its option (hint_of).
+    assert err.details["limit"] == "max_elements"
+    assert "--max-elements" in hint_of(err)
 
 
 @pytest.mark.parametrize("builtin", ["jacobian", "gradcheck"])

@@ -139,15 +139,17 @@ EXPLANATIONS: dict[str, Explanation] = {
                 "The arguments have the right kinds and shapes but not usable values. The "
                 "common ones, as in PyTorch: backward() of a non-scalar without a gradient "
                 "('grad can be implicitly created only for scalar outputs'); a second "
-                "backward through a graph already freed; grad() of a tensor that does not "
-                "require grad; item() of a tensor with more than one element; an import "
+                "backward through a graph already freed; grad() or backward() of a tensor that "
+                "does not require grad (often a gradient computed without "
+                "create_graph=true); item() of a tensor with more than one element; an import "
                 "that is not a .ad file or does not exist; and, in anomaly mode "
                 "(--detect-anomaly or anomaly(true)), an operation that made NaN or Inf."
             ),
             fix=(
                 "Non-scalar output: sum() or mean() it first, or pass a gradient of its "
                 "shape, y.backward(ones_like(y)). Backward twice: pass retain_graph=true to "
-                "the first backward, or use grad(y, x), which leaves .grad alone. NaN or "
+                "the first backward or grad. Differentiating a gradient: pass "
+                "create_graph=true where it is computed. NaN or "
                 "Inf: the caret points at the operation that first made one; check its "
                 "inputs (sqrt and log of 0 or negatives, division by 0)."
             ),

@@ -208,6 +208,30 @@ def derivatives_renderable(derivatives: dict[str, list[Any]], partial: str = "âˆ
     return table
 
 
+#: the command-line option that sets each limit the engine reports (``details["limit"]``)
+LIMIT_OPTIONS = {"max_elements": "--max-elements", "timeout": "--timeout"}
+
+
+def hint_of(err: AdcliError) -> str | None:
+    """The hint to show for ``err``: its own, or, for a limit the engine hit, the option.
+
+    The engine reports which limit it hit (``details``) without naming flags;
+    the command line is where ``--max-elements`` is a word.
+    """
+    if err.hint is not None:
+        return err.hint
+    d = err.details
+    if not d:
+        return None
+    if d.get("unavailable_device"):
+        return "run on a machine with a GPU, or use --device cpu"
+    option = LIMIT_OPTIONS.get(d.get("limit"))
+    if option is None:
+        return None
+    advice = d.get("advice", "make it smaller")
+    return f"{advice}, or raise the limit with {option}"
+
+
 def error_text(
     err: AdcliError, source_lines: SourceLines | None = None, *, explain: bool = False
 ) -> Any:
@@ -231,10 +255,11 @@ def error_text(
             text.append("\n" + source)
             text.append("\n" + caret, style="bold red")
     see = f"adcli explain {err.code}" if explain and span is not None else None
-    if err.hint:
+    hint = hint_of(err)
+    if hint:
         text.append("\n")
         text.append("hint:", style="bold cyan")
-        text.append(f" {err.hint}")
+        text.append(f" {hint}")
         if see:
             text.append(f" (see: {see})", style="dim")
     elif see:
@@ -403,7 +428,7 @@ def error_json(err: AdcliError) -> dict[str, Any]:
         "column": span.column if span else None,
         "code": err.code,
         "file": span.file if span else None,
-        "hint": err.hint,
+        "hint": hint_of(err),
     }
 
 

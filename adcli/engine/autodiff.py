@@ -30,6 +30,7 @@ from adcli.engine.tensor import (
     grad_node,
     make_result,
     no_grad,
+    no_grad_fn_error,
 )
 from adcli.errors import AdcliError
 
@@ -160,7 +161,11 @@ def _run_backward(roots, seeds, retain_graph, create_graph, targets, accumulate,
                     _accumulate(node.variable, g, create_graph, handed)
                 continue
             if node.freed:
-                raise AdcliError("value", BACKWARD_TWICE, hint=_twice_hint(node))
+                raise AdcliError(
+                    "value",
+                    BACKWARD_TWICE,
+                    details={"reason": "graph_freed", "freed_by": where_freed(node)},
+                )
             if accumulate and node.retained is not None:
                 kept = node.retained()
                 if kept is not None:
@@ -182,15 +187,10 @@ def _run_backward(roots, seeds, retain_graph, create_graph, targets, accumulate,
     return captured
 
 
-def _twice_hint(node) -> str:
+def where_freed(node):
+    """The ``freed_by`` tag of the pass that freed ``node``'s saved values (None: unknown)."""
     where = node.freed
-    said = ""
-    if where is not True and where is not None:
-        said = f" (it was freed by the backward at {where})"
-    return (
-        "pass retain_graph=true to the first backward if you need a second one, or use "
-        "grad(...), which leaves .grad alone" + said
-    )
+    return None if where is True or where is False else where
 
 
 def _propagate_in_anomaly_mode(node: Node, g, F, grads: dict, needed) -> None:
@@ -285,7 +285,8 @@ def _accumulate(var: Tensor, g, create_graph: bool, handed: set) -> None:
         if id(g) in handed or not _owns(g):
             g = xp.array(g, copy=True)
         handed.add(id(g))
-        var._grad = make_result(g, var._backend)
+        var._grad = made = make_result(g, var._backend)
+        made._origin = "backward"
         return
     data = old._data
     if isinstance(data, np.generic) or not _owns_or_view_writeable(data):
@@ -337,11 +338,7 @@ def backward(
         raise AdcliError("type", "backward() needs a tensor")
     root = grad_node(y)
     if root is None:
-        raise AdcliError(
-            "value",
-            "element 0 of tensors does not require grad and does not have a grad_fn",
-            hint="make a leaf with requires_grad=true and compute from it",
-        )
+        raise no_grad_fn_error(y)
     seed = _seed(y, gradient, create_graph, "backward")
     if retain_graph is None:
         retain_graph = create_graph
@@ -372,7 +369,9 @@ def _materialize(g, x: Tensor, create_graph: bool) -> Tensor:
         g = xp.array(xp.broadcast_to(g, x.shape), copy=True)
     if g.dtype != x._data.dtype:
         g = g.astype(x._data.dtype)
-    return make_result(g, x._backend)
+    t = make_result(g, x._backend)
+    t._origin = "grad"
+    return t
 
 
 def zeros_like(x: Tensor) -> Tensor:
@@ -390,7 +389,9 @@ def grad(
     """dy/dx for each x in ``inputs`` (a tensor or a list), leaving ``.grad`` alone.
 
     An input the output does not depend on gets zeros of its shape (PyTorch's
-    ``allow_unused=True, materialize_grads=True``).
+    ``allow_unused=True, materialize_grads=True``); an output that does not
+    require grad at all is PyTorch's error (:func:`no_grad_fn_error`), never
+    a silent zero.
     """
     single = isinstance(inputs, Tensor)
     xs = [inputs] if single else list(inputs)
@@ -400,26 +401,31 @@ def grad(
     for x in xs:
         check_differentiable(x)
     root = grad_node(y)
+    if root is None:
+        raise no_grad_fn_error(y)
     if retain_graph is None:
         retain_graph = create_graph
     results = []
-    if root is None:
-        results = [zeros_like(x) for x in xs]
-    else:
-        seed = _seed(y, grad_outputs, create_graph, "grad")
-        nodes = [grad_node(x) for x in xs]
-        captured = run_backward(
-            [root],
-            [seed],
-            retain_graph=retain_graph,
-            create_graph=create_graph,
-            targets=set(nodes),
-            accumulate=False,
-            freed_by=freed_by,
-        )
-        for x, node in zip(xs, nodes):
-            g = captured.get(node)
-            results.append(zeros_like(x) if g is None else _materialize(g, x, create_graph))
+    seed = _seed(y, grad_outputs, create_graph, "grad")
+    nodes = [grad_node(x) for x in xs]
+    captured = run_backward(
+        [root],
+        [seed],
+        retain_graph=retain_graph,
+        create_graph=create_graph,
+        targets=set(nodes),
+        accumulate=False,
+        freed_by=freed_by,
+    )
+    for x, node in zip(xs, nodes):
+        g = captured.get(node)
+        if g is None:
+            g = zeros_like(x)
+            if not create_graph:
+                g._origin = "grad"
+            results.append(g)
+        else:
+            results.append(_materialize(g, x, create_graph))
     return results[0] if single else results
 
 
@@ -462,7 +468,12 @@ def _check_square(what: str, rows: int, columns: int) -> None:
             "limit",
             f"the {what} would hold {rows:,} x {columns:,} = {rows * columns:,} elements, "
             f"over the limit of {STATE.max_elements:,}",
-            hint="use a smaller input, or raise the limit with --max-elements",
+            details={
+                "limit": "max_elements",
+                "requested": rows * columns,
+                "maximum": STATE.max_elements,
+                "advice": "use a smaller input",
+            },
         )
 
 
@@ -482,7 +493,10 @@ def hessian(f, x: Tensor) -> Tensor:
 def gradcheck(f, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3) -> dict:
     """Compare f's analytic jacobian with central finite differences, in float64.
 
-    Returns ``{"ok": bool, "max_abs_error": float, "max_rel_error": float}``.
+    ``f`` is evaluated with grad mode on, even inside ``no_grad`` (as
+    PyTorch's gradcheck does), so a function that itself calls :func:`grad`
+    is checked correctly. Returns ``{"ok": bool, "max_abs_error": float,
+    "max_rel_error": float}``.
     """
 
     xs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
@@ -490,7 +504,8 @@ def gradcheck(f, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e
     worst_abs = 0.0
     worst_rel = 0.0
     ok = True
-    y = f(*xs64)
+    with enable_grad():
+        y = f(*xs64)
     if not isinstance(y, Tensor):
         raise AdcliError("type", "gradcheck: f must return a tensor")
     ny = y.numel()
@@ -498,20 +513,23 @@ def gradcheck(f, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e
         _check_square("gradcheck's jacobian", ny, x.numel())
     for k, x in enumerate(xs64):
         analytic = np.zeros((ny, x.numel()))
-        for i, row in enumerate(_vjp_rows(y, x)):
+        with enable_grad():
+            rows = _vjp_rows(y, x)
+        for i, row in enumerate(rows):
             analytic[i] = row.numpy().ravel()
         numeric = np.zeros_like(analytic)
-        flat = x._data.reshape(-1)
-        with no_grad():
-            for j in range(x.numel()):
-                check_deadline()
-                orig = flat[j].copy() if hasattr(flat[j], "copy") else flat[j]
-                flat[j] = orig + eps
-                plus = f(*xs64).numpy().ravel()
-                flat[j] = orig - eps
-                minus = f(*xs64).numpy().ravel()
-                flat[j] = orig
-                numeric[:, j] = (plus - minus) / (2 * eps)
+        # Perturb a copy: the leaves f first saw (and y's graph) keep their values.
+        probe = [Tensor(t._data.copy(), t._backend, requires_grad=True) for t in xs64]
+        flat = probe[k]._data.reshape(-1)
+        for j in range(x.numel()):
+            check_deadline()
+            orig = flat[j].copy() if hasattr(flat[j], "copy") else flat[j]
+            flat[j] = orig + eps
+            plus = _evaluate(f, probe)
+            flat[j] = orig - eps
+            minus = _evaluate(f, probe)
+            flat[j] = orig
+            numeric[:, j] = (plus - minus) / (2 * eps)
         err = np.abs(analytic - numeric)
         if err.size:
             worst_abs = max(worst_abs, float(err.max()))
@@ -520,6 +538,15 @@ def gradcheck(f, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e
         if not np.all(err <= atol + rtol * np.abs(numeric)):
             ok = False
     return {"ok": ok, "max_abs_error": worst_abs, "max_rel_error": worst_rel}
+
+
+def _evaluate(f, xs: list) -> np.ndarray:
+    """``f(*xs)``'s values, flattened, computed with grad mode on (``f`` may call grad)."""
+    with enable_grad():
+        out = f(*xs)
+    if not isinstance(out, Tensor):
+        raise AdcliError("type", "gradcheck: f must return a tensor")
+    return out.numpy().ravel()
 
 
 def _tensor_backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):

@@ -34,7 +34,8 @@ def _fresh_leaf(x: Tensor, dtype=None) -> Tensor:
 
 
 def _nested(y, x, order, create_graph=False):
-    return nth_grads(y, x, order, create_graph=create_graph, method="nested")
+    # Diagnostics go through one graph several times: keep it.
+    return nth_grads(y, x, order, create_graph=create_graph, method="nested", retain_graph=True)
 
 
 def _disagreement(a: np.ndarray, reference: np.ndarray) -> float:

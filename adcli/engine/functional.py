@@ -64,7 +64,7 @@ def _shape_arg(shape) -> tuple:
             raise AdcliError(
                 "limit",
                 f"a size of {s:,} in shape {format_shape(shape)} is too large",
-                hint="make it smaller, or raise the limit with --max-elements",
+                details={"limit": "max_elements", "requested": s},
             )
         out.append(s)
     if len(out) > _MAX_DIMS:
@@ -209,28 +209,18 @@ def _as_operand(x):
         return x
     if isinstance(x, np.ndarray):
         return make_result(x, CPU)
-    raise AdcliError("type", f"expected a tensor or a number, got {kind_of(x)}")
+    raise wrong_type("expected a tensor or a number, got {got}", x)
 
 
-def kind_of(x) -> str:
-    """What ``x`` is, in the words of the language rather than Python's type names."""
-    if x is None:
-        return "none"
-    if isinstance(x, bool):
-        return "a bool"
-    if isinstance(x, (int, float)):
-        return "a number"
-    if isinstance(x, Tensor):
-        return "a tensor"
-    if isinstance(x, str):
-        return "a string"
-    if isinstance(x, tuple):
-        return "a shape"
-    if isinstance(x, slice):
-        return "a slice"
-    if callable(x) or hasattr(x, "next_functions"):
-        return "a function" if callable(x) else "a grad_fn"
-    return f"a {type(x).__name__}"
+def wrong_type(template: str, x) -> AdcliError:
+    """A ``type`` error for value ``x``: ``template`` has ``{got}`` where its kind goes.
+
+    The engine names Python's type; ``details`` carries the value and the
+    template, for the language to say it in its own words.
+    """
+    return AdcliError(
+        "type", template.format(got=type(x).__name__), details={"message": template, "got": x}
+    )
 
 
 def _broadcast_check(op_name, a, b) -> None:
@@ -307,7 +297,7 @@ def _as_tensor(x) -> Tensor:
         x = float(x)
     if isinstance(x, _NUMBER):
         return make_result(np.asarray(x, dtype=np.float32), CPU)
-    raise AdcliError("type", f"expected a tensor, got {kind_of(x)}")
+    raise wrong_type("expected a tensor, got {got}", x)
 
 
 exp = _unary(T.EXP)
@@ -540,9 +530,7 @@ def _index_key(x: Tensor, key) -> tuple:
         elif k is None or k is Ellipsis:
             out.append(k)
         else:
-            raise AdcliError(
-                "type", f"an index must be a whole number or a slice, got {kind_of(k)}"
-            )
+            raise wrong_type("an index must be a whole number or a slice, got {got}", k)
     return tuple(out)
 
 

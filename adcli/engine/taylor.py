@@ -38,6 +38,7 @@ import math
 
 import numpy as np
 
+from adcli.engine.autodiff import where_freed
 from adcli.engine.autodiff import grad, graph_ops, topological, zeros_like
 from adcli.engine.functional import sum as _sum
 from adcli.engine.series import Jet, NoTaylorRule
@@ -50,6 +51,7 @@ from adcli.engine.tensor import (
     enable_grad,
     grad_node,
     make_result,
+    no_grad_fn_error,
 )
 from adcli.errors import AdcliError
 
@@ -147,7 +149,7 @@ def taylor_coefficients(y: Tensor, x: Tensor, degree: int, direction: Tensor | N
                 raise AdcliError(
                     "value",
                     BACKWARD_TWICE,
-                    hint="pass retain_graph=true to the backward that came first",
+                    details={"reason": "graph_freed", "freed_by": where_freed(node)},
                 )
             saved = node.saved
             inputs = []
@@ -253,7 +255,13 @@ def taylor_or_none(y: Tensor, x: Tensor, order: int, method: str, create_graph: 
 
 
 def nth_grads(
-    y: Tensor, x: Tensor, order: int, create_graph: bool = False, method: str = "auto"
+    y: Tensor,
+    x: Tensor,
+    order: int,
+    create_graph: bool = False,
+    method: str = "auto",
+    retain_graph: bool | None = None,
+    freed_by=None,
 ) -> list:
     """[D1, ..., Dn] with D1 = grad(sum(y), x) and Dk = grad(sum(D(k-1)), x).
 
@@ -261,19 +269,38 @@ def nth_grads(
     ``"taylor"`` gets the same numbers by Taylor mode (polynomial in n, see
     this module); ``"auto"`` (default) uses Taylor from order 3
     on and falls back to nested, with a warning, when an op has no Taylor rule.
+
+    ``y`` must require grad (else PyTorch's error, as :func:`grad`); a
+    derivative that vanishes from some order on is zeros from there.
+    ``order=1`` is exactly :func:`grad`: it frees the graph unless
+    ``retain_graph`` (default: ``create_graph``; ``freed_by`` as there).
+    Higher orders keep ``y``'s graph unless ``retain_graph=False`` (Taylor
+    mode only reads it, and the nested method's last pass would free only
+    part of it).
     """
     if order < 1:
         raise AdcliError("value", f"order must be at least 1, got {order}")
+    if not isinstance(y, Tensor) or grad_node(y) is None:
+        raise no_grad_fn_error(y)
+    if retain_graph is None:
+        retain_graph = create_graph or order > 1
     found = taylor_or_none(y, x, order, method, create_graph=create_graph)
     if found is not None:
         return found
     results = []
     current = y
     for k in range(order):
-        keep = create_graph or k < order - 1
+        last = k == order - 1
+        keep = create_graph or not last
         if current._grad_fn is None and not current._requires_grad:
             current = zeros_like(x)
         else:
-            current = grad(_sum(current), x, create_graph=keep, retain_graph=True)
+            current = grad(
+                _sum(current),
+                x,
+                create_graph=keep,
+                retain_graph=keep or retain_graph,
+                freed_by=freed_by,
+            )
         results.append(current)
     return results

@@ -115,17 +115,17 @@ def check_elements(shape: tuple, what: str = "tensor") -> None:
             "limit",
             f"{what} of shape {format_shape(shape)} would hold {n:,} elements, "
             f"over the limit of {STATE.max_elements:,}",
-            hint="make it smaller, or raise the limit with --max-elements",
+            details={"limit": "max_elements", "requested": n, "maximum": STATE.max_elements},
         )
 
 
 def check_deadline() -> None:
-    """Stop with a ``limit`` error once the time limit (``--timeout``) has passed."""
+    """Stop with a ``limit`` error once :attr:`_State.deadline` has passed."""
     if STATE.deadline is not None and monotonic() > STATE.deadline:
         raise AdcliError(
             "limit",
             f"the computation ran past the time limit of {STATE.time_limit:g} s",
-            hint="make it smaller, or raise the limit with --timeout",
+            details={"limit": "timeout", "maximum": STATE.time_limit},
         )
 
 
@@ -143,10 +143,15 @@ class Tensor:
         "_data",
         "_grad",
         "_grad_fn",
+        "_origin",
         "_requires_grad",
         "_retains_grad",
         "name",
     )
+
+    # ``_origin`` is set only on gradients made without a graph (``"grad"`` or
+    # ``"backward"``), to say why such a tensor cannot be differentiated; it is
+    # left unset everywhere else (read it with :func:`origin`).
 
     # Arithmetic with NumPy arrays on the left must come to us, not to NumPy.
     __array_priority__ = 1000
@@ -426,6 +431,27 @@ def accumulator(t: Tensor) -> AccumulateGrad:
     return node
 
 
+def origin(t: Tensor) -> str | None:
+    """``"grad"`` or ``"backward"`` for a gradient computed without a graph, else None."""
+    return getattr(t, "_origin", None)
+
+
+def no_grad_fn_error(y) -> AdcliError:
+    """PyTorch's error for differentiating a tensor that does not require grad.
+
+    ``details["origin"]`` says whether ``y`` is itself a gradient computed
+    without a graph (the usual cause: a forgotten ``create_graph``).
+    """
+    return AdcliError(
+        "value",
+        "element 0 of tensors does not require grad and does not have a grad_fn",
+        details={
+            "reason": "does_not_require_grad",
+            "origin": origin(y) if isinstance(y, Tensor) else None,
+        },
+    )
+
+
 def check_differentiable(x) -> None:
     """An input of grad(): a tensor that requires grad (PyTorch's error otherwise)."""
     if not isinstance(x, Tensor):
@@ -434,7 +460,7 @@ def check_differentiable(x) -> None:
         raise AdcliError(
             "value",
             "One of the differentiated Tensors does not require grad",
-            hint="create it with requires_grad=true",
+            details={"reason": "input_does_not_require_grad"},
         )
 
 

@@ -24,11 +24,11 @@ from time import monotonic
 import numpy as np
 
 from adcli import engine as E
-from adcli.engine.functional import kind_of
 from adcli.engine.tensor import STATE, AccumulateGrad, Node, Tensor, check_deadline
 from adcli.errors import AdcliError, Span
 from adcli.lang import builtins as B
 from adcli.lang import nodes as N
+from adcli.lang.wording import kind_of, worded
 
 DEFAULT_MAX_ELEMENTS = 50_000_000
 
@@ -240,12 +240,13 @@ class Session:
                     f"--wrt {name}: '{name}' does not require grad (bind it with --at, or "
                     "create it with requires_grad=true)",
                 )
-            yt = y if isinstance(y, Tensor) else None
-            if yt is None:
+            if not isinstance(y, Tensor) or not y.requires_grad:
+                # A value that does not depend on any leaf: every derivative vanishes.
                 out[name] = [E.zeros_like(x) for _ in range(order)]
                 continue
+            # The graph is kept: every name in wrt goes through it.
             out[name] = self._with_engine_settings(
-                lambda yt=yt, x=x: E.nth_grads(yt, x, order, method=method), None
+                lambda x=x: E.nth_grads(y, x, order, method=method, retain_graph=True), None
             )
         return out
 
@@ -369,7 +370,7 @@ class Session:
             ctx = getattr(err, "context", None)
             if isinstance(ctx, Span):
                 err.span = ctx
-            raise err.at(self._statement_span)
+            raise worded(err).at(self._statement_span)
         except RecursionError:
             raise AdcliError(
                 "limit",

@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from adcli import engine as E
-from adcli.engine.functional import kind_of
-from adcli.engine.tensor import Tensor
+from adcli.engine.tensor import Tensor, check_differentiable, no_grad_fn_error
 from adcli.errors import AdcliError
 from adcli.lang.builtins import CREATION_KEYWORDS, builtin
+from adcli.lang.wording import kind_of
 
 METHOD_IMPLS: dict = {}
 
@@ -283,9 +283,10 @@ def _expand(s, x, *shape):
 # ----- autograd ----------------------------------------------------------------------------------
 
 
-def _where_now(s) -> str | None:
+def _where_now(s, what: str):
+    """The tag a pass leaves on the nodes it frees: which builtin, and where it ran."""
     span = s._statement_span
-    return None if span is None else f"{span.file}:{span.line}:{span.column}"
+    return None if span is None else (what, f"{span.file}:{span.line}:{span.column}")
 
 
 @builtin(
@@ -307,7 +308,7 @@ def _do_backward(s, y, gradient, retain_graph, create_graph):
         gradient,
         retain_graph=None if retain_graph is None else _bool(retain_graph, "retain_graph"),
         create_graph=_bool(create_graph, "create_graph"),
-        freed_by=_where_now(s),
+        freed_by=_where_now(s, "backward"),
     )
 
 
@@ -322,27 +323,30 @@ def _grad(
 ):
     if not isinstance(x, Tensor):
         raise AdcliError("type", f"grad(y, x): x must be a tensor, got {x!r}")
-    if not x.requires_grad:
-        raise AdcliError(
-            "value",
-            "One of the differentiated Tensors does not require grad",
-            hint="create it with requires_grad=true",
-        )
+    check_differentiable(x)
     create_graph = _bool(create_graph, "create_graph")
+    retain_graph = None if retain_graph is None else _bool(retain_graph, "retain_graph")
+    if not isinstance(y, Tensor):
+        # A number does not require grad: PyTorch's error, never a silent zero.
+        raise no_grad_fn_error(y)
     if order is not None:
         order = whole_number(order, "order")
         if order < 1:
             raise AdcliError("value", f"order must be at least 1, got {order}")
         s._check_order(order, None)
-        if not isinstance(y, Tensor):
-            return E.zeros_like(x)
         if method not in ("auto", "taylor", "nested"):
             raise AdcliError(
                 "value", f'method must be "auto", "taylor" or "nested", got {method!r}'
             )
-        return E.nth_grads(y, x, order, create_graph=create_graph, method=method)[-1]
-    if not isinstance(y, Tensor):
-        return E.zeros_like(x)
+        return E.nth_grads(
+            y,
+            x,
+            order,
+            create_graph=create_graph,
+            method=method,
+            retain_graph=retain_graph,
+            freed_by=_where_now(s, "grad"),
+        )[-1]
     if grad_outputs is not None:
         grad_outputs = _t(s, grad_outputs)
         if grad_outputs.dtype != y.dtype:
@@ -351,9 +355,9 @@ def _grad(
         y,
         x,
         grad_outputs,
-        retain_graph=None if retain_graph is None else _bool(retain_graph, "retain_graph"),
+        retain_graph=retain_graph,
         create_graph=create_graph,
-        freed_by=_where_now(s),
+        freed_by=_where_now(s, "grad"),
     )
 
 
