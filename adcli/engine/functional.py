@@ -147,17 +147,29 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
         raise AdcliError("value", "arange(): step must be nonzero")
     count = builtins.max(0, int(np.ceil((end - start) / step)))
     check_elements((count,))
-    return _host_made(
-        np.arange(start, end, step, dtype=resolve_dtype(dtype)), device, requires_grad
-    )
+    np_dtype = resolve_dtype(dtype)
+    if np_dtype.kind != "f":
+        return _host_made(np.arange(start, end, step, dtype=np_dtype), device, requires_grad)
+    # As PyTorch: each value start + i * step in double precision, then stored in
+    # the dtype (NumPy's float32 arange accumulates in float32).
+    values = float(start) + np.arange(count, dtype=np.float64) * float(step)
+    return _host_made(values.astype(np_dtype, copy=False), device, requires_grad)
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False) -> Tensor:
     (steps,) = _shape_arg((steps,))
     check_elements((steps,))
-    return _host_made(
-        np.linspace(start, end, steps, dtype=resolve_dtype(dtype)), device, requires_grad
-    )
+    np_dtype = resolve_dtype(dtype)
+    if np_dtype.kind != "f":
+        return _host_made(np.linspace(start, end, steps, dtype=np_dtype), device, requires_grad)
+    # As PyTorch: in double precision, the first half counted up from start and the
+    # second down from end (so both ends are exact), then stored in the dtype.
+    start, end = float(start), float(end)
+    step = (end - start) / (steps - 1) if steps > 1 else 0.0
+    i = np.arange(steps, dtype=np.float64)
+    half = builtins.max(steps // 2, 1)  # one step: just start
+    values = np.where(i < half, start + i * step, end - (steps - 1 - i) * step)
+    return _host_made(values.astype(np_dtype, copy=False), device, requires_grad)
 
 
 def _host_made(host: np.ndarray, device, requires_grad) -> Tensor:

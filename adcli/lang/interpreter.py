@@ -215,9 +215,13 @@ class Session:
                 "value",
                 f"expected a number or a bracket literal such as [1, 2.5, -3], got {literal_text!r}",
             )
-        value = self._with_engine_settings(lambda: self.eval(statements[0].expr), None)
-        t = self._tensor_of(value, statements[0].expr.span)
-        t = E.tensor(t, dtype=self.dtype, device=self.backend)
+        # Read at full precision, then stored in the session's dtype.
+        value = self._with_engine_settings(lambda: self._exact(statements[0].expr), None)
+        if isinstance(value, list):
+            t = E.tensor(value, dtype=self.dtype, device=self.backend)
+        else:
+            t = self._tensor_of(value, statements[0].expr.span)
+            t = E.tensor(t, dtype=self.dtype, device=self.backend)
         if requires_grad:
             t.requires_grad = True
         return t
@@ -739,13 +743,26 @@ class Session:
             )
         if isinstance(target, B.Builtin) and target.lazy:
             return self._call_lazy(target, node)
-        args = [self.eval(a) for a in node.args]
+        if target is _TENSOR_BUILTIN:
+            # tensor([...], dtype=...): the literal's numbers reach the dtype at full
+            # double precision, not through the session's default dtype first.
+            args = [self._exact(a) for a in node.args]
+        else:
+            args = [self.eval(a) for a in node.args]
         kwargs = {}
         for kw in node.kwargs:
             if kw.name in kwargs:
                 raise AdcliError("type", f"keyword argument '{kw.name}' repeated", kw.name_span)
-            kwargs[kw.name] = self.eval(kw.value)
+            kwargs[kw.name] = (
+                self._exact(kw.value) if target is _TENSOR_BUILTIN else self.eval(kw.value)
+            )
         return self.call_value(target, args, kwargs, node)
+
+    def _exact(self, node):
+        """A bracket literal as nested lists of Python numbers (full precision), else its value."""
+        if type(node) is N.ListLit:
+            return self._literal_data(node)
+        return self.eval(node)
 
     def call_value(self, target, args, kwargs, node):
         """Call a user function or builtin with evaluated arguments."""
@@ -1088,6 +1105,8 @@ _EVAL = {
 }
 
 # The builtins and methods register themselves on import.
-from adcli.lang import library as _library
+from adcli.lang import library as _library  # noqa: E402 (registers the builtins)
+
+_TENSOR_BUILTIN = B.BUILTINS["tensor"]
 
 _METHOD_IMPLS = _library.METHOD_IMPLS

@@ -34,6 +34,16 @@ def _t(s, value) -> Tensor:
     return s._tensor_of(value)
 
 
+def _t_like(s, value, other) -> Tensor:
+    """``value`` as a tensor; a number beside a tensor takes that tensor's dtype and
+    device, so a Python float meets a float64 tensor at full precision."""
+    if isinstance(other, Tensor) and isinstance(value, (int, float)):
+        if isinstance(value, bool):
+            value = float(value)
+        return E.tensor(value, dtype=other.dtype, device=other.backend)
+    return s._tensor_of(value)
+
+
 def _bool(value, what) -> bool:
     if isinstance(value, bool):
         return value
@@ -233,16 +243,18 @@ for _name in ("mm", "matmul", "dot"):
 
 @builtin("maximum", ("a", "b"))
 def _maximum(s, a, b):
-    return E.maximum(_t(s, a), b)
+    return E.maximum(_t_like(s, a, b), b)
 
 
 @builtin("minimum", ("a", "b"))
 def _minimum(s, a, b):
-    return E.minimum(_t(s, a), b)
+    return E.minimum(_t_like(s, a, b), b)
 
 
 @builtin("where", ("cond", "a", "b"))
 def _where(s, cond, a, b):
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        a = _t(s, a)  # two numbers: the session's dtype, as PyTorch's default dtype
     return E.where(_t(s, cond), a, b)
 
 
@@ -441,7 +453,9 @@ def _plain(v) -> str:
 
 @builtin("allclose", ("a", "b"), keywords=frozenset({"rtol", "atol"}))
 def _allclose(s, a, b, rtol=1e-5, atol=1e-8):
-    return E.allclose(_t(s, a), _t(s, b), rtol=_num(rtol, "rtol"), atol=_num(atol, "atol"))
+    return E.allclose(
+        _t_like(s, a, b), _t_like(s, b, a), rtol=_num(rtol, "rtol"), atol=_num(atol, "atol")
+    )
 
 
 @builtin("shape", ("x",))
