@@ -193,7 +193,8 @@ def root(
     ] = "cpu",
     dtype: Annotated[Dtype, typer.Option(help="Default floating type.")] = Dtype.float32,
     seed: Annotated[
-        int | None, typer.Option(help="Seed the random generator (randn is reproducible).")
+        int | None,
+        typer.Option(min=0, metavar="N", help="Seed the random generator (randn is reproducible)."),
     ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Machine-readable JSON on standard output.")

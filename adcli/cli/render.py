@@ -60,36 +60,23 @@ def format_shape(shape: Iterable[int]) -> str:
 # Numbers as text
 # ---------------------------------------------------------------------------------------------
 def format_array(array: Any, prefix: str = "tensor(", suffix: str = ")") -> str:
-    """The numbers of ``array`` the way PyTorch prints them, wrapped in ``prefix``/``suffix``.
+    """The numbers of ``array`` as PyTorch prints them (the engine's :mod:`~adcli.engine.format`,
+    imported when first needed: ``adcli --help`` must not wait for NumPy)."""
+    from adcli.engine.format import format_array as engine_format_array
 
-    Floats get 4 decimals (scientific notation when the magnitudes call for it), or a
-    bare ``1.`` when every value is a whole number; big arrays are summarised with
-    their first and last three items. Wrapped lines line up under the first one.
-    """
-    import numpy as np
-
-    options: dict[str, Any] = {"precision": 4, "floatmode": "fixed", "suppress_small": False}
-    if array.dtype.kind == "f":
-        finite = np.abs(array[np.isfinite(array)])
-        if finite.size == 0 or (np.all(finite == np.floor(finite)) and finite.max() < 1e8):
-            # PyTorch's "int mode": whole numbers print as `2.` and never switch to e-notation.
-            options = {"precision": 0, "floatmode": "fixed", "suppress_small": True}
-    body = np.array2string(
-        array,
-        separator=", ",
-        prefix=prefix,
-        suffix=suffix,
-        threshold=1000,
-        edgeitems=3,
-        max_line_width=80,
-        **options,
-    )
-    return f"{prefix}{body}{suffix}"
+    return engine_format_array(array, prefix=prefix, suffix=suffix)
 
 
 def format_tensor(tensor: Any, prefix: str = "tensor(") -> str:
     """A tensor's numbers, PyTorch style (``tensor([0.1390, 0.5486])``)."""
     return format_array(tensor.numpy(), prefix=prefix)
+
+
+def function_text(value: object) -> str | None:
+    """``<builtin sum(x, dim=None, keepdim=False)>`` for a builtin (the language's text)."""
+    from adcli.lang.text import function_text as lang_function_text
+
+    return lang_function_text(value)
 
 
 def tensor_footer(tensor: Any) -> str:
@@ -107,7 +94,8 @@ def tensor_footer(tensor: Any) -> str:
 
 
 def format_plain(value: object) -> str:
-    """A non-tensor value as text: ``None``, ``true``, ``2.5``, ``"s"``, ``[2, 3]``."""
+    """A non-tensor value as text: ``None``, ``true``, ``2.5``, ``"s"``, ``[2, 3]``,
+    ``<builtin sum(x, dim=None, keepdim=False)>``."""
     if value is None:
         return "None"
     if isinstance(value, bool):
@@ -118,7 +106,7 @@ def format_plain(value: object) -> str:
         return "[" + ", ".join(format_plain(v) for v in value) + "]"
     if isinstance(value, float):
         return repr(value)
-    return str(value)
+    return function_text(value) or str(value)
 
 
 def summary(value: object) -> str:
@@ -381,6 +369,11 @@ def _plain_json(value: object) -> dict[str, Any]:
         return {"type": "tuple", "value": [_plain_json(v)["value"] for v in value]}
     if hasattr(value, "item") and getattr(value, "shape", None) == ():  # a NumPy scalar
         return _plain_json(value.item())
+    text = function_text(value)
+    if text is not None:
+        return {"type": "builtin", "value": text}
+    if callable(value):  # a user function: its repr is <function f(x)>
+        return {"type": "function", "value": repr(value)}
     return {"type": type(value).__name__.lower(), "value": str(value)}
 
 

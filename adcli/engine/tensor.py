@@ -25,6 +25,7 @@ from time import monotonic
 import numpy as np
 
 from adcli.backend import CPU, Backend, array_module_of, to_numpy
+from adcli.engine.format import tensor_repr
 from adcli.errors import AdcliError
 
 
@@ -279,15 +280,7 @@ class Tensor:
         return self._data.shape[0]
 
     def __repr__(self) -> str:
-        body = np.array2string(to_numpy(self._data), precision=4, separator=", ")
-        extra = ""
-        if self._backend is not CPU:
-            extra += f", device='{self.device}'"
-        if self._grad_fn is not None:
-            extra += f", grad_fn=<{self._grad_fn.name()}>"
-        elif self._requires_grad:
-            extra += ", requires_grad=True"
-        return f"tensor({body}{extra})"
+        return tensor_repr(self)
 
     # ----- in place and detaching ------------------------------------------------------------
     def zero_(self) -> Tensor:

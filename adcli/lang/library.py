@@ -14,6 +14,7 @@ from adcli import engine as E
 from adcli.engine.tensor import Tensor, check_differentiable, no_grad_fn_error
 from adcli.errors import AdcliError
 from adcli.lang.builtins import CREATION_KEYWORDS, builtin
+from adcli.lang.text import print_text
 from adcli.lang.wording import kind_of
 
 METHOD_IMPLS: dict = {}
@@ -428,27 +429,18 @@ def _anomaly(s, on):
 
 @builtin("seed", ("n",))
 def _seed(s, n):
-    s.rng = np.random.default_rng(whole_number(n, "seed"))
+    n = whole_number(n, "seed")
+    if n < 0:
+        raise AdcliError("value", f"seed(n): n must be a non-negative whole number, got {n}")
+    s.rng = np.random.default_rng(n)
 
 
 @builtin("print", (), variadic=True)
 def _print(s, *values):
     from adcli.lang.interpreter import Output
 
-    text = " ".join(_plain(v) for v in values)
+    text = " ".join(print_text(v, s.dtype) for v in values)
     s._show(Output("print", values, text, s._statement_span))
-
-
-def _plain(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if v is None:
-        return "none"
-    if isinstance(v, Tensor):
-        return np.array2string(v.numpy(), precision=4, separator=", ")
-    if isinstance(v, tuple):
-        return "[" + ", ".join(str(i) for i in v) + "]"
-    return str(v)
 
 
 @builtin("allclose", ("a", "b"), keywords=frozenset({"rtol", "atol"}))
