@@ -38,8 +38,7 @@ import math
 
 import numpy as np
 
-from adcli.engine.autodiff import where_freed
-from adcli.engine.autodiff import grad, graph_ops, topological, zeros_like
+from adcli.engine.autodiff import grad, graph_ops, topological, where_freed, zeros_like
 from adcli.engine.functional import sum as _sum
 from adcli.engine.series import Jet, NoTaylorRule
 from adcli.engine.tensor import (

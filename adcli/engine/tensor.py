@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import warnings
 from math import prod
-from weakref import ref as _weak
 from time import monotonic
+from weakref import ref as _weak
 
 import numpy as np
 

@@ -1105,7 +1105,7 @@ _EVAL = {
 }
 
 # The builtins and methods register themselves on import.
-from adcli.lang import library as _library  # noqa: E402 (registers the builtins)
+from adcli.lang import library as _library
 
 _TENSOR_BUILTIN = B.BUILTINS["tensor"]
 
