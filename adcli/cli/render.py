@@ -371,9 +371,7 @@ def _plain_json(value: object) -> dict[str, Any]:
         return _plain_json(value.item())
     text = function_text(value)
     if text is not None:
-        return {"type": "builtin", "value": text}
-    if callable(value):  # a user function: its repr is <function f(x)>
-        return {"type": "function", "value": repr(value)}
+        return {"type": "builtin" if text.startswith("<builtin") else "function", "value": text}
     return {"type": type(value).__name__.lower(), "value": str(value)}
 
 

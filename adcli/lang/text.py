@@ -32,12 +32,12 @@ def print_text(value, default_dtype: str = "float32") -> str:
 
 
 def function_text(value) -> str | None:
-    """``<builtin sum(x, dim=None, keepdim=False)>`` for a builtin; None for other values.
-
-    (A user function's own ``repr`` is already ``<function f(x)>``.)
-    """
+    """``<builtin sum(x, dim=None, keepdim=False)>`` for a builtin, ``<function f(x)>``
+    for a user function (its own ``repr``); None for other values."""
     if isinstance(value, Builtin):
         return f"<builtin {value.name}({', '.join(_parameters(value))})>"
+    if hasattr(value, "params") and hasattr(value, "body"):  # a UserFunction
+        return repr(value)
     return None
 
 
