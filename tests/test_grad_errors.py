@@ -198,3 +198,43 @@ def test_the_engine_names_python_types_and_the_language_its_own():
         E.add("s", 1)
     assert info.value.message == "expected a tensor or a number, got str"
     assert error_of('tensor(1.0)["a"]').message.endswith("got a string")
+
+
+# ----- siblings found while searching ---------------------------------------------------------------
+def test_jacobian_of_a_function_that_forgot_create_graph_is_an_error_not_zeros():
+    err = error_of(
+        "x = tensor([1.0, 2.0], requires_grad=true)\ndf(v) = grad(sum(sin(v)), v)\njacobian(df, x)"
+    )
+    assert err.message == NO_GRAD_FN and "create_graph=true" in err.hint
+
+
+def test_gradcheck_of_a_function_that_forgot_create_graph_is_an_error_not_true():
+    err = error_of(
+        "x = tensor([1.0, 2.0], requires_grad=true)\ndf(v) = grad(sum(sin(v)), v)\ngradcheck(df, x)"
+    )
+    assert err.message == NO_GRAD_FN
+
+
+def test_cli_wrt_of_a_gradient_without_a_graph_is_an_error():
+    result = CliRunner().invoke(app, ["eval", "grad(x^3, x)", "--at", "x=1.5", "--wrt", "x"])
+    assert result.exit_code == 1
+    assert NO_GRAD_FN in result.stderr and "create_graph=true" in result.stderr
+    ok = CliRunner().invoke(
+        app, ["eval", "grad(x^3, x, create_graph=true)", "--at", "x=1.5", "--wrt", "x", "--json"]
+    )
+    assert json.loads(ok.stdout)["derivatives"]["x"] == [6 * 1.5]
+
+
+def test_hessian_of_a_constant_is_zeros_of_the_inputs_dtype():
+    got = ev(
+        'x = tensor([1.0, 2.0], dtype="float64", requires_grad=true)\n'
+        "f(v) = tensor(3.0)\nhessian(f, x)"
+    )
+    assert got.shape == (2, 2) and got.dtype == "float64"
+    np.testing.assert_array_equal(got.numpy(), 0.0)
+
+
+def test_jacobian_with_no_output_elements_has_the_inputs_dtype():
+    x = E.tensor([[1.0, 2.0]], dtype="float64", requires_grad=True)
+    j = E.jacobian(lambda v: E.sum(v, 0)[0:0], x)
+    assert j.shape == (0, 1, 2) and j.dtype == "float64"

@@ -151,7 +151,7 @@ def test_random_float64_literals_become_bit_identical_tensors(a, b):
 def test_random_literals_through_arange_start(a):
     got = values(ev(f'arange({a!r}, {a!r} + 2.5, 1, dtype="float64")'))
     assert [bits(g) for g in got] == [bits(a + i * 1.0) for i in range(len(got))]
-    assert got and bits(got[0]) == bits(float(repr(a)))
+    assert got and got[0] == float(repr(a))  # (-0.0 + 0 * step is 0.0, as in PyTorch)
 
 
 @pytest.mark.parametrize("text", ["0.1", PI_ISH, "1e-310", "-2.5e+30", "123456789.123456789"])
@@ -160,3 +160,16 @@ def test_float32_paths_round_once(text):
     for program in (f"tensor([{text}])", f"full([1], {text})", f"tensor({text})"):
         got = ev(program).numpy().reshape(-1)[0]
         assert got.tobytes() == want.tobytes(), program
+
+
+def test_a_number_as_grad_outputs_or_gradient_keeps_full_precision():
+    src = 'x = tensor(2.0, dtype="float64", requires_grad=true)\n'
+    assert ev(src + f"grad(x * 1.0, x, {PI_ISH})").item() == float(PI_ISH)
+    assert ev(src + f"backward(x * 1.0, {PI_ISH})\nx.grad").item() == float(PI_ISH)
+
+
+def test_engine_allclose_with_a_number_uses_the_tensors_dtype():
+    from adcli import engine as E
+
+    assert E.allclose(E.tensor(0.1, dtype="float64"), 0.1, rtol=0, atol=0)
+    assert E.allclose(0.1, E.tensor(0.1, dtype="float64"), rtol=0, atol=0)

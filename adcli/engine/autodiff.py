@@ -31,6 +31,7 @@ from adcli.engine.tensor import (
     make_result,
     no_grad,
     no_grad_fn_error,
+    origin,
 )
 from adcli.errors import AdcliError
 
@@ -439,6 +440,7 @@ def _vjp_rows(y: Tensor, x: Tensor, create_graph: bool = False) -> list:
     """d y[i] / d x for every element i of ``y``: one reverse pass per element."""
     n = y.numel()
     if y._grad_fn is None and not y._requires_grad:
+        _refuse_a_gradient_without_graph(y)
         return [zeros_like(x) for _ in range(n)]
     xp = y._backend.xp
     rows = []
@@ -450,6 +452,14 @@ def _vjp_rows(y: Tensor, x: Tensor, create_graph: bool = False) -> list:
     return rows
 
 
+def _refuse_a_gradient_without_graph(y: Tensor) -> None:
+    """A result that does not depend on the input is zeros (``jacobian``, ``hessian``),
+    except a gradient computed without a graph: that is a forgotten ``create_graph``,
+    never a silent zero."""
+    if origin(y) is not None:
+        raise no_grad_fn_error(y)
+
+
 def jacobian(f, x: Tensor, create_graph: bool = False) -> Tensor:
     """J[i..., j...] = d f(x)[i...] / d x[j...], one reverse pass per output element."""
 
@@ -458,7 +468,7 @@ def jacobian(f, x: Tensor, create_graph: bool = False) -> Tensor:
     if not isinstance(y, Tensor):
         raise AdcliError("type", "jacobian(f, x): f must return a tensor")
     _check_square("jacobian", y.numel(), x.numel())
-    return stack_rows(_vjp_rows(y, leaf, create_graph), y.shape + x.shape)
+    return stack_rows(_vjp_rows(y, leaf, create_graph), y.shape + x.shape, like=leaf)
 
 
 def _check_square(what: str, rows: int, columns: int) -> None:
@@ -486,8 +496,13 @@ def hessian(f, x: Tensor) -> Tensor:
     y = f(leaf)
     if not isinstance(y, Tensor) or y.numel() != 1:
         raise AdcliError("value", "hessian(f, x): f must return a tensor with one element")
+    if grad_node(y) is None:
+        # f does not depend on anything that requires grad: a vanishing second order.
+        _refuse_a_gradient_without_graph(y)
+        zeros = leaf._backend.xp.zeros(leaf.shape + leaf.shape, leaf._data.dtype)
+        return make_result(zeros, leaf._backend)
     g = grad(y, leaf, create_graph=True)
-    return stack_rows(_vjp_rows(g, leaf), leaf.shape + leaf.shape)
+    return stack_rows(_vjp_rows(g, leaf), leaf.shape + leaf.shape, like=leaf)
 
 
 def gradcheck(f, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3) -> dict:

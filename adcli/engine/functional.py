@@ -657,9 +657,14 @@ def to(x, device) -> Tensor:
     return apply(T.TO_DEVICE, (x,), {"device": target, "source": x._backend})
 
 
-def stack_rows(rows: list, shape: tuple) -> Tensor:
-    """Rows (tensors of equal size) stacked and reshaped to ``shape`` (no gradient)."""
+def stack_rows(rows: list, shape: tuple, like: Tensor | None = None) -> Tensor:
+    """Rows (tensors of equal size) stacked and reshaped to ``shape`` (no gradient).
+
+    No rows (an empty output) give zeros of ``like``'s dtype and device.
+    """
     if not rows:
+        if like is not None:
+            return make_result(like._backend.xp.zeros(shape, dtype=like._data.dtype), like._backend)
         return make_result(np.zeros(shape, dtype=np.float32), CPU)
     xp = rows[0]._backend.xp
     data = xp.stack([r._data.reshape(-1) for r in rows]).reshape(shape)
@@ -672,6 +677,12 @@ def same_device(a: Tensor, b: Tensor, what: str) -> None:
 
 
 def allclose(a, b, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
+    # A Python number beside a tensor is compared in that tensor's dtype (exactly,
+    # for float64), not made a float32 tensor first.
+    if isinstance(b, Tensor) and isinstance(a, _NUMBER) and not isinstance(a, bool):
+        a = tensor(a, dtype=b.dtype, device=b._backend)
+    if isinstance(a, Tensor) and isinstance(b, _NUMBER) and not isinstance(b, bool):
+        b = tensor(b, dtype=a.dtype, device=a._backend)
     a, b = _as_tensor(a), _as_tensor(b)
     same_device(a, b, "allclose")
     try:

@@ -24,7 +24,15 @@ from time import monotonic
 import numpy as np
 
 from adcli import engine as E
-from adcli.engine.tensor import STATE, AccumulateGrad, Node, Tensor, check_deadline
+from adcli.engine.tensor import (
+    STATE,
+    AccumulateGrad,
+    Node,
+    Tensor,
+    check_deadline,
+    no_grad_fn_error,
+    origin,
+)
 from adcli.errors import AdcliError, Span
 from adcli.lang import builtins as B
 from adcli.lang import nodes as N
@@ -245,6 +253,9 @@ class Session:
                     "create it with requires_grad=true)",
                 )
             if not isinstance(y, Tensor) or not y.requires_grad:
+                if isinstance(y, Tensor) and origin(y) is not None:
+                    # A gradient computed without a graph: a forgotten create_graph.
+                    raise worded(no_grad_fn_error(y))
                 # A value that does not depend on any leaf: every derivative vanishes.
                 out[name] = [E.zeros_like(x) for _ in range(order)]
                 continue

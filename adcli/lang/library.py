@@ -313,7 +313,7 @@ def _backward(s, y, gradient=None, retain_graph=None, create_graph=False):
 
 def _do_backward(s, y, gradient, retain_graph, create_graph):
     if gradient is not None:
-        gradient = _t(s, gradient)
+        gradient = _t_like(s, gradient, y)
         if gradient.dtype != y.dtype:
             gradient = E.cast(gradient, y.dtype)
     E.backward(
@@ -361,7 +361,7 @@ def _grad(
             freed_by=_where_now(s, "grad"),
         )[-1]
     if grad_outputs is not None:
-        grad_outputs = _t(s, grad_outputs)
+        grad_outputs = _t_like(s, grad_outputs, y)
         if grad_outputs.dtype != y.dtype:
             grad_outputs = E.cast(grad_outputs, y.dtype)
     return E.grad(
