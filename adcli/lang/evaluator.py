@@ -89,7 +89,8 @@ class Evaluator:
             _EXEC[type(stmt)](self, stmt, display)
 
     def _tick(self, loop) -> None:
-        """Each pass of a loop: stop at the loop once a step or time limit is past."""
+        """Each pass of a loop (one step): stop at the loop once a step or time limit is past."""
+        self._steps += 1
         if self._steps > self.limits.max_steps:
             raise AdcliError(
                 "limit",
@@ -477,7 +478,7 @@ class Evaluator:
         if isinstance(value, (int, float, Tensor)):
             return value
         raise AdcliError(
-            "type", f"a bracket literal holds numbers or tensors, not {_type_name(value)}", node.span
+            "type", f"a bracket literal holds numbers, not {_type_name(value)}", node.span
         )
 
     def _literal_data(self, node):
@@ -741,7 +742,10 @@ class Evaluator:
                 return returned.value
             return None
         except AdcliError as err:
-            raise _called_from(err.at(self._statement_span), fn, span) from None
+            err.at(self._statement_span)
+            if block:
+                _called_from(err, fn, span)
+            raise
         except (_Break, _Continue):  # the structure check keeps these inside loops
             raise AdcliError("syntax", "'break' outside a loop", self._statement_span) from None
         finally:
@@ -920,10 +924,12 @@ def _head_span(stmt) -> Span:
     return span
 
 
-def _called_from(err: AdcliError, fn: UserFunction, span) -> AdcliError:
-    if span is not None:
-        err.message = f"{err.message} (in {fn.name}(), called at {span.file}:{span.line}:{span.column})"
-    return err
+def _called_from(err: AdcliError, fn: UserFunction, span) -> None:
+    """Name the call site of the innermost function body an error came from."""
+    if span is None or err.kind == "limit" or getattr(err, "call_site", None):
+        return
+    err.call_site = span  # type: ignore[attr-defined]
+    err.message = f"{err.message} (in {fn.name}(), called at {span.file}:{span.line}:{span.column})"
 
 
 _INT_LIMIT = 2**63

@@ -1038,6 +1038,20 @@ def _syntax_error(
         after = " after a string" if before.type == "STRING" else f" after '{before.value}'"
     found = "" if at_end else f", found {_describe_token(token)}"
 
+    opener = _open_bracket_before(tokens, index)
+    if opener is not None and opener.line < token.line and opener.type != "LBRACE":
+        # A bracket left open on an earlier line swallowed the newlines after it.
+        return AdcliError(
+            "syntax",
+            f"'{opener.value}' was never closed",
+            _span(opener, filename),
+            hint=f"the error shows at line {token.line}, but the bracket opened here",
+        )
+    habit = _python_habit(token, tokens, index, expected)
+    if habit is not None:
+        message, hint = habit
+        return AdcliError("syntax", message, where, hint)
+
     chained = len(values) >= 2 and getattr(values[-2], "type", None) == "COMP_OP"
     if token.type == "COMP_OP" and chained:
         return AdcliError(
@@ -1064,6 +1078,48 @@ def _syntax_error(
     elif token.type == "EQUAL":
         hint = "use '==' to compare"
     return AdcliError("syntax", f"unexpected {_describe_token(token)}", where, hint)
+
+
+def _open_bracket_before(tokens: list[_Token], index: int) -> _Token | None:
+    """The innermost bracket still open before ``tokens[index]`` (errors only: a scan)."""
+    stack: list[_Token] = []
+    for token in tokens[:index]:
+        if token.type in _OPENERS:
+            stack.append(token)
+        elif token.type in _CLOSERS and stack:
+            stack.pop()
+    return stack[-1] if stack else None
+
+
+def _python_habit(token: _Token, tokens: list[_Token], index: int, expected) -> tuple | None:
+    """(message, hint) when the input reads like Python (or C) rather than .ad."""
+    before = tokens[index - 1] if index > 0 else None
+    if before is not None and before.type == "NAME" and before.value == "def":
+        return (
+            "'def' is Python: .ad defines a function without it",
+            "write f(x) = expr, or f(x) { ...; return y }",
+        )
+    if token.type == "COLON" and "LBRACE" in expected:
+        return (
+            "unexpected ':' (a block is written in braces, not with ':')",
+            "write for i in range(3) { ... }, if x > 0 { ... }, while cond { ... }",
+        )
+    if token.type == "NAME" and before is not None and before.type == "IMPORT":
+        return (
+            f"import reads .ad files, not Python modules ('{token.value}')",
+            'write import "path.ad"; the math builtins need no import',
+        )
+    if (
+        before is not None
+        and index >= 2
+        and before.type == "ADD_OP"
+        and tokens[index - 2].type == "ADD_OP"
+        and before.value == tokens[index - 2].value
+        and token.type in (_END, _NEWLINE, "SEMICOLON", "RBRACE")
+    ):
+        op = before.value
+        return (f"there is no '{op}{op}' operator", f"write x {op}= 1")
+    return None
 
 
 def _just_after(token: _Token, filename: str) -> Span:
