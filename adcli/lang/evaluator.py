@@ -30,6 +30,7 @@ from adcli.lang import builtins as B
 from adcli.lang import library as _library
 from adcli.lang import nodes as N
 from adcli.lang import scope as S
+from adcli.lang.compiled import FAST_OPERANDS, TENSOR_OPS, compile_block
 from adcli.lang.values import Output, UserFunction, type_name
 
 _type_name = type_name
@@ -87,6 +88,17 @@ class Evaluator:
             STATE.context = stmt.span
             self._steps += 1
             _EXEC[type(stmt)](self, stmt, display)
+
+    def _run_compiled(self, block: N.Block) -> None:
+        """Run a loop's or a function's body, compiled once into closures."""
+        entry = self._compiled.get(id(block))
+        if entry is None or entry[0] is not block:
+            entry = self._compiled[id(block)] = (block, compile_block(self, block))
+        for stmt, run in entry[1]:
+            self._statement_span = stmt.span
+            STATE.context = stmt.span
+            self._steps += 1
+            run(False)
 
     def _tick(self, loop) -> None:
         """Each pass of a loop (one step): stop at the loop once a step or time limit is past."""
@@ -181,13 +193,13 @@ class Evaluator:
     def _for(self, stmt: N.For, display: bool):
         iterable = self.eval(stmt.iterable)
         items = self._iteration(iterable, stmt.iterable.span)
-        body = stmt.body.statements
+        body = stmt.body
         var = stmt.var
         for item in items:
             self._tick(stmt)
             self._bind_name(var, item)
             try:
-                self._run_block(body, False)
+                self._run_compiled(body)
             except _Break:
                 break
             except _Continue:
@@ -209,14 +221,14 @@ class Evaluator:
         )
 
     def _while(self, stmt: N.While, display: bool):
-        body = stmt.body.statements
+        body = stmt.body
         test = stmt.test
         while True:
             self._tick(stmt)
             if not truth(self.eval(test), test.span):
                 break
             try:
-                self._run_block(body, False)
+                self._run_compiled(body)
             except _Break:
                 break
             except _Continue:
@@ -737,7 +749,7 @@ class Evaluator:
             if not block:
                 return self.eval(fn.body)
             try:
-                self._run_block(fn.body.statements, False)
+                self._run_compiled(fn.body)
             except _Return as returned:
                 return returned.value
             return None
@@ -998,26 +1010,8 @@ _COMPARE = {
     ">=": lambda a, b: a >= b,
 }
 
-# Tensor's own operators take the engine's fastest path (numbers on either side too).
-_TENSOR_OPS = {
-    "+": operator.add,
-    "-": operator.sub,
-    "*": operator.mul,
-    "/": operator.truediv,
-    "^": E.pow,
-    "@": lambda a, b: E.matmul(a, b),
-    "%": E.remainder,
-    "//": E.floor_divide,
-    "==": E.eq,
-    "!=": E.ne,
-    "<": E.lt,
-    "<=": E.le,
-    ">": E.gt,
-    ">=": E.ge,
-}
-
-
-_FAST_OPERANDS = frozenset({Tensor, float, int})
+_TENSOR_OPS = TENSOR_OPS
+_FAST_OPERANDS = FAST_OPERANDS
 
 
 def _compare_shapes(op, a, b):
@@ -1095,6 +1089,7 @@ _EXEC = {
     N.Return: Evaluator._return,
 }
 
+Evaluator.EXEC = _EXEC
 _SETTABLE = frozenset({"grad", "data", "requires_grad"})
 #: Builtins whose inputs argument (at this position) reads a bracket list as a list.
 _LIST_INPUTS = {"grad": 1, "jacobian": 1, "hessian": 1, "jvp": 1, "vjp": 1, "hvp": 1}

@@ -82,6 +82,7 @@ class Session(Evaluator, DerivativeServices):
         self._globals: dict | None = None  # the session's variables, inside a function body
         self._steps = 0  # statements run by the current program
         self._base_dir = Path.cwd()
+        self._compiled: dict[int, tuple] = {}  # loop and function bodies, compiled once
         #: what the last statement run displayed (None when it displayed nothing)
         self.last_output: Output | None = None
     # ----- the interface the front end uses ---------------------------------------------------
