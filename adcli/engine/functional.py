@@ -17,7 +17,6 @@ from adcli.backend import CPU, Backend, get_backend, resolve_dtype, to_numpy
 from adcli.engine import ops as T
 from adcli.engine.tensor import (
     STATE,
-    STATE,
     Tensor,
     apply,
     apply_binary,

@@ -579,6 +579,7 @@ COPY_SLICES = op(
     ),
 )
 
+
 # ----- the two namespaces rules see as ``F`` ---------------------------------------------------
 class RawOps:
     """Every op's forward on raw arrays of one array module: a plain backward's ``F``."""

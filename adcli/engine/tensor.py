@@ -84,8 +84,7 @@ BACKWARD_TWICE = (
 )
 
 MODIFIED_IN_PLACE = (
-    "one of the variables needed for gradient computation has been modified by an "
-    "inplace operation"
+    "one of the variables needed for gradient computation has been modified by an inplace operation"
 )
 
 

@@ -12,9 +12,8 @@ forms falls back to the evaluator, so the results and errors are the same.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import operator
+from collections.abc import Callable
 
 from adcli import engine as E
 from adcli.engine.tensor import Tensor

@@ -104,4 +104,3 @@ class DerivativeServices:
                 "name", f"--wrt {name}: '{name}' is not a tensor variable" + self._suggest(name)
             )
         return x
-

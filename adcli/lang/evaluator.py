@@ -16,7 +16,6 @@ call time).
 from __future__ import annotations
 
 import math
-import operator
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -321,8 +320,9 @@ class Evaluator:
         obj = self.eval(stmt.obj)
         name = stmt.name
         if not isinstance(obj, Tensor):
-            raise AdcliError("type", f"{_type_name(obj)} has no attribute '{name}' to set",
-                             stmt.name_span)
+            raise AdcliError(
+                "type", f"{_type_name(obj)} has no attribute '{name}' to set", stmt.name_span
+            )
         if name not in _SETTABLE:
             raise AdcliError(
                 "name",
@@ -344,7 +344,6 @@ class Evaluator:
                 obj.requires_grad = _library.as_bool(value, "requires_grad")
         except AdcliError as err:
             raise err.at(stmt.span) from None
-
 
     def _assert(self, stmt: N.Assert) -> None:
         value = self.eval(stmt.test)
@@ -397,7 +396,6 @@ class Evaluator:
             self.import_stack.pop()
             self._statement_span = saved_span
         self.imported.add(key)
-
 
     # ----- expressions ------------------------------------------------------------------------
     def eval(self, node):
@@ -845,7 +843,6 @@ class Evaluator:
                 span,
                 hint="raise it with --max-order",
             )
-
 
 
 # ----- values ---------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from time import monotonic
 
@@ -55,6 +56,7 @@ KEYWORDS = (
 
 class Session(Evaluator, DerivativeServices):
     """An interpreter session: variables, functions, settings; runs programs."""
+
     def __init__(
         self, *, device="cpu", dtype="float32", seed=None, limits=None, detect_anomaly=False
     ) -> None:
@@ -85,6 +87,7 @@ class Session(Evaluator, DerivativeServices):
         self._compiled: dict[int, tuple] = {}  # loop and function bodies, compiled once
         #: what the last statement run displayed (None when it displayed nothing)
         self.last_output: Output | None = None
+
     # ----- the interface the front end uses ---------------------------------------------------
     @property
     def device(self) -> str:
@@ -232,6 +235,7 @@ class Session(Evaluator, DerivativeServices):
         from adcli.backend import get_backend
 
         self.backend = get_backend(device)
+
     # ----- running ----------------------------------------------------------------------------
     def _with_engine_settings(self, thunk, emit):
         """Run ``thunk`` with this session's limits, anomaly mode and warning sink installed.

@@ -699,8 +699,13 @@ class _AstBuilder:
         raise AdcliError(
             "syntax",
             "unexpected '{'",
-            Span(self.filename, block.span.line, block.span.column, block.span.line,
-                 block.span.column + 1),
+            Span(
+                self.filename,
+                block.span.line,
+                block.span.column,
+                block.span.line,
+                block.span.column + 1,
+            ),
             hint="a block follows for, while, if, else, no_grad, enable_grad, or a function "
             "header such as f(x, y)",
         )

@@ -304,8 +304,9 @@ class Checker:
         # Named as the interpreter names it, so a caret can find the file's lines.
         filename = os.path.relpath(path) if not os.path.isabs(stmt.path) else str(path)
         try:
-            program = parse(read_source(path, filename, *self._source_limit()), filename,
-                            **self.parse_limits())
+            program = parse(
+                read_source(path, filename, *self._source_limit()), filename, **self.parse_limits()
+            )
         except AdcliError as err:
             self.errors.append(err)
             return
