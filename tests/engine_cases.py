@@ -542,3 +542,25 @@ def check_hvp(case, device="cpu"):
         assert hv.shape == x.shape
         fd = (gp.astype(np.float64) - gm.astype(np.float64)) / (2 * eps)
         np.testing.assert_allclose(hv.numpy(), fd, rtol=max(case.rtol, 1e-5), atol=1e-6)
+
+
+# remainder (x % y, torch.remainder) away from its jumps, and index assignment (CopySlices)
+case("x % 0.75", lambda a: a % 0.75, Input((2, 3), "pos"), ops={"remainder"})
+case("x % y", lambda a, b: a % b, Input((3,), "pos"), Input((3,), "pos"), ops={"remainder"})
+
+
+def _set_row(a, b):
+    y = a * 1.0
+    E.index_put_(y, 0, b)
+    return y
+
+
+def _set_slice(a, b):
+    y = a * 1.0
+    E.index_put_(y, (slice(None), 1), b * b)
+    return y
+
+
+case("y = x*1; y[0] = v", _set_row, (2, 3), (3,), ops={"copy_slices", "mul"})
+case("y = x*1; y[:, 1] = v*v", _set_slice, (2, 3), (2,), ops={"copy_slices", "mul"})
+case("y = x*1; y[1] = 2.5 (a number)", lambda a: _set_row(a, 2.5), (2, 3), ops={"copy_slices"})

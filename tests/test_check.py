@@ -145,7 +145,7 @@ def test_user_functions_take_their_parameters_as_keywords():
         ("ones(2).sum(dimm=0)", ".sum() got an unexpected keyword argument 'dimm'"),
         ("ones(2).sum(1, 2)", ".sum() takes 0 to 1 arguments, but 2 were given"),
         ("ones(2).to()", ".to() takes 1 argument, but 0 were given"),
-        ("ones(2).item(1)", ".item() takes 0 arguments, but 1 were given"),
+        ("ones(2).item(1)", ".item() takes 0 arguments, but 1 was given"),
     ],
 )
 def test_method_arity_and_keywords(source, message):

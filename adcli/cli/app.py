@@ -73,6 +73,7 @@ class GlobalOptions:
     max_calls: int | None = None
     max_order: int | None = None
     max_source_bytes: int | None = None
+    max_steps: int | None = None
     timeout: float | None = None
 
 
@@ -255,6 +256,14 @@ def root(
         int | None,
         typer.Option(min=1, metavar="N", help="Largest script, in bytes [default: 10485760]."),
     ] = None,
+    max_steps: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            metavar="N",
+            help="Most statements one program may run (loops) [default: 10000000].",
+        ),
+    ] = None,
     timeout: Annotated[
         float | None,
         typer.Option(
@@ -289,6 +298,7 @@ def root(
         max_calls=max_calls,
         max_order=max_order,
         max_source_bytes=max_source_bytes,
+        max_steps=max_steps,
         timeout=timeout,
     )
     if ctx.invoked_subcommand is not None or ctx.resilient_parsing:
@@ -330,6 +340,7 @@ def session_limits(opts: GlobalOptions) -> Any:
             "max_calls",
             "max_order",
             "max_source_bytes",
+            "max_steps",
             "timeout",
         )
         if getattr(opts, name) is not None
@@ -612,7 +623,7 @@ def check_command(ctx: typer.Context, files: FilesArgument) -> None:
         name = _display_name(path)
         try:
             source = sys.stdin.read(_STDIN_LIMIT) if path == "-" else _read(path)
-            errors = list(check_source(source, name))
+            errors = list(check_source(source, name, limits=session_limits(opts)))
         except AdcliError as err:
             source, errors = "", [err]
         failed = failed or bool(errors)

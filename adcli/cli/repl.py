@@ -116,6 +116,7 @@ class _Repl:
             self.renderer.line(HELP.format(history=history_path()))
         elif name == ":vars":
             rows = [[n, summary(v)] for n, v in sorted(self.session.variables().items())]
+            rows += [[n, repr(f)] for n, f in sorted(self.session.functions.items())]
             if rows:
                 self.renderer.table("variables", ["name", "value"], rows)
             else:

@@ -17,6 +17,7 @@ from adcli.engine import ops as _ops
 from adcli.engine.functional import cast, stack_rows
 from adcli.engine.tensor import (
     BACKWARD_TWICE,
+    MODIFIED_IN_PLACE,
     STATE,
     AccumulateGrad,
     Meta,
@@ -221,6 +222,8 @@ def _propagate(node: Node, g, F, create_graph: bool, grads: dict, needed, anomal
     ):
         g = F.expand(g, shape=out_shape)
     saved = node.saved
+    if node.stamp < STATE.mutations and (saved is not None or node.out_data is not None):
+        check_versions(node)
     metas = node.in_meta
     inputs = []
     for i, shape in enumerate(metas):
@@ -255,6 +258,29 @@ def _propagate(node: Node, g, F, create_graph: bool, grads: dict, needed, anomal
             check_finite(gi._data if create_graph else gi, op, "backward", node)
         prev = grads.get(nxt)
         grads[nxt] = gi if prev is None else prev + gi
+
+
+def check_versions(node: Node) -> None:
+    """PyTorch's error when a value ``node`` saved was changed in place since."""
+    if node.stamp == -1:
+        what = f"output 0 of {node.name()}"
+    else:
+        what = None
+        for value in node.saved or ():
+            if type(value) is Tensor and value._version > node.stamp:
+                what = (
+                    f"a {value.dtype} tensor of shape {format_shape(value.shape)} saved by "
+                    f"{node.name()}"
+                )
+                break
+        if what is None:
+            return
+    raise AdcliError(
+        "value",
+        f"{MODIFIED_IN_PLACE}: {what}",
+        hint="compute on a copy (clone()) before changing it in place, or do the in-place "
+        "update after backward",
+    )
 
 
 def _accumulate(var: Tensor, g, create_graph: bool, handed: set) -> None:

@@ -25,6 +25,8 @@ from adcli.engine.tensor import (
     device_mismatch,
     format_shape,
     make_result,
+    mark_modified,
+    writeable,
 )
 from adcli.errors import AdcliError
 
@@ -695,6 +697,128 @@ def allclose(a, b, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
     return bool(np.allclose(to_numpy(a._data), to_numpy(b._data), rtol=rtol, atol=atol))
 
 
+# ----- remainder, floor division ----------------------------------------------------------------
+
+
+def remainder(a, b):
+    """``a % b`` as ``torch.remainder``: the result has the sign of ``b``."""
+    return _binary(T.REMAINDER, a, b)
+
+
+def floor_divide(a, b):
+    """``a // b``: the floor of the quotient (no gradient flows through it, as in PyTorch)."""
+    return _binary(T.FLOOR_DIVIDE, a, b)
+
+
+# ----- in place ---------------------------------------------------------------------------------
+
+_IN_PLACE = {"+": add, "-": sub, "*": mul, "/": div}
+
+
+def _alias(t: Tensor) -> Tensor:
+    """A new tensor object standing for ``t`` as it is now (same storage and graph)."""
+    a = make_result(t._data, t._backend)
+    a._requires_grad = t._requires_grad
+    a._grad_fn = t._grad_fn
+    a._accum = t._accum
+    a._version = t._version
+    return a
+
+
+def _records(*tensors) -> bool:
+    if not STATE.grad_enabled:
+        return False
+    return builtins.any(type(t) is Tensor and t._requires_grad for t in tensors)
+
+
+def _store(target: Tensor, result: Tensor, recorded: bool) -> Tensor:
+    """Make ``target`` hold ``result``'s values (and graph, when ``recorded``)."""
+    if result._data.shape != target._data.shape:
+        raise AdcliError(
+            "shape",
+            f"output with shape {format_shape(target.shape)} doesn't match the broadcast "
+            f"shape {format_shape(result.shape)}",
+        )
+    if result._data.dtype != target._data.dtype:
+        if target._data.dtype.kind in "biu" and result._data.dtype.kind == "f":
+            raise AdcliError(
+                "type",
+                f"result type {result.dtype} can't be cast to the desired output type "
+                f"{target.dtype}",
+            )
+        result = cast(result, target._data.dtype)
+    mark_modified(target)
+    if recorded:
+        # The old values stay with the graph (the alias saved them); the tensor
+        # takes the new values and the new grad_fn, as PyTorch's in-place ops do.
+        target._data = result._data
+        target._grad_fn = result._grad_fn
+        target._requires_grad = result._requires_grad
+    elif writeable(target._data):
+        target._data[...] = result._data  # the same storage: views and .data see it
+    else:
+        target._data = target._backend.xp.array(result._data, copy=True)
+    return target
+
+
+def update_(target: Tensor, op: str, value) -> Tensor:
+    """``target op= value`` in place (``op`` one of ``+ - * /``), with PyTorch's rules:
+    an error on a leaf that requires grad (outside no_grad), recorded on a
+    tensor that requires grad, and the tensor keeps its identity."""
+    if not isinstance(target, Tensor):
+        raise wrong_type("expected a tensor, got {got}", target)
+    target._check_in_place()
+    fn = _IN_PLACE[op]
+    if _records(target, value):
+        return _store(target, fn(_alias(target), value), True)
+    with _NoGrad():
+        result = fn(_alias(target), value)
+    return _store(target, result, False)
+
+
+def index_put_(target: Tensor, key, value) -> Tensor:
+    """``target[key] = value`` in place (its grad_fn becomes CopySlices when recorded)."""
+    if not isinstance(target, Tensor):
+        raise wrong_type("expected a tensor, got {got}", target)
+    target._check_in_place()
+    key = _index_key(target, key)
+    value = _as_operand(value)
+    if type(value) is Tensor:
+        if value._backend is not target._backend:
+            raise device_mismatch("index assignment", target._backend, value._backend)
+        try:
+            np.broadcast_shapes(value.shape, target._data[key].shape)
+        except ValueError:
+            raise AdcliError(
+                "shape",
+                f"shape mismatch: value tensor of shape {format_shape(value.shape)} cannot be "
+                f"broadcast to indexing result of shape {format_shape(target._data[key].shape)}",
+            ) from None
+        if value._data.dtype != target._data.dtype:
+            value = cast(value, target._data.dtype)
+    if _records(target, value):
+        result = apply(T.COPY_SLICES, (_alias(target), value), {"key": key})
+        return _store(target, result, True)
+    mark_modified(target)
+    data = target._data
+    if not writeable(data):
+        data = target._data = target._backend.xp.array(data, copy=True)
+    data[key] = value._data if type(value) is Tensor else value
+    return target
+
+
+class _NoGrad:
+    __slots__ = ("prev",)
+
+    def __enter__(self):
+        self.prev = STATE.grad_enabled
+        STATE.grad_enabled = False
+
+    def __exit__(self, *exc):
+        STATE.grad_enabled = self.prev
+        return False
+
+
 # ----- Python operators on Tensor ---------------------------------------------------------------
 
 
@@ -729,6 +853,10 @@ def _attach_operators() -> None:
     Tensor.__neg__ = lambda self: apply_unary(T.NEG, self)
     Tensor.__pos__ = lambda self: self
     Tensor.__matmul__ = matmul
+    Tensor.__mod__ = remainder
+    Tensor.__rmod__ = _reflected(remainder)
+    Tensor.__floordiv__ = floor_divide
+    Tensor.__rfloordiv__ = _reflected(floor_divide)
     Tensor.__rmatmul__ = _reflected(matmul)
     Tensor.__getitem__ = index
     Tensor.__eq__ = eq

@@ -543,6 +543,43 @@ TO_DEVICE = op(
 )
 
 
+# ----- remainder, floor division and index assignment (the language's % // and a[i] = v) -------
+FLOOR_DIVIDE = op(
+    "floor_divide",
+    "FloorDivideBackward",
+    lambda xp, a, b: xp.floor_divide(a, b),
+    (None, None),
+    differentiable=False,
+)
+REMAINDER = op(
+    "remainder",
+    "RemainderBackward",
+    lambda xp, a, b: xp.remainder(a, b),
+    # a - floor(a / b) * b: d/da = 1, d/db = -floor(a / b)
+    (lambda F, g, out, a, b: g, lambda F, g, out, a, b: -g * F.floor_divide(a, b)),
+    save=(0, 1),
+    elementwise=True,
+)
+
+
+def _copy_slices_forward(xp, a, b, key):
+    out = a.copy()
+    out[key] = b
+    return out
+
+
+COPY_SLICES = op(
+    "copy_slices",
+    "CopySlices",
+    _copy_slices_forward,
+    (
+        # The overwritten elements get no gradient; the value gets theirs.
+        lambda F, g, out, a, b, key: F.copy_slices(g, 0.0, key=key),
+        lambda F, g, out, a, b, key: F.index(g, key=key),
+    ),
+)
+
+
 # ----- the two namespaces rules see as ``F`` ---------------------------------------------------
 class RawOps:
     """Every op's forward on raw arrays of one array module: a plain backward's ``F``."""

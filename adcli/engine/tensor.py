@@ -38,6 +38,7 @@ class _State:
         "deadline",
         "grad_enabled",
         "max_elements",
+        "mutations",
         "recorded",
         "time_limit",
         "warn",
@@ -59,6 +60,9 @@ class _State:
         self.time_limit = None
         #: graph nodes recorded so far (diagnostics count nodes by its difference)
         self.recorded = 0
+        #: in-place operations so far: each stamps the tensor it changed, and a
+        #: node remembers the count when it was recorded (see :func:`mark_modified`)
+        self.mutations = 0
 
 
 def _default_warn(message: str) -> None:
@@ -79,6 +83,10 @@ BACKWARD_TWICE = (
     "graph are freed when you call .backward() or autograd.grad(). Specify "
     "retain_graph=True if you need to backward through the graph a second time or if "
     "you need to access saved tensors after calling backward."
+)
+
+MODIFIED_IN_PLACE = (
+    "one of the variables needed for gradient computation has been modified by an inplace operation"
 )
 
 
@@ -147,6 +155,7 @@ class Tensor:
         "_origin",
         "_requires_grad",
         "_retains_grad",
+        "_version",
         "name",
     )
 
@@ -166,6 +175,7 @@ class Tensor:
         self._grad = None
         self._accum = None
         self._retains_grad = False
+        self._version = 0
         self.name = None
 
     # ----- what autograd knows -----------------------------------------------------------
@@ -286,6 +296,7 @@ class Tensor:
     def zero_(self) -> Tensor:
         """Set every element to zero, in place (shared storage sees it too)."""
         self._check_in_place()
+        mark_modified(self)
         data = self._data
         if isinstance(data, np.generic) or not _writeable(data):
             # Immutable NumPy scalars and broadcast views cannot be written: own a copy.
@@ -296,6 +307,7 @@ class Tensor:
 
     def fill_(self, value) -> Tensor:
         self._check_in_place()
+        mark_modified(self)
         data = self._data
         if isinstance(data, np.generic) or not _writeable(data):
             self._data = self._backend.xp.full(data.shape, value, data.dtype)
@@ -314,8 +326,34 @@ class Tensor:
     def detach(self) -> Tensor:
         return Tensor(self._data, self._backend)
 
+    @property
+    def version(self) -> int:
+        """The in-place stamp: 0 until an in-place op changes this tensor."""
+        return self._version
+
     # Operators are attached by adcli.engine.functional (they are table ops), and
     # backward() by adcli.engine.autodiff, where the backward pass lives.
+
+
+def mark_modified(t: Tensor) -> None:
+    """Record that ``t`` is about to change in place (PyTorch's version counter).
+
+    The tensor is stamped with a new mutation count; a node recorded before
+    that stamp that saved ``t`` refuses to run backward. A node whose saved
+    *output* is ``t`` (``exp``, ``tanh``...) is marked stale directly.
+    """
+    STATE.mutations += 1
+    t._version = STATE.mutations
+    node = t._grad_fn
+    if node is not None and node.out_data is not None:
+        node.stamp = -1
+
+
+def writeable(array) -> bool:
+    """Whether ``array`` can be written in place (not a NumPy scalar or broadcast view)."""
+    if isinstance(array, np.generic):
+        return False
+    return _writeable(array)
 
 
 def _writeable(array) -> bool:
@@ -361,6 +399,7 @@ class Node:
         "params",
         "retained",
         "saved",
+        "stamp",
     )
 
     def name(self) -> str:
@@ -467,6 +506,7 @@ def make_result(data, backend: Backend) -> Tensor:
     t._grad = None
     t._accum = None
     t._retains_grad = False
+    t._version = 0
     t.name = None
     return t
 
@@ -552,6 +592,7 @@ def _result(op, args, params, out, backend, requires) -> Tensor:
     t._grad = None
     t._accum = None
     t._retains_grad = False
+    t._version = 0
     t.name = None
     if requires and op.differentiable and STATE.grad_enabled:
         t._requires_grad = True
@@ -610,6 +651,7 @@ def _record(op, args, params, out, backend) -> Node:
     node.freed = False
     node.context = STATE.context
     node.retained = None
+    node.stamp = STATE.mutations
     STATE.recorded += 1
     return node
 

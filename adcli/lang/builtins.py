@@ -43,7 +43,7 @@ class Builtin:
         ):
             return None  # the common case, checked without building anything
         if n_args < self.required or (not self.variadic and n_args > len(self.params)):
-            return f"{self.name}() takes {self.arity_text()}, but {n_args} {'was' if n_args == 1 else 'were'} given"
+            return arity_message(f"{self.name}()", self.arity_text(), None, n_args)
         allowed = self.keywords | set(self.params[n_args:])
         for kw in keyword_names:
             if kw in self.params[:n_args]:
@@ -95,7 +95,7 @@ ATTRIBUTES = TENSOR_ATTRIBUTES | NODE_ATTRIBUTES
 
 #: Methods of tensors: name -> (required positionals, max positionals or None, keywords).
 METHODS: dict[str, tuple[int, int | None, frozenset]] = {
-    "backward": (0, 1, frozenset({"gradient", "retain_graph", "create_graph"})),
+    "backward": (0, 1, frozenset({"gradient", "retain_graph", "create_graph", "inputs"})),
     "zero_": (0, 0, frozenset()),
     "detach": (0, 0, frozenset()),
     "cuda": (0, 1, frozenset()),
@@ -126,11 +126,22 @@ def check_method_call(name: str, n_args: int, keyword_names) -> str | None:
     lo, hi, keywords = spec
     if n_args < lo or (hi is not None and n_args > hi):
         want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
-        return f".{name}() takes {want} argument{'s' * (want != '1')}, but {n_args} were given"
+        return arity_message(f".{name}()", want, want != "1", n_args)
     for kw in keyword_names:
         if kw not in keywords:
             return f".{name}() got an unexpected keyword argument '{kw}'"
     return None
+
+
+def arity_message(what: str, want: str, plural: bool | None, given: int) -> str:
+    """``f() takes 2 arguments, but 1 was given``: the one place this is worded.
+
+    ``want`` is the count as words ("2", "1 to 3", "at least 1"); ``plural``
+    says whether "argument" takes an s (None: ``want`` already ends in the word).
+    """
+    if plural is not None:
+        want = f"{want} argument{'s' * plural}"
+    return f"{what} takes {want}, but {given} {'was' if given == 1 else 'were'} given"
 
 
 def suggestion(name: str, pool) -> str:

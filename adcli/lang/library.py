@@ -15,6 +15,7 @@ from adcli.engine.tensor import Tensor, check_differentiable, no_grad_fn_error
 from adcli.errors import AdcliError
 from adcli.lang.builtins import CREATION_KEYWORDS, builtin
 from adcli.lang.text import print_text
+from adcli.lang.values import Output, type_name
 from adcli.lang.wording import kind_of
 
 METHOD_IMPLS: dict = {}
@@ -76,9 +77,39 @@ def _num(value, what) -> float | int:
 
 
 def _describe(value) -> str:
-    from adcli.lang.interpreter import _type_name
+    return type_name(value)
 
-    return _type_name(value)
+
+def as_bool(value, what) -> bool:
+    """``true``/``false`` (or 1/0) for a flag such as ``requires_grad``."""
+    return _bool(value, what)
+
+
+def stack_nested(s, values) -> Tensor:
+    """A bracket literal holding tensors: stacked along a new first axis at each
+    level, differentiably (``[x, y]`` is ``stack((x, y))``). Numbers among them
+    become tensors of the session's dtype."""
+    if not isinstance(values, list):
+        return _t(s, values)
+    if not values:
+        return E.tensor([], dtype=s.dtype, device=s.backend)
+    items = [stack_nested(s, v) for v in values]
+    first = items[0]
+    for item in items[1:]:
+        if item.shape != first.shape:
+            raise AdcliError(
+                "shape",
+                f"stack expects each tensor to be equal size, but got {list(first.shape)} "
+                f"and {list(item.shape)}",
+            )
+    dtype = first.dtype
+    for item in items:
+        if item.dtype == "float64":
+            dtype = "float64"
+    out = E.zeros(len(items), *first.shape, dtype=dtype, device=first.backend)
+    for i, item in enumerate(items):
+        E.index_put_(out, i, item)
+    return out
 
 
 def _shape(values, what="shape") -> tuple:
@@ -303,24 +334,41 @@ def _where_now(s, what: str):
 
 
 @builtin(
-    "backward", ("y", "gradient"), required=1, keywords=frozenset({"retain_graph", "create_graph"})
+    "backward",
+    ("y", "gradient"),
+    required=1,
+    keywords=frozenset({"retain_graph", "create_graph", "inputs"}),
 )
-def _backward(s, y, gradient=None, retain_graph=None, create_graph=False):
+def _backward(s, y, gradient=None, retain_graph=None, create_graph=False, inputs=None):
     if not isinstance(y, Tensor):
         raise AdcliError("type", f"backward() needs a tensor, got {y!r}")
-    return _do_backward(s, y, gradient, retain_graph, create_graph)
+    return _do_backward(s, y, gradient, retain_graph, create_graph, inputs)
 
 
-def _do_backward(s, y, gradient, retain_graph, create_graph):
+def _inputs(value, what) -> list:
+    """The tensors of ``inputs=``/grad's ``x``: a tensor, or a tuple or list of them."""
+    items = list(value) if isinstance(value, tuple) else [value]
+    for item in items:
+        if not isinstance(item, Tensor):
+            raise AdcliError("type", f"{what} must be tensors, got {type_name(item)}")
+    if not items:
+        raise AdcliError("value", f"{what} must not be empty")
+    return items
+
+
+def _do_backward(s, y, gradient, retain_graph, create_graph, inputs=None):
     if gradient is not None:
         gradient = _t_like(s, gradient, y)
         if gradient.dtype != y.dtype:
             gradient = E.cast(gradient, y.dtype)
+    if inputs is not None:
+        inputs = _inputs(inputs, "backward(inputs=)")
     E.backward(
         y,
         gradient,
         retain_graph=None if retain_graph is None else _bool(retain_graph, "retain_graph"),
         create_graph=_bool(create_graph, "create_graph"),
+        inputs=inputs,
         freed_by=_where_now(s, "backward"),
     )
 
@@ -334,6 +382,31 @@ def _do_backward(s, y, gradient, retain_graph, create_graph):
 def _grad(
     s, y, x, grad_outputs=None, create_graph=False, retain_graph=None, order=None, method="auto"
 ):
+    if isinstance(x, tuple):
+        xs = _inputs(x, "grad()'s inputs")
+        if order is not None:
+            return tuple(
+                _grad(s, y, xi, grad_outputs, create_graph, True, order, method) for xi in xs
+            )
+        for xi in xs:
+            check_differentiable(xi)
+        if not isinstance(y, Tensor):
+            # A number does not require grad: PyTorch's error, never a silent zero.
+            raise no_grad_fn_error(y)
+        if grad_outputs is not None:
+            grad_outputs = _t(s, grad_outputs)
+            if grad_outputs.dtype != y.dtype:
+                grad_outputs = E.cast(grad_outputs, y.dtype)
+        return tuple(
+            E.grad(
+                y,
+                xs,
+                grad_outputs,
+                retain_graph=None if retain_graph is None else _bool(retain_graph, "retain_graph"),
+                create_graph=_bool(create_graph, "create_graph"),
+                freed_by=_where_now(s, "grad"),
+            )
+        )
     if not isinstance(x, Tensor):
         raise AdcliError("type", f"grad(y, x): x must be a tensor, got {x!r}")
     check_differentiable(x)
@@ -437,8 +510,6 @@ def _seed(s, n):
 
 @builtin("print", (), variadic=True)
 def _print(s, *values):
-    from adcli.lang.interpreter import Output
-
     text = " ".join(print_text(v, s.dtype) for v in values)
     s._show(Output("print", values, text, s._statement_span))
 
@@ -474,8 +545,32 @@ def _clone(s, x):
 
 
 @method("backward")
-def _m_backward(s, x, gradient=None, retain_graph=None, create_graph=False):
-    return _do_backward(s, x, gradient, retain_graph, create_graph)
+def _m_backward(s, x, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+    return _do_backward(s, x, gradient, retain_graph, create_graph, inputs)
+
+
+@builtin("range", ("start", "stop", "step"), required=1, doc="range(n), range(a, b[, step])")
+def _range(s, start, stop=None, step=1):
+    start = whole_number(start, "range()'s start")
+    if stop is None:
+        start, stop = 0, start
+    else:
+        stop = whole_number(stop, "range()'s stop")
+    step = whole_number(step, "range()'s step")
+    if step == 0:
+        raise AdcliError("value", "range() arg 3 must not be zero")
+    return range(start, stop, step)
+
+
+@builtin("len", ("x",), doc="the length of a tuple, a range, or a tensor's first dimension")
+def _len(s, x):
+    if isinstance(x, (tuple, range, str)):
+        return len(x)
+    if isinstance(x, Tensor):
+        if x.ndim == 0:
+            raise AdcliError("type", "len() of a 0-d tensor")
+        return x.shape[0]
+    raise AdcliError("type", f"{type_name(x)} has no len()")
 
 
 METHOD_IMPLS.update(

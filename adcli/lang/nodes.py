@@ -5,7 +5,7 @@ built by :mod:`adcli.lang.parser`; nothing outside the parser sees Lark's trees.
 
 Conventions:
 
-* Operators are strings: ``'+' '-' '*' '/' '@' '^'`` and the comparisons
+* Operators are strings: ``'+' '-' '*' '/' '@' '%' '//' '^'`` and the comparisons
   ``'==' '!=' '<' '<=' '>' '>='``. ``**`` is normalised to ``'^'``.
 * A method call ``a.m(x)`` is a :class:`MethodCall`, never a :class:`Call`
   whose ``func`` is an :class:`Attribute`; ``a.m`` without a call is an
@@ -172,6 +172,33 @@ class Index(Node):
     span: Span
 
 
+@dataclass(frozen=True, slots=True)
+class TupleLit(Node):
+    """``(a, b)``, ``(a,)``, ``()``, or the bare ``a, b`` on the right of ``=``."""
+
+    items: tuple[Expr, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Logic(Node):
+    """``left and right`` / ``left or right``: short-circuit, on truth values."""
+
+    op: str
+    left: Expr
+    right: Expr
+    span: Span
+    op_span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Not(Node):
+    """``not operand``."""
+
+    operand: Expr
+    span: Span
+
+
 # ------------------------------------------------------------------- statements
 
 
@@ -186,12 +213,65 @@ class Assign(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class Unpack(Node):
+    """``a, b = value``: unpack a tuple (or a tensor's first dimension)."""
+
+    names: tuple[str, ...]
+    value: Expr
+    span: Span
+    name_spans: tuple[Span, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SetItem(Node):
+    """``obj[i, ...] = value``: in place, as PyTorch's index assignment."""
+
+    obj: Expr
+    items: tuple[Expr | Slice, ...]
+    value: Expr
+    span: Span
+    target_span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class SetAttr(Node):
+    """``obj.name = value`` for ``grad``, ``data`` and ``requires_grad``."""
+
+    obj: Expr
+    name: str
+    value: Expr
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class AugAssign(Node):
+    """``target op= value`` (``op`` is ``'+' '-' '*' '/'``); ``target`` is a
+    :class:`Name`, an :class:`Index` or an :class:`Attribute`. In place."""
+
+    target: Expr
+    op: str
+    value: Expr
+    span: Span
+    op_span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Block(Node):
+    """The statements between ``{`` and ``}``."""
+
+    statements: tuple[Statement, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class FuncDef(Node):
-    """``name(p1, p2, ...) = body``; parameter names are distinct."""
+    """``name(p1, p2, ...) = body`` (an expression) or ``name(p1, ...) { ... }``
+    (``body`` is a :class:`Block`); parameter names are distinct."""
 
     name: str
     params: tuple[str, ...]
-    body: Expr
+    body: Expr | Block
     span: Span
     name_span: Span
     param_spans: tuple[Span, ...]
@@ -224,6 +304,68 @@ class Import(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class For(Node):
+    """``for var in iterable { body }``; ``var_span`` covers the name."""
+
+    var: str
+    iterable: Expr
+    body: Block
+    span: Span
+    var_span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class While(Node):
+    """``while test { body }``."""
+
+    test: Expr
+    body: Block
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class If(Node):
+    """``if test { body } else ...``; ``orelse`` is a :class:`Block`, an
+    :class:`If` (``else if``) or ``None``."""
+
+    test: Expr
+    body: Block
+    orelse: Block | If | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class GradMode(Node):
+    """``no_grad { ... }`` (``enabled`` false) or ``enable_grad { ... }``."""
+
+    enabled: bool
+    body: Block
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Break(Node):
+    """``break``."""
+
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Continue(Node):
+    """``continue``."""
+
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Return(Node):
+    """``return`` or ``return value``."""
+
+    value: Expr | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class Program(Node):
     """A whole script or one-liner: its statements in order."""
 
@@ -245,12 +387,43 @@ Expr = (
     | Attribute
     | MethodCall
     | Index
+    | TupleLit
+    | Logic
+    | Not
 )
 #: Any statement node.
-Statement = Assign | FuncDef | ExprStmt | Assert | Import
+Statement = (
+    Assign
+    | Unpack
+    | SetItem
+    | SetAttr
+    | AugAssign
+    | FuncDef
+    | ExprStmt
+    | Assert
+    | Import
+    | For
+    | While
+    | If
+    | GradMode
+    | Break
+    | Continue
+    | Return
+)
 
 # Fields that hold spans, not child nodes; the rest are looked up per class once.
-_NOT_CHILDREN = frozenset({"span", "op_span", "name_span", "param_spans", "path_span"})
+_NOT_CHILDREN = frozenset(
+    {
+        "span",
+        "op_span",
+        "name_span",
+        "param_spans",
+        "path_span",
+        "name_spans",
+        "target_span",
+        "var_span",
+    }
+)
 _CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
 
 

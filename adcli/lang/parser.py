@@ -180,8 +180,9 @@ _FAILED = "$FAILED"
 _END = "$END"
 _NO_TOKEN = "no_token"  # a regex group name; terminal names are upper case
 _NEWLINE = "_NEWLINE"
-_OPENERS = {"LPAR": "RPAR", "LSQB": "RSQB"}
-_CLOSERS = {"RPAR": "LPAR", "RSQB": "LSQB"}
+_OPENERS = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
+_CLOSERS = {"RPAR": "LPAR", "RSQB": "LSQB", "RBRACE": "LBRACE"}
+_OPENING_TEXT = {"RPAR": "(", "RSQB": "[", "RBRACE": "{"}
 _SEPARATORS = frozenset({_NEWLINE, "SEMICOLON"})
 # Tokens that begin an operand; one of them where an operator was due
 # usually means a missing operator, comma or semicolon.
@@ -203,7 +204,8 @@ def _tokenize(source: str, filename: str, max_depth: int, tables: _Tables) -> li
         position, end = found.span()
         column = position - line_start + 1
         if kind == _NEWLINE:
-            if not open_brackets:
+            # Inside ( ) or [ ] a newline is only space; inside { } it ends a statement.
+            if not open_brackets or open_brackets[-1].type == "LBRACE":
                 append(_Token(kind, "\n", line, column, line, column + 1))
             line += 1
             line_start = end
@@ -216,6 +218,13 @@ def _tokenize(source: str, filename: str, max_depth: int, tables: _Tables) -> li
         if kind in keywords:
             kind = keywords[kind].get(value, kind)
         token = _Token(kind, value, line, column, line, column + end - position)
+        if kind == "ELSE" and tokens and tokens[-1].type == _NEWLINE:
+            # `}` newline `else`: the newlines do not end the if statement.
+            last = len(tokens)
+            while last and tokens[last - 1].type == _NEWLINE:
+                last -= 1
+            if last and tokens[last - 1].type == "RBRACE":
+                del tokens[last:]
         if kind in _OPENERS:
             if len(open_brackets) >= max_depth:
                 error = AdcliError(
@@ -246,7 +255,7 @@ def _tokenize(source: str, filename: str, max_depth: int, tables: _Tables) -> li
 
 
 def _close_bracket(token: _Token, open_brackets: list[_Token], filename: str) -> AdcliError | None:
-    opening = "(" if token.type == "RPAR" else "["
+    opening = _OPENING_TEXT[token.type]
     if not open_brackets:
         return AdcliError(
             "syntax",
@@ -629,19 +638,142 @@ class _AstBuilder:
         (expr,) = children
         return nodes.ExprStmt(expr, self.extent(expr))
 
-    def assign(self, children: list) -> nodes.Assign | nodes.FuncDef:
+    def assign(self, children: list) -> nodes.Node:
         target, value = children
         span = _spanning(self.filename, self.extent(target), self.extent(value))
         if isinstance(target, nodes.Name):
             return nodes.Assign(target.id, value, span, target.span)
         if isinstance(target, nodes.Call) and isinstance(target.func, nodes.Name):
             return _function_definition(target, value, span)
+        if isinstance(target, nodes.Index):
+            return nodes.SetItem(target.obj, target.items, value, span, target.span)
+        if isinstance(target, nodes.Attribute):
+            return nodes.SetAttr(target.obj, target.name, value, span, target.name_span)
         raise AdcliError(
             "syntax",
             f"cannot assign to {_describe(target)}",
-            target.span,
-            hint="the left of '=' is a name, or a definition such as f(x, y)",
+            self.extent(target),
+            hint="the left of '=' is a name, a[i], a.grad, or a definition such as f(x, y)",
         )
+
+    def unpack(self, children: list) -> nodes.Unpack:
+        *targets, value = children
+        for target in targets:
+            if not isinstance(target, nodes.Name):
+                raise AdcliError(
+                    "syntax",
+                    f"cannot unpack into {_describe(target)}",
+                    self.extent(target),
+                    hint="unpack into plain names: a, b = ...",
+                )
+        names = tuple(t.id for t in targets)
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise AdcliError("syntax", f"'{name}' is unpacked into twice", targets[i].span)
+        span = _spanning(self.filename, self.extent(targets[0]), self.extent(value))
+        return nodes.Unpack(names, value, span, tuple(t.span for t in targets))
+
+    def aug_assign(self, children: list) -> nodes.AugAssign:
+        target, op, value = children
+        if not isinstance(target, (nodes.Name, nodes.Index, nodes.Attribute)):
+            raise AdcliError(
+                "syntax",
+                f"'{op.value}' cannot update {_describe(target)}",
+                self.extent(target),
+                hint=f"the left of '{op.value}' is a name, a[i] or a.data",
+            )
+        span = _spanning(self.filename, self.extent(target), self.extent(value))
+        return nodes.AugAssign(target, op.value[0], value, span, self.token_span(op))
+
+    def block(self, children: list) -> nodes.Block:
+        opening, *statements, closing = children
+        return nodes.Block(tuple(statements), _spanning(self.filename, opening, closing))
+
+    def block_stmt(self, children: list) -> nodes.Node:
+        head, block = children
+        span = _spanning(self.filename, self.extent(head), block.span)
+        if isinstance(head, nodes.Name) and head.id in ("no_grad", "enable_grad"):
+            return nodes.GradMode(head.id == "enable_grad", block, span)
+        if isinstance(head, nodes.Call) and isinstance(head.func, nodes.Name):
+            return _function_definition(head, block, span)
+        raise AdcliError(
+            "syntax",
+            "unexpected '{'",
+            Span(
+                self.filename,
+                block.span.line,
+                block.span.column,
+                block.span.line,
+                block.span.column + 1,
+            ),
+            hint="a block follows for, while, if, else, no_grad, enable_grad, or a function "
+            "header such as f(x, y)",
+        )
+
+    def for_stmt(self, children: list) -> nodes.For:
+        keyword, name, _in, iterable, block = children
+        span = _spanning(self.filename, keyword, block.span)
+        return nodes.For(name.value, iterable, block, span, self.token_span(name))
+
+    def while_stmt(self, children: list) -> nodes.While:
+        keyword, test, block = children
+        return nodes.While(test, block, _spanning(self.filename, keyword, block.span))
+
+    def if_stmt(self, children: list) -> nodes.If:
+        # [IF test block (ELSE IF test block)* (ELSE block)?]
+        branches: list[tuple[Any, nodes.Node, nodes.Block]] = []
+        orelse: nodes.Block | nodes.If | None = None
+        position = 0
+        while position < len(children):
+            token = children[position]
+            if token.type == "IF":
+                branches.append((token, children[position + 1], children[position + 2]))
+                position += 3
+            elif children[position + 1].__class__ is nodes.Block:  # ELSE block
+                orelse = children[position + 1]
+                position += 2
+            else:  # ELSE IF: the IF comes next
+                position += 1
+        for keyword, test, block in reversed(branches):
+            last = orelse.span if orelse is not None else block.span
+            orelse = nodes.If(test, block, orelse, _spanning(self.filename, keyword, last))
+        assert isinstance(orelse, nodes.If)
+        return orelse
+
+    def break_stmt(self, children: list) -> nodes.Break:
+        return nodes.Break(self.token_span(children[0]))
+
+    def continue_stmt(self, children: list) -> nodes.Continue:
+        return nodes.Continue(self.token_span(children[0]))
+
+    def return_stmt(self, children: list) -> nodes.Return:
+        keyword, *rest = children
+        value = rest[0] if rest else None
+        last = self.extent(value) if value is not None else keyword
+        return nodes.Return(value, _spanning(self.filename, keyword, last))
+
+    def bare_tuple(self, children: list) -> nodes.TupleLit:
+        span = _spanning(self.filename, self.extent(children[0]), self.extent(children[-1]))
+        return nodes.TupleLit(tuple(children), span)
+
+    def tuple(self, children: list) -> nodes.TupleLit:
+        span = _spanning(self.filename, children[0], children[-1])
+        return nodes.TupleLit(tuple(children[1:-1]), span)
+
+    def logic(self, children: list) -> nodes.Logic:
+        left = children[0]
+        start = self.extent(left)
+        for position in range(1, len(children), 2):
+            op, right = children[position], children[position + 1]
+            end = self.extent(right)
+            span = Span(self.filename, start.line, start.column, end.end_line, end.end_column)
+            left = nodes.Logic(op.value, left, right, span, self.token_span(op))
+            start = span
+        return left
+
+    def not_test(self, children: list) -> nodes.Not:
+        keyword, operand = children
+        return nodes.Not(operand, _spanning(self.filename, keyword, self.extent(operand)))
 
     def assert_stmt(self, children: list) -> nodes.Assert:
         keyword, test, *rest = children
@@ -911,6 +1043,20 @@ def _syntax_error(
         after = " after a string" if before.type == "STRING" else f" after '{before.value}'"
     found = "" if at_end else f", found {_describe_token(token)}"
 
+    opener = _open_bracket_before(tokens, index)
+    if opener is not None and opener.line < token.line and opener.type != "LBRACE":
+        # A bracket left open on an earlier line swallowed the newlines after it.
+        return AdcliError(
+            "syntax",
+            f"'{opener.value}' was never closed",
+            _span(opener, filename),
+            hint=f"the error shows at line {token.line}, but the bracket opened here",
+        )
+    habit = _python_habit(token, tokens, index, expected)
+    if habit is not None:
+        message, hint = habit
+        return AdcliError("syntax", message, where, hint)
+
     chained = len(values) >= 2 and getattr(values[-2], "type", None) == "COMP_OP"
     if token.type == "COMP_OP" and chained:
         return AdcliError(
@@ -937,6 +1083,48 @@ def _syntax_error(
     elif token.type == "EQUAL":
         hint = "use '==' to compare"
     return AdcliError("syntax", f"unexpected {_describe_token(token)}", where, hint)
+
+
+def _open_bracket_before(tokens: list[_Token], index: int) -> _Token | None:
+    """The innermost bracket still open before ``tokens[index]`` (errors only: a scan)."""
+    stack: list[_Token] = []
+    for token in tokens[:index]:
+        if token.type in _OPENERS:
+            stack.append(token)
+        elif token.type in _CLOSERS and stack:
+            stack.pop()
+    return stack[-1] if stack else None
+
+
+def _python_habit(token: _Token, tokens: list[_Token], index: int, expected) -> tuple | None:
+    """(message, hint) when the input reads like Python (or C) rather than .ad."""
+    before = tokens[index - 1] if index > 0 else None
+    if before is not None and before.type == "NAME" and before.value == "def":
+        return (
+            "'def' is Python: .ad defines a function without it",
+            "write f(x) = expr, or f(x) { ...; return y }",
+        )
+    if token.type == "COLON" and "LBRACE" in expected:
+        return (
+            "unexpected ':' (a block is written in braces, not with ':')",
+            "write for i in range(3) { ... }, if x > 0 { ... }, while cond { ... }",
+        )
+    if token.type == "NAME" and before is not None and before.type == "IMPORT":
+        return (
+            f"import reads .ad files, not Python modules ('{token.value}')",
+            'write import "path.ad"; the math builtins need no import',
+        )
+    if (
+        before is not None
+        and index >= 2
+        and before.type == "ADD_OP"
+        and tokens[index - 2].type == "ADD_OP"
+        and before.value == tokens[index - 2].value
+        and token.type in (_END, _NEWLINE, "SEMICOLON", "RBRACE")
+    ):
+        op = before.value
+        return (f"there is no '{op}{op}' operator", f"write x {op}= 1")
+    return None
 
 
 def _just_after(token: _Token, filename: str) -> Span:

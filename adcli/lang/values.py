@@ -1,0 +1,85 @@
+"""The language's values and settings that every part of ``adcli.lang`` shares.
+
+:class:`Limits` (what a session may use), :class:`Output` (what a running
+program shows), :class:`UserFunction` (a defined function) and
+:func:`type_name` (how messages name a value). Nothing here runs code, so the
+builtins (:mod:`adcli.lang.library`) and the evaluator can both import it
+without importing each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from adcli.errors import Span
+from adcli.lang import builtins as B
+from adcli.lang import nodes as N
+from adcli.lang.wording import kind_of
+
+DEFAULT_MAX_ELEMENTS = 50_000_000
+DEFAULT_MAX_STEPS = 10_000_000
+
+
+@dataclass
+class Limits:
+    """What one session may use; each is a clear ``limit`` error when exceeded.
+
+    The command line sets them with ``--max-elements``, ``--max-bytes``,
+    ``--max-depth`` (which sets ``max_depth`` to N and ``max_expr_depth`` to
+    10 N), ``--max-call-depth``, ``--max-calls``, ``--max-order``,
+    ``--max-source-bytes``, ``--max-steps`` and ``--timeout``.
+    """
+
+    max_elements: int = DEFAULT_MAX_ELEMENTS  # elements in any one tensor
+    # Bytes of any one new tensor (checked before allocating), and of all the
+    # tensors bound to variables together (checked as each is bound).
+    max_bytes: int = 4 * 1024**3
+    max_depth: int = 200  # bracket nesting in the source
+    max_expr_depth: int = 2_000  # nesting of the expression tree (operators, calls)
+    max_call_depth: int = 64  # user function calls inside one another
+    max_calls: int = 1_000_000  # user function calls made by one statement
+    max_order: int = 64  # derivative order
+    max_source_bytes: int = 10 * 1024 * 1024  # one script
+    max_steps: int = DEFAULT_MAX_STEPS  # statements executed by one program (loops)
+    timeout: float | None = None  # seconds one program may run (None: no limit)
+
+
+@dataclass(frozen=True)
+class Output:
+    """Something a running program shows: a value, a print, or a warning."""
+
+    kind: str  # "value" | "print" | "warning"
+    value: object = None
+    text: str | None = None
+    span: Span | None = None
+
+
+@dataclass(frozen=True)
+class UserFunction:
+    """``name(params) = body`` (sees its parameters and the functions defined
+    before it) or ``name(params) { ... }`` (also its locals, and the session's
+    variables at call time)."""
+
+    name: str
+    params: tuple
+    body: N.Node
+    functions: dict = field(repr=False, compare=False)
+    span: Span | None = None
+
+    @property
+    def has_block(self) -> bool:
+        return type(self.body) is N.Block
+
+    def __repr__(self) -> str:
+        return f"<function {self.name}({', '.join(self.params)})>"
+
+
+def type_name(value) -> str:
+    """How a message names the kind of ``value`` ("a tensor", "a tuple", ...)."""
+    if isinstance(value, (UserFunction, B.Builtin)):
+        return "a function"
+    if isinstance(value, range):
+        return "a range"
+    if isinstance(value, tuple) and any(not isinstance(v, int) for v in value):
+        return "a tuple"
+    return kind_of(value)
