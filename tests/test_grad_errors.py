@@ -238,3 +238,13 @@ def test_jacobian_with_no_output_elements_has_the_inputs_dtype():
     x = E.tensor([[1.0, 2.0]], dtype="float64", requires_grad=True)
     j = E.jacobian(lambda v: E.sum(v, 0)[0:0], x)
     assert j.shape == (0, 1, 2) and j.dtype == "float64"
+
+
+def test_check_of_a_program_that_calls_grad_evaluates_it_with_grad_mode_on():
+    args = ["eval", "grad(x^3, x, create_graph=true)", "--at", "x=1.5", "--wrt", "x"]
+    result = CliRunner().invoke(app, [*args, "--order", "2", "--check", "--json"])
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.stdout)
+    assert got["derivatives"]["x"] == [6 * 1.5, 6.0]  # d/dx 3x^2 = 6x, then 6
+    assert got["check"]["x"]["finite_differences"] is True
+    assert got["check"]["x"]["max_disagreement"] < 1e-8

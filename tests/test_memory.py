@@ -7,13 +7,16 @@ tracemalloc (NumPy reports its buffers to it), never with a clock.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import tracemalloc
 import weakref
 
+import numpy as np
 import pytest
 
 from adcli import engine as E
+from adcli.errors import AdcliError
 from adcli.lang.interpreter import Session
 
 PROGRAM = "seed(0); x = randn(1000000, requires_grad=true); y = sqrt(sum(x^2)); y.backward()\n"
@@ -93,3 +96,41 @@ def test_a_session_rebinding_a_big_leaf_holds_one(collector_off):
     first = weakref.ref(s.lookup("x"))
     s.run("x = randn(100000, requires_grad=true); sum(x^2).backward()")
     assert first() is None
+
+
+HOLDERS = (E.Tensor, E.Node, E.AccumulateGrad, Session, np.ndarray)
+
+NO_CYCLE_PROGRAMS = [
+    "x = randn(100, requires_grad=true); y = sum(x^2); y.backward(); y.backward()",
+    "x = randn(100, requires_grad=true); g = grad(sum(sin(x)), x); grad(g, x)",
+    "x = randn(100, requires_grad=true)\ng = grad(sum(sin(x)), x, create_graph=true)\ngrad(sum(g), x)",
+    "x = randn(5, requires_grad=true); f(v) = sum(v^3); hessian(f, x)",
+    "x = randn(5, requires_grad=true); f(v) = sum(v^3); gradcheck(f, x)",
+    "x = randn(5, requires_grad=true); f(v) = v * 2; jacobian(f, x)",
+    "x = randn(5, requires_grad=true); y = x * 2; y.retain_grad(); sum(y).backward(); y.grad",
+    "x = randn(5, requires_grad=true); grad(sum(x^5), x, order=4)",
+    "x = randn(5, requires_grad=true); grad(sum(x^5), x, order=2)",
+    "x = randn(5); assert sum(x) > 1e9",
+]
+
+
+@pytest.mark.parametrize("program", NO_CYCLE_PROGRAMS)
+def test_a_session_leaves_no_cyclic_garbage(program, collector_off):
+    """Whatever a program did (errors included), reference counting frees it all.
+
+    (Not covered: ``backward(create_graph=true)`` makes ``x.grad`` part of a graph
+    that leads back to ``x``, a cycle PyTorch has too and warns about.)
+    """
+    s = Session()
+    with contextlib.suppress(AdcliError):  # errors are part of what is checked
+        s.run(program, "<test>", emit=lambda output: None)
+    del s
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        # Only what holds arrays counts (pytest may leave cycles of its own).
+        found = [type(o).__name__ for o in gc.garbage if isinstance(o, HOLDERS)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert found == [], found

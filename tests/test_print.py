@@ -95,3 +95,11 @@ def test_a_negative_seed_in_a_program_is_a_value_error():
     with pytest.raises(AdcliError) as info:
         Session().run("seed(-5)")
     assert info.value.kind == "value"
+
+
+def test_a_negative_seed_for_a_session_is_a_value_error():
+    from adcli.errors import AdcliError
+
+    with pytest.raises(AdcliError) as info:
+        Session(seed=-5)
+    assert info.value.kind == "value"

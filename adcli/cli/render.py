@@ -94,19 +94,11 @@ def tensor_footer(tensor: Any) -> str:
 
 
 def format_plain(value: object) -> str:
-    """A non-tensor value as text: ``None``, ``true``, ``2.5``, ``"s"``, ``[2, 3]``,
-    ``<builtin sum(x, dim=None, keepdim=False)>``."""
-    if value is None:
-        return "None"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, tuple):  # a shape: written as the footers and messages write shapes
-        return "[" + ", ".join(format_plain(v) for v in value) + "]"
-    if isinstance(value, float):
-        return repr(value)
-    return function_text(value) or str(value)
+    """A non-tensor value as displayed: ``None``, ``true``, ``2.5``, ``"s"``, ``[2, 3]``,
+    ``<builtin sum(x, dim=None, keepdim=False)>`` (the language's :func:`display_text`)."""
+    from adcli.lang.text import display_text
+
+    return display_text(value)
 
 
 def summary(value: object) -> str:

@@ -22,7 +22,7 @@ from adcli.engine.taylor import (
     taylor_grad,
     taylor_grads,
 )
-from adcli.engine.tensor import STATE, Tensor, check_differentiable, no_grad
+from adcli.engine.tensor import STATE, Tensor, check_differentiable, enable_grad
 from adcli.errors import AdcliError
 
 
@@ -92,8 +92,10 @@ def finite_difference_grads(
     n = base.size
 
     def value(point: np.ndarray) -> float:
-        with no_grad():
-            out = f(Tensor(x._backend.asarray(point), x._backend))
+        # As gradcheck: a leaf that requires grad, with grad mode on, so an f that
+        # itself differentiates (calls grad on its input) is evaluated correctly.
+        with enable_grad():
+            out = f(Tensor(x._backend.asarray(point), x._backend, requires_grad=True))
         return float(np.sum(out.numpy(), dtype=np.float64))
 
     if n <= max_elements:

@@ -66,6 +66,8 @@ class Session(Evaluator, DerivativeServices):
         self.limits = limits or Limits()
         self.backend = get_backend(device)  # raises a device error early
         self.dtype = resolve_dtype(dtype).name
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise AdcliError("value", f"a seed is a non-negative whole number, got {seed!r}")
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.detect_anomaly = bool(detect_anomaly)

@@ -1,4 +1,5 @@
-"""Values of the language as text: what ``print`` writes, and how a function reads.
+"""Values of the language as text: what ``print`` writes, how a bare expression's
+non-tensor value displays, and how a function reads.
 
 ``print`` writes each value the way PyTorch's ``print`` does: tensors through
 :func:`adcli.engine.format.tensor_repr` (``tensor([1., 2.], requires_grad=True)``),
@@ -28,6 +29,22 @@ def print_text(value, default_dtype: str = "float32") -> str:
         return value
     if isinstance(value, tuple):  # a shape, written as the footers and messages write it
         return "[" + ", ".join(print_text(v, default_dtype) for v in value) + "]"
+    return function_text(value) or str(value)
+
+
+def display_text(value) -> str:
+    """A non-tensor value as a bare expression displays it (v1's words: ``true``,
+    ``None``, strings quoted); tensors are displayed with their footer instead."""
+    if value is None:
+        return "None"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, tuple):  # a shape: written as the footers and messages write shapes
+        return "[" + ", ".join(display_text(v) for v in value) + "]"
+    if isinstance(value, float):
+        return repr(value)
     return function_text(value) or str(value)
 
 
