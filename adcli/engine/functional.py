@@ -775,14 +775,17 @@ def index_put_(target: Tensor, key, value) -> Tensor:
     if type(value) is Tensor:
         if value._backend is not target._backend:
             raise device_mismatch("index assignment", target._backend, value._backend)
+        region = target._data[key].shape
         try:
-            np.broadcast_shapes(value.shape, target._data[key].shape)
+            fits = np.broadcast_shapes(value.shape, region) == region
         except ValueError:
+            fits = False
+        if not fits:
             raise AdcliError(
                 "shape",
                 f"shape mismatch: value tensor of shape {format_shape(value.shape)} cannot be "
-                f"broadcast to indexing result of shape {format_shape(target._data[key].shape)}",
-            ) from None
+                f"broadcast to indexing result of shape {format_shape(region)}",
+            )
         if value._data.dtype != target._data.dtype:
             value = cast(value, target._data.dtype)
     if _records(target, value):
