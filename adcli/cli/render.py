@@ -114,8 +114,12 @@ def format_plain(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, tuple):  # a shape: written as the footers and messages write shapes
-        return "[" + ", ".join(format_plain(v) for v in value) + "]"
+    if isinstance(value, tuple):
+        if all(type(v) is int for v in value):  # a shape: as footers and messages write shapes
+            return "[" + ", ".join(format_plain(v) for v in value) + "]"
+        # A tuple of values (v2): as Python writes one, (a, b) and (a,)
+        items = [format_tensor(v) if is_tensor(v) else format_plain(v) for v in value]
+        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
     if isinstance(value, float):
         return repr(value)
     return str(value)
