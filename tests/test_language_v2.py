@@ -170,9 +170,7 @@ class TestOperators:
     def test_logic(self, source, expected):
         assert ev(source) == expected
 
-    @pytest.mark.parametrize(
-        ("a", "b"), [(7, 3), (-7, 3), (7, -3), (-7, -3), (7.5, 2), (-7.5, 2)]
-    )
+    @pytest.mark.parametrize(("a", "b"), [(7, 3), (-7, 3), (7, -3), (-7, -3), (7.5, 2), (-7.5, 2)])
     def test_remainder_and_floor_division_of_numbers_as_python(self, a, b):
         assert ev(f"{a} % {b}".replace("--", "")) == pytest.approx(a % b)
         assert ev(f"{a} // {b}") == pytest.approx(a // b)
@@ -337,7 +335,9 @@ class TestGradModeBlocks:
         assert ev(src) is False
 
     def test_enable_grad_inside_no_grad(self):
-        src = "x = tensor(1.0, requires_grad=true)\nno_grad { enable_grad { y = x * 2 } }\ny.grad_fn"
+        src = (
+            "x = tensor(1.0, requires_grad=true)\nno_grad { enable_grad { y = x * 2 } }\ny.grad_fn"
+        )
         assert ev(src).name() == "MulBackward"
 
     def test_no_grad_call_form_stays(self):

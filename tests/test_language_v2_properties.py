@@ -41,9 +41,9 @@ def exprs():
     return st.recursive(
         atoms,
         lambda inner: st.one_of(
-            st.tuples(inner, st.sampled_from(list("+-*/%") + ["//", "^", "<", "==", "and", "or"]), inner).map(
-                lambda p: f"({p[0]} {p[1]} {p[2]})"
-            ),
+            st.tuples(
+                inner, st.sampled_from(list("+-*/%") + ["//", "^", "<", "==", "and", "or"]), inner
+            ).map(lambda p: f"({p[0]} {p[1]} {p[2]})"),
             inner.map(lambda e: f"not {e}"),
             inner.map(lambda e: f"sq({e})"),
             inner.map(lambda e: f"body({e})"),

@@ -7,7 +7,7 @@ import pytest
 
 pexpect = pytest.importorskip("pexpect")
 
-from test_repl import enter, quit_with_ctrl_d, spawn  # noqa: E402
+from test_repl import enter, quit_with_ctrl_d, spawn
 
 
 @pytest.fixture

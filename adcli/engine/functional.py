@@ -765,6 +765,14 @@ def update_(target: Tensor, op: str, value) -> Tensor:
     return _store(target, result, False)
 
 
+def zero_(target: Tensor) -> Tensor:
+    """``target.zero_()``: on a tensor in the graph (a non-leaf, grad mode on) the
+    zeroing is recorded, so no gradient flows to what it was computed from."""
+    if STATE.grad_enabled and target._grad_fn is not None:
+        return _store(target, mul(_alias(target), 0.0), True)
+    return target.zero_()
+
+
 def index_put_(target: Tensor, key, value) -> Tensor:
     """``target[key] = value`` in place (its grad_fn becomes CopySlices when recorded)."""
     if not isinstance(target, Tensor):
