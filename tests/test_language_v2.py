@@ -279,7 +279,7 @@ class TestFunctionBodies:
         assert ev(src + "\nfirst_over(50)") == 8
 
     def test_locals_leave_the_session_untouched(self):
-        value, _, session = run("y = 100\nf(x) { y = x; return y }\nr = f(1)")
+        _, _, session = run("y = 100\nf(x) { y = x; return y }\nr = f(1)")
         assert session.variables()["y"] == 100 and session.variables()["r"] == 1
 
     def test_a_body_reads_session_variables_at_call_time(self):

@@ -19,7 +19,13 @@ SETTINGS = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-LIMITS = dict(max_elements=4096, max_bytes=1 << 20, max_steps=3000, timeout=5.0, max_order=3)
+LIMITS = {
+    "max_elements": 4096,
+    "max_bytes": 1 << 20,
+    "max_steps": 3000,
+    "timeout": 5.0,
+    "max_order": 3,
+}
 PRELUDE = (
     "a = tensor([0.5, 1.5, -2.0], requires_grad=true)\n"
     "b = 2.5\n"
