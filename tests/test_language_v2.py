@@ -383,7 +383,6 @@ class TestLimits:
         ("def f(x):\n  return x", "'def' is Python"),
         ("for i in range(3):\n  i", "a block is written in braces"),
         ("x = 1; x++", "there is no '++' operator"),
-        ("import numpy", "import reads .ad files, not Python modules"),
         ("x = True", "did you mean 'true'?"),
         ("x = None", "did you mean 'none'?"),
         ("x = (1 +\n2\ny = 3", "'(' was never closed"),
@@ -392,6 +391,12 @@ class TestLimits:
 def test_python_habits_get_the_ad_spelling(source, words):
     err = error_of(source)
     assert words in err.message, err.message
+
+
+def test_import_of_a_python_module_points_at_ad_files():
+    err = error_of("import numpy")
+    assert err.message == "expected a file name in double quotes after 'import', found 'numpy'"
+    assert "not Python modules" in err.hint
 
 
 def test_an_unclosed_bracket_is_blamed_on_the_line_that_opened_it():
