@@ -12,7 +12,9 @@ import adcli.engine as E
 from adcli.errors import AdcliError
 from adcli.lang.interpreter import Session
 
-MODIFIED = "one of the variables needed for gradient computation has been modified by an inplace operation"
+MODIFIED = (
+    "one of the variables needed for gradient computation has been modified by an inplace operation"
+)
 LEAF = "a leaf Variable that requires grad is being used in an in-place operation."
 
 
@@ -190,3 +192,11 @@ def test_engine_version_stamps():
     assert x.version > before
     E.index_put_(x, 0, 5.0)
     close(x, [5, 3])
+
+
+def test_zeroing_a_non_leaf_in_place_is_recorded():
+    # PyTorch: after y.zero_() no gradient flows through y to x
+    src = (
+        "x = tensor([1., 2.], requires_grad=true)\ny = x * 2\ny.zero_()\nsum(y * 3 + x).backward()"
+    )
+    close(variables(src)["x"].grad, [1, 1])

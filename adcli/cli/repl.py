@@ -28,7 +28,7 @@ DOTTED_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]*)*\Z")
 
 HELP = """\
 Type statements of the .ad language (see `man adcli-lang`); values are shown as they come.
-A statement goes on over several lines while a bracket is open.
+A statement goes on over several lines while a bracket or a brace is open.
 
   :help            this text
   :vars            the variables and functions defined so far

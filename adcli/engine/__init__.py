@@ -62,6 +62,7 @@ from adcli.engine.functional import (
     transpose,
     update_,
     where,
+    zero_,
     zeros,
     zeros_like,
 )

@@ -776,6 +776,14 @@ def update_(target: Tensor, op: str, value) -> Tensor:
     return _store(target, result, False)
 
 
+def zero_(target: Tensor) -> Tensor:
+    """``target.zero_()``: on a tensor in the graph (a non-leaf, grad mode on) the
+    zeroing is recorded, so no gradient flows to what it was computed from."""
+    if STATE.grad_enabled and target._grad_fn is not None:
+        return _store(target, mul(_alias(target), 0.0), True)
+    return target.zero_()
+
+
 def index_put_(target: Tensor, key, value) -> Tensor:
     """``target[key] = value`` in place (its grad_fn becomes CopySlices when recorded)."""
     if not isinstance(target, Tensor):
@@ -786,14 +794,17 @@ def index_put_(target: Tensor, key, value) -> Tensor:
     if type(value) is Tensor:
         if value._backend is not target._backend:
             raise device_mismatch("index assignment", target._backend, value._backend)
+        region = target._data[key].shape
         try:
-            np.broadcast_shapes(value.shape, target._data[key].shape)
+            fits = np.broadcast_shapes(value.shape, region) == region
         except ValueError:
+            fits = False
+        if not fits:
             raise AdcliError(
                 "shape",
                 f"shape mismatch: value tensor of shape {format_shape(value.shape)} cannot be "
-                f"broadcast to indexing result of shape {format_shape(target._data[key].shape)}",
-            ) from None
+                f"broadcast to indexing result of shape {format_shape(region)}",
+            )
         if value._data.dtype != target._data.dtype:
             value = cast(value, target._data.dtype)
     if _records(target, value):

@@ -112,6 +112,7 @@ class Session(Evaluator, DerivativeServices):
         """Parse and run ``source``; return the last statement's value if it is an expression."""
         program = self._parse(source, filename)
         self._steps = 0
+        self._compiled.clear()  # bodies are compiled again per program: memory stays bounded
         if base_dir is None:
             base_dir = (
                 Path(filename).resolve().parent if not filename.startswith("<") else Path.cwd()

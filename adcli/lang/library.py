@@ -575,7 +575,7 @@ def _len(s, x):
 
 METHOD_IMPLS.update(
     {
-        "zero_": lambda s, x: x.zero_(),
+        "zero_": lambda s, x: E.zero_(x),
         "detach": lambda s, x: x.detach(),
         "cuda": lambda s, x, index=0: E.to(x, f"cuda:{whole_number(index, 'index')}"),
         "cpu": lambda s, x: E.to(x, "cpu"),

@@ -1071,6 +1071,11 @@ def _syntax_error(
     if expected == {"STRING"}:  # after 'import', or after 'assert test,'
         if before is not None and before.type == "IMPORT":
             what, hint = "a file name", 'write import "path.ad"'
+            if token.type == "NAME":
+                hint = (
+                    'import reads .ad files, not Python modules: write import "path.ad" '
+                    "(the math builtins need no import)"
+                )
         else:
             what, hint = "a message", 'write assert test, "message"'
         return AdcliError("syntax", f"expected {what} in double quotes{after}{found}", where, hint)
@@ -1108,11 +1113,6 @@ def _python_habit(token: _Token, tokens: list[_Token], index: int, expected) -> 
         return (
             "unexpected ':' (a block is written in braces, not with ':')",
             "write for i in range(3) { ... }, if x > 0 { ... }, while cond { ... }",
-        )
-    if token.type == "NAME" and before is not None and before.type == "IMPORT":
-        return (
-            f"import reads .ad files, not Python modules ('{token.value}')",
-            'write import "path.ad"; the math builtins need no import',
         )
     if (
         before is not None

@@ -27,9 +27,18 @@ def print_text(value, default_dtype: str = "float32") -> str:
         return "True" if value else "False"
     if isinstance(value, str):
         return value
-    if isinstance(value, tuple):  # a shape, written as the footers and messages write it
-        return "[" + ", ".join(print_text(v, default_dtype) for v in value) + "]"
+    if isinstance(value, tuple):
+        return _tuple_text(value, lambda v: print_text(v, default_dtype))
     return function_text(value) or str(value)
+
+
+def _tuple_text(value: tuple, text) -> str:
+    """A shape (all whole numbers) as footers and messages write it, ``[2, 3]``; a
+    tuple of values (v2) as Python writes one, ``(a, b)`` and ``(a,)``."""
+    if all(type(v) is int for v in value):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    items = [tensor_repr(v) if isinstance(v, Tensor) else text(v) for v in value]
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
 
 def display_text(value) -> str:
@@ -41,8 +50,8 @@ def display_text(value) -> str:
         return "true" if value else "false"
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, tuple):  # a shape: written as the footers and messages write shapes
-        return "[" + ", ".join(display_text(v) for v in value) + "]"
+    if isinstance(value, tuple):
+        return _tuple_text(value, display_text)
     if isinstance(value, float):
         return repr(value)
     return function_text(value) or str(value)
