@@ -15,6 +15,7 @@ import numpy as np
 
 from adcli.backend import CPU, Backend, get_backend, resolve_dtype, to_numpy
 from adcli.engine import ops as T
+from adcli.engine.promotion import get_default_dtype, result_type, true_divide_type
 from adcli.engine.tensor import (
     STATE,
     Tensor,
@@ -37,11 +38,15 @@ _MAX_SIZE = 2**62
 # ----- creation ---------------------------------------------------------------------------------
 
 
+#: PyTorch's words for ``requires_grad=True`` on an int64 or bool tensor
+FLOAT_ONLY_GRAD = "only Tensors of floating point dtype can require gradients"
+
+
 def _finish(array, backend: Backend, requires_grad: bool) -> Tensor:
     t = make_result(array, backend)
     if requires_grad:
         if array.dtype.kind != "f":
-            raise AdcliError("type", "only tensors of floating point dtype can require gradients")
+            raise AdcliError("type", FLOAT_ONLY_GRAD)
         t._requires_grad = True
     return t
 
@@ -258,9 +263,45 @@ def _broadcast_check(op_name, a, b) -> None:
 def _binary(op, a, b) -> Tensor:
     a = _as_operand(a)
     b = _as_operand(b)
+    a, b = _promote(op, a, b)
     if type(a) is Tensor and type(b) is Tensor and a._data.shape != b._data.shape:
         _broadcast_check(op.name, a, b)
     return apply(op, (a, b))
+
+
+def _promote(op, a, b) -> tuple:
+    """``a`` and ``b`` cast (differentiably) to the dtype ``op`` computes in.
+
+    The dtype is :func:`~adcli.engine.promotion.result_type`'s (PyTorch's rules),
+    the default floating dtype for a true division of integers. Python numbers
+    are left as they are: the array module keeps a number at the array's dtype.
+    """
+    da = a._data.dtype if type(a) is Tensor else None
+    db = b._data.dtype if type(b) is Tensor else None
+    if da is not None and (da is db or db is None) and da.kind == "f":
+        return a, b  # the common case: nothing to promote
+    if da is None and db is not None and db.kind == "f":
+        return a, b
+    dtype = result_type(a, b)
+    if op is T.DIV:
+        dtype = true_divide_type(dtype)
+    elif dtype.kind == "b" and op is T.SUB:
+        raise AdcliError(
+            "type",
+            "Subtraction, the `-` operator, with two bool tensors is not supported",
+            hint="use logical operations on bool tensors, or .long() / .float() them first",
+        )
+    elif dtype.kind in "biu" and (op is T.POW or op is T.POW_TENSOR):
+        exponent = b if type(b) is Tensor else None
+        if (isinstance(b, int) and b < 0) or (
+            exponent is not None and bool((exponent._data < 0).any())
+        ):
+            raise AdcliError("value", "Integers to negative integer powers are not allowed.")
+    if da is not None and da != dtype:
+        a = cast(a, dtype)
+    if db is not None and db != dtype:
+        b = cast(b, dtype)
+    return a, b
 
 
 def add(a, b):
@@ -286,14 +327,26 @@ def pow(a, b):
 
 
 def neg(a):
-    return apply(T.NEG, (_as_operand(a),))
+    a = _as_operand(a)
+    if type(a) is Tensor and a._data.dtype.kind == "b":
+        raise AdcliError(
+            "type",
+            "Negation, the `-` operator, on a bool tensor is not supported",
+            hint="use .long() or .float() first",
+        )
+    return apply(T.NEG, (a,))
 
 
-def _unary(op):
+def _unary(op, floating: bool = True):
+    """The public function of a one-input op; ``floating``: int64 and bool inputs are
+    computed in the default floating dtype (``sqrt`` of an integer tensor is float)."""
+
     def f(x):
-        if type(x) is Tensor:
-            return apply_unary(op, x)
-        return apply_unary(op, _as_tensor(x))
+        if type(x) is not Tensor:
+            x = _as_tensor(x)
+        if floating and x._data.dtype.kind != "f":
+            x = cast(x, get_default_dtype())
+        return apply_unary(op, x)
 
     f.__name__ = op.name
     f.__doc__ = f"Elementwise {op.name}."
@@ -317,9 +370,9 @@ sin = _unary(T.SIN)
 cos = _unary(T.COS)
 tanh = _unary(T.TANH)
 sigmoid = _unary(T.SIGMOID)
-relu = _unary(T.RELU)
-abs = _unary(T.ABS)
-sign = _unary(T.SIGN)
+relu = _unary(T.RELU, floating=False)
+abs = _unary(T.ABS, floating=False)
+sign = _unary(T.SIGN, floating=False)
 
 
 def tan(x):
@@ -364,6 +417,8 @@ def where(cond, a, b):
                 "where: shapes " + ", ".join(format_shape(s) for s in shapes) + " do not broadcast",
             ) from None
         check_elements(out, "the result of where")
+    if type(a) is Tensor or type(b) is Tensor:
+        a, b = _promote(T.WHERE, a, b)
     return apply(T.WHERE, (cond, a, b))
 
 
@@ -413,10 +468,20 @@ def sum(x, dim=None, keepdim: bool = False):
 
 def mean(x, dim=None, keepdim: bool = False):
     x = _as_tensor(x)
+    if x._data.dtype.kind != "f":
+        raise AdcliError(
+            "type",
+            "mean(): could not infer output dtype. Input dtype must be either a floating "
+            f"point or complex dtype. Got: {_TORCH_NAMES.get(x.dtype, x.dtype)}",
+            hint="cast it first: x.float() or x.double()",
+        )
     dims = _dims(dim, x.ndim)
     if dims is None and not keepdim:
         return apply(T.MEAN, (x,))
     return apply(T.MEAN, (x,), {"dim": dims, "keepdim": bool(keepdim)})
+
+
+_TORCH_NAMES = {"int64": "Long", "bool": "Bool", "float32": "Float", "float64": "Double"}
 
 
 # ----- shapes ---------------------------------------------------------------------------------------
@@ -640,10 +705,14 @@ def detach(x) -> Tensor:
 
 
 def cast(x, dtype) -> Tensor:
+    """``x`` as ``dtype`` (``x.to(dtype)``); differentiable between floating dtypes,
+    while a cast to int64 or bool gives a tensor with no gradient, as PyTorch."""
     x = _as_tensor(x)
     target = resolve_dtype(dtype)
     if x._data.dtype == target:
         return x
+    if target.kind != "f":
+        return make_result(x._data.astype(target), x._backend)
     return apply(T.CAST, (x,), {"dtype": target, "source": x._data.dtype})
 
 
@@ -687,6 +756,12 @@ def allclose(a, b, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
 # ----- Python operators on Tensor ---------------------------------------------------------------
 
 
+def _negative(self):
+    if self._data.dtype.kind == "b":
+        return neg(self)  # PyTorch's error
+    return apply_unary(T.NEG, self)
+
+
 def _reflected(f):
     return lambda self, other: f(other, self)
 
@@ -697,10 +772,13 @@ def _attach_operators() -> None:
         def forward(self, other):
             kind = type(other)
             if kind is Tensor:
+                dtype = self._data.dtype
+                if dtype is not other._data.dtype or dtype.kind != "f":
+                    return _binary(op, self, other)  # type promotion first
                 if self._data.shape != other._data.shape:
                     _broadcast_check(op.name, self, other)
                 return apply_binary(op, self, other)
-            if kind is float or kind is int:
+            if (kind is float or kind is int) and self._data.dtype.kind == "f":
                 return apply_binary(op, self, other)
             return _binary(op, self, other)
 
@@ -715,7 +793,7 @@ def _attach_operators() -> None:
         setattr(Tensor, f"__r{name}__", rev)
     Tensor.__pow__ = pow
     Tensor.__rpow__ = _reflected(pow)
-    Tensor.__neg__ = lambda self: apply_unary(T.NEG, self)
+    Tensor.__neg__ = _negative
     Tensor.__pos__ = lambda self: self
     Tensor.__matmul__ = matmul
     Tensor.__rmatmul__ = _reflected(matmul)
