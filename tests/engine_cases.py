@@ -367,6 +367,68 @@ case(
 )
 case("index under create_graph", lambda x: x[1:3] * x[0], (4,), ops={"index"})
 
+# advanced indexing: gathers (repeats add up in the backward), masks, mixed with slices
+_GATHER = np.array([2, 0, 2, -1])
+ADVANCED_KEYS = [
+    ("x[int64 gather with repeats]", (4,), lambda x: _gather(x, _GATHER)),
+    ("x[[1, 1, 0]] (list)", (3, 2), [1, 1, 0]),
+    ("x[:, [0, 2, 0]]", (2, 3), (slice(None), [0, 2, 0])),
+    ("x[[0, 1], [2, 2]] (paired)", (2, 3), ([0, 1], [2, 2])),
+    ("x[[[0, 1], [1, 1]]] (2-d gather)", (2, 3), [[0, 1], [1, 1]]),
+    ("x[None, [1, 0], ...]", (2, 2, 3), (None, [1, 0], Ellipsis)),
+    ("x[bool mask]", (2, 3), lambda x: x[_mask(x, (2, 3))]),
+    ("x[row mask, 1:]", (3, 2), lambda x: x[_mask(x, (3,)), 1:]),
+]
+for _name, _shape, _key in ADVANCED_KEYS:
+    if callable(_key):
+        case(_name, lambda x, f=_key: f(x) ** 2, _shape, ops={"index"})
+    else:
+        case(_name, lambda x, k=_key: x[k] ** 2, _shape, ops={"index"})
+
+
+def _gather(x, indices):
+    return x[Tensor(x.backend.asarray(indices.astype(np.int64)), x.backend)]
+
+
+def _mask(x, shape):
+    return const(cond_mask(shape), x)
+
+
+case(
+    "index_put(x, [1, 3], v)",
+    lambda x, v: E.index_put(x, ([1, 3],), v) ** 2,
+    (4,),
+    (2,),
+    ops={"index_put"},
+)
+case(
+    "index_put(x, mask, v) broadcast v",
+    lambda x, v: E.index_put(x, (slice(None), _mask(x, (3,))), v) ** 2,
+    (2, 3),
+    (1,),
+    ops={"index_put"},
+)
+case(
+    "index_zero",
+    lambda g: apply(TABLE["index_zero"], (g,), {"key": (slice(None), 1)}) ** 2,
+    (2, 3),
+    ops={"index_zero"},
+)
+case(
+    "index_put(x, [0, 0, 2], v, accumulate)",
+    lambda x, v: E.index_put(x, ([0, 0, 2],), v, accumulate=True) ** 2,
+    (3, 2),
+    (3, 2),
+    ops={"index_put"},
+)
+case(
+    "index_put(x, 1, v) (a row)",
+    lambda x, v: E.index_put(x, 1, v) * x,
+    (2, 3),
+    (3,),
+    ops={"index_put"},
+)
+
 # linear algebra
 case("mm[2,3]@[3,4]", E.mm, (2, 3), (3, 4), ops={"mm"})
 case("mm[1,2]@[2,2]", E.mm, (1, 2), (2, 2), ops={"mm"})

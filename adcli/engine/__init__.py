@@ -25,6 +25,7 @@ from adcli.engine.functional import (
     ge,
     gt,
     index,
+    index_put,
     le,
     linspace,
     log,

@@ -571,49 +571,190 @@ def expand(x, *shape):
 
 
 def _index_key(x: Tensor, key) -> tuple:
+    """``key`` checked against ``x`` and made of what the array module indexes with.
+
+    Each item of a tuple ``key`` is one subscript, as in PyTorch: a whole number,
+    a slice, ``None`` (a new axis), ``...``, an int64 tensor or a list/tuple of
+    whole numbers (gather), or a bool tensor (a mask over as many dims as it has).
+    """
     if not isinstance(key, tuple):
         key = (key,)
+    items = [_index_item(x, k) for k in key]
+    consumed = [_dims_taken(k) for k in items]
+    if builtins.sum(consumed) > x.ndim:
+        raise AdcliError("shape", f"too many indices for a tensor of dimension {x.ndim}")
+    if items.count(Ellipsis) > 1:
+        raise AdcliError("value", "an index can only have a single ellipsis ('...')")
+    # Which dim of x each subscript starts at (those after `...` count from the end).
     out = []
     dim = 0
-    for k in key:
-        if isinstance(k, bool):
-            raise AdcliError("type", "an index must be a whole number or a slice, not a bool")
-        if isinstance(k, (int, np.integer)):
-            if dim >= x.ndim:
-                raise AdcliError("shape", f"too many indices for a tensor of dimension {x.ndim}")
-            size = x.shape[dim]
-            if not -size <= k < size:
-                raise AdcliError(
-                    "shape",
-                    f"index {k} is out of bounds for dimension {dim} with size {size}",
-                )
-            out.append(int(k))
-            dim += 1
-        elif isinstance(k, float) and k.is_integer():
-            out.append(int(k))
-            dim += 1
-        elif isinstance(k, slice):
-            for part in (k.start, k.stop, k.step):
-                if part is not None and not isinstance(part, (int, np.integer)):
-                    raise AdcliError("type", "slice bounds must be whole numbers")
-            if k.step is not None and k.step <= 0:
-                raise AdcliError("value", "slice step must be positive")
-            if dim >= x.ndim:
-                raise AdcliError("shape", f"too many indices for a tensor of dimension {x.ndim}")
+    for i, k in enumerate(items):
+        if k is Ellipsis:
+            dim = x.ndim - builtins.sum(consumed[i + 1 :])
             out.append(k)
-            dim += 1
-        elif k is None or k is Ellipsis:
-            out.append(k)
-        else:
-            raise AdcliError(
-                "type", f"an index must be a whole number or a slice, got {kind_of(k)}"
-            )
+            continue
+        out.append(_bounded(x, k, dim))
+        dim += consumed[i]
     return tuple(out)
 
 
+def _dims_taken(k) -> int:
+    if k is None or k is Ellipsis:
+        return 0
+    if isinstance(k, _IndexArray):
+        return k.array.ndim if k.mask else 1
+    return 1
+
+
+class _IndexArray:
+    """An int64 (gather) or bool (mask) index, as an array of the indexed tensor's device."""
+
+    __slots__ = ("array", "mask")
+
+    def __init__(self, array, mask: bool) -> None:
+        self.array = array
+        self.mask = mask
+
+
+def _index_item(x: Tensor, k):
+    if isinstance(k, bool):
+        raise AdcliError("type", "an index must be a whole number or a slice, not a bool")
+    if isinstance(k, (int, np.integer)):
+        return int(k)
+    if isinstance(k, float) and k.is_integer():
+        return int(k)
+    if isinstance(k, slice):
+        for part in (k.start, k.stop, k.step):
+            if part is not None and not isinstance(part, (int, np.integer)):
+                raise AdcliError("type", "slice bounds must be whole numbers")
+        if k.step is not None and k.step <= 0:
+            raise AdcliError("value", "slice step must be positive")
+        return k
+    if k is None or k is Ellipsis:
+        return k
+    if isinstance(k, (list, tuple)):
+        try:
+            host = np.asarray(k)
+        except ValueError:
+            host = None
+        if host is None or host.dtype.kind not in "iub" or host.size == 0 and len(k):
+            if host is not None and host.size == 0:
+                host = host.astype(np.int64)
+            else:
+                raise AdcliError(
+                    "type", "a list or tuple used as an index must hold whole numbers"
+                )
+        if host.dtype.kind == "b":
+            return _IndexArray(x._backend.asarray(host), True)
+        return _IndexArray(x._backend.asarray(host.astype(np.int64)), False)
+    if isinstance(k, Tensor):
+        kind = k._data.dtype.kind
+        if kind not in "iub":
+            raise AdcliError(
+                "type",
+                "tensors used as indices must be long, int, byte or bool tensors",
+                hint='make it with dtype="int64" (or .long()), or index with a tuple (0, 2)',
+            )
+        array = k._data
+        if k._backend is not x._backend:  # as PyTorch: a CPU index may index any device
+            array = x._backend.asarray(to_numpy(array))
+        if kind == "b":
+            return _IndexArray(array, True)
+        if array.dtype != np.int64:
+            array = array.astype(np.int64)
+        return _IndexArray(array, False)
+    raise AdcliError(
+        "type",
+        f"an index must be a whole number, a slice, a tensor, ..., or none, got {kind_of(k)}",
+    )
+
+
+def _bounded(x: Tensor, k, dim: int):
+    """``k`` (a subscript starting at ``x``'s dim ``dim``) with its bounds checked."""
+    if isinstance(k, int):
+        size = x.shape[dim]
+        if not -size <= k < size:
+            raise AdcliError(
+                "shape", f"index {k} is out of bounds for dimension {dim} with size {size}"
+            )
+        return k
+    if not isinstance(k, _IndexArray):
+        return k
+    array = k.array
+    if k.mask:
+        want = x.shape[dim : dim + array.ndim]
+        for j, (m, s) in enumerate(zip(array.shape, want)):
+            if m != s:
+                raise AdcliError(
+                    "shape",
+                    f"The shape of the mask {format_shape(array.shape)} at index {j} does not "
+                    f"match the shape of the indexed tensor {format_shape(x.shape)} at index "
+                    f"{dim + j}",
+                )
+        return array
+    size = x.shape[dim]
+    if array.size:
+        lo = int(array.min())
+        hi = int(array.max())
+        if lo < -size or hi >= size:
+            bad = lo if lo < -size else hi
+            raise AdcliError(
+                "shape", f"index {bad} is out of bounds for dimension {dim} with size {size}"
+            )
+    return array
+
+
 def index(x, key):
+    """``x[key]`` (differentiable): see :func:`_index_key` for what ``key`` may hold.
+
+    Gathers with repeated indices add their gradients up in the backward pass.
+    """
     x = _as_tensor(x)
-    return apply(T.INDEX, (x,), {"key": _index_key(x, key)})
+    key = _index_key(x, key)
+    check_elements(_index_shape(x, key), "the result of indexing")
+    return apply(T.INDEX, (x,), {"key": key})
+
+
+def _index_shape(x: Tensor, key) -> tuple:
+    probe = np.lib.stride_tricks.as_strided(np.zeros((), np.int8), x.shape, (0,) * x.ndim)
+    host_key = tuple(to_numpy(k) if hasattr(k, "dtype") else k for k in key)
+    return probe[host_key].shape
+
+
+def index_put(x, key, value, accumulate: bool = False) -> Tensor:
+    """A copy of ``x`` with ``x[key] = value`` (PyTorch's out-of-place ``index_put``).
+
+    ``key`` takes every form :func:`index` does; ``value`` (a tensor or a number)
+    broadcasts to ``x[key]``'s shape and is cast to ``x``'s dtype. Differentiable in
+    ``x`` (zero where overwritten) and in ``value`` (the gathered gradient, summed back
+    to ``value``'s shape). With ``accumulate``, ``value`` is added at ``key`` instead
+    (repeated indices add up). The in-place ``x[key] = value`` of the language is this
+    result written into ``x`` (see the report: the interpreter bumps ``x``'s version).
+    """
+    x = _as_tensor(x)
+    key = _index_key(x, key)
+    target = _index_shape(x, key)
+    value = _as_operand(value)
+    if isinstance(value, Tensor):
+        same_device(x, value, "index_put")
+        try:
+            fits = np.broadcast_shapes(value.shape, target) == target
+        except ValueError:
+            fits = False
+        if not fits:
+            raise AdcliError(
+                "shape",
+                f"shape mismatch: value tensor of shape {format_shape(value.shape)} cannot be "
+                f"broadcast to indexing result of shape {format_shape(target)}",
+            )
+        if value._data.dtype != x._data.dtype:
+            value = cast(value, x._data.dtype)
+    else:
+        value = make_result(x._backend.xp.full(target, value, x._data.dtype), x._backend)
+    if value.shape != target:
+        value = expand(value, *target)
+    params = {"key": key, "accumulate": bool(accumulate), "shape": x.shape}
+    return apply(T.INDEX_PUT, (x, value), params)
 
 
 # ----- linear algebra -------------------------------------------------------------------------
