@@ -150,6 +150,8 @@ def resolve_dtype(dtype) -> np.dtype:
     if isinstance(dtype, str):
         found = DTYPES.get(dtype)
         if found is None:
-            raise AdcliError("value", f"unknown dtype {dtype!r}: use 'float32', 'float64', 'int64' or 'bool'")
+            raise AdcliError(
+                "value", f"unknown dtype {dtype!r}: use 'float32', 'float64', 'int64' or 'bool'"
+            )
         return np.dtype(found)
     return np.dtype(dtype)

@@ -449,6 +449,69 @@ case("matmul dot", E.matmul, (3,), (3,), ops={"dot"})
 case("matmul mm", E.matmul, (2, 3), (3, 2), ops={"mm"})
 case("tanh(W@x)", lambda w, x: E.tanh(w @ x), (3, 2), (2,), ops={"mv", "tanh"})
 
+
+def _conditioned(x, shift=3.0):
+    """``x`` plus ``shift`` on the diagonal of each matrix: far from singular."""
+    return x + const(shift * np.eye(x.shape[-1]), x)
+
+
+EINSUM_CASES = [
+    ("ij,jk->ik", (2, 3), (3, 4)),
+    ("ij,jk", (2, 3), (3, 2)),
+    ("ii->", (3, 3)),
+    ("ii->i", (3, 3)),
+    ("ij->", (2, 3)),
+    ("ij->j", (2, 3)),
+    ("i,i->", (3,), (3,)),
+    ("i,j->ij", (2,), (3,)),
+    ("bij,bjk->bik", (2, 2, 3), (2, 3, 2)),
+    ("...ij,...jk->...ik", (2, 2, 3), (3, 2)),
+    ("...i,i", (2, 3), (3,)),
+    ("ij,ij,ij->i", (2, 3), (2, 3), (2, 3)),
+    ("iji->j", (2, 3, 2)),
+    ("ij,kj->ikj", (1, 3), (2, 3)),
+]
+for _eq, *_shapes in EINSUM_CASES:
+    case(f"einsum {_eq}", lambda *xs, e=_eq: E.einsum(e, *xs), *_shapes, ops={"einsum"})
+case("einsum(ij,ij) of (x, x)", lambda x: E.einsum("ij,ij->", x, x) * x, (2, 2), ops={"einsum"})
+case("tensordot dims=1", lambda a, b: E.tensordot(a, b, 1), (2, 3), (3, 4), ops={"tensordot"})
+case("tensordot dims=0", lambda a, b: E.tensordot(a, b, 0), (2,), (3,), ops={"tensordot"})
+case(
+    "tensordot dims=([1, 0], [0, 2])",
+    lambda a, b: E.tensordot(a, b, ([1, 0], [0, 2])),
+    (3, 2),
+    (2, 4, 3),
+    ops={"tensordot"},
+)
+case("det 2x2", E.det, (2, 2), ops={"det"})
+case("det 3x3", lambda x: E.det(_conditioned(x)), (3, 3), ops={"det"})
+case("det batched", lambda x: E.det(_conditioned(x)), (2, 3, 3), ops={"det"})
+case("det 1x1", E.det, (1, 1), ops={"det"})
+case("inverse 3x3", lambda x: E.inverse(_conditioned(x)), (3, 3), ops={"inverse"})
+case("inverse batched", lambda x: E.inverse(_conditioned(x)), (2, 2, 2), ops={"inverse"})
+case(
+    "solve(A, b) vector",
+    lambda a, b: E.solve(_conditioned(a), b),
+    (3, 3),
+    (3,),
+    ops={"solve"},
+)
+case(
+    "solve(A, B) matrix",
+    lambda a, b: E.solve(_conditioned(a), b),
+    (3, 3),
+    (3, 2),
+    ops={"solve"},
+)
+case(
+    "solve batched A, broadcast B",
+    lambda a, b: E.solve(_conditioned(a), b),
+    (2, 2, 2),
+    (2, 3),
+    ops={"solve"},
+)
+case("solve(A, A) (both depend on x)", lambda a: E.solve(_conditioned(a), a), (2, 2), ops={"solve"})
+
 # copies, types and devices
 case(
     "cast f64->f32",

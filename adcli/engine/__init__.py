@@ -62,6 +62,7 @@ from adcli.engine.functional import (
     zeros,
     zeros_like,
 )
+from adcli.engine.linalg import det, einsum, inverse, solve, tensordot
 from adcli.engine.ops import TABLE, OpDef
 from adcli.engine.taylor import nth_grads
 from adcli.engine.tensor import STATE, AccumulateGrad, Node, Tensor, enable_grad, no_grad

@@ -641,9 +641,7 @@ def _index_item(x: Tensor, k):
             if host is not None and host.size == 0:
                 host = host.astype(np.int64)
             else:
-                raise AdcliError(
-                    "type", "a list or tuple used as an index must hold whole numbers"
-                )
+                raise AdcliError("type", "a list or tuple used as an index must hold whole numbers")
         if host.dtype.kind == "b":
             return _IndexArray(x._backend.asarray(host), True)
         return _IndexArray(x._backend.asarray(host.astype(np.int64)), False)
