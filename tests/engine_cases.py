@@ -510,6 +510,20 @@ case(
     (2, 3),
     ops={"solve"},
 )
+case(
+    "solve batched A, batch of vectors b",
+    lambda a, b: E.solve(_conditioned(a), b),
+    (2, 3, 3),
+    (2, 3),
+    ops={"solve"},
+)
+case(
+    "solve batched A, one vector b",
+    lambda a, b: E.solve(_conditioned(a), b),
+    (2, 2, 2),
+    (2,),
+    ops={"solve"},
+)
 case("solve(A, A) (both depend on x)", lambda a: E.solve(_conditioned(a), a), (2, 2), ops={"solve"})
 
 # copies, types and devices

@@ -5,7 +5,7 @@ Usable on its own from Python; it knows nothing of the ``.ad`` language.
 
 import gc as _gc
 
-from adcli.engine.autodiff import backward, grad, gradcheck, hessian, jacobian
+from adcli.engine.autodiff import backward, grad, gradcheck, hessian, hvp, jacobian, jvp, vjp
 from adcli.engine.functional import (
     abs,
     add,

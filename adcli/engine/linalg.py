@@ -26,7 +26,7 @@ import numpy as np
 
 from adcli.backend import array_module_of
 from adcli.engine import ops
-from adcli.engine.functional import expand, kind_of, reshape
+from adcli.engine.functional import expand, kind_of
 from adcli.engine.tensor import Tensor, apply, check_elements, format_shape
 from adcli.errors import AdcliError
 
@@ -396,8 +396,10 @@ def _inverse_forward(xp, a):
         raise _singular("linalg.inv") from None
 
 
-def _solve_forward(xp, a, b):
+def _solve_forward(xp, a, b, vector=False):
     try:
+        if vector:
+            return xp.linalg.solve(a, b[..., None])[..., 0]
         return xp.linalg.solve(a, b)
     except np.linalg.LinAlgError:
         raise _singular("linalg.solve") from None
@@ -414,13 +416,23 @@ def _inverse_grad(F, g, out, a):
     return -F.bmm(F.bmm(yt, g), yt)
 
 
-def _solve_grad_a(F, g, out, a, b):
-    gb = F.solve(_mT(F, a), g)
+def _solve_grad_a(F, g, out, a, b, vector=False):
+    gb = F.solve(_mT(F, a), g, vector=vector)
+    if vector:  # the outer product gb x^T, batched
+        column = F.reshape(gb, shape=tuple(gb.shape) + (1,))
+        row = F.reshape(out, shape=tuple(out.shape[:-1]) + (1, out.shape[-1]))
+        return -(column * row)
     return -F.bmm(gb, _mT(F, out))
 
 
-def _solve_grad_b(F, g, out, a, b):
-    return F.solve(_mT(F, a), g)
+def _solve_grad_b(F, g, out, a, b, vector=False):
+    return F.solve(_mT(F, a), g, vector=vector)
+
+
+def _matvec(F, a, x):
+    """``a @ x`` for a batch of matrices and a batch of vectors of the same batch shape."""
+    batch = _LETTERS[: x.ndim - 1]
+    return F.einsum(a, x, equation=f"{batch}yz,{batch}z->{batch}y")
 
 
 def _inverse_taylor(F, out, a):
@@ -437,7 +449,7 @@ def _inverse_taylor(F, out, a):
     return y
 
 
-def _solve_taylor(F, out, a, b):
+def _solve_taylor(F, out, a, b, vector=False):
     # A X = B order by order: X_k = A_0^-1 (B_k - sum_{j>=1} A_j X_{k-j}).
     x = [out]
     for k in range(1, len(a)):
@@ -445,9 +457,9 @@ def _solve_taylor(F, out, a, b):
         for j in range(1, k + 1):
             if a[j] is None or x[k - j] is None:
                 continue
-            term = F.bmm(a[j], x[k - j])
+            term = _matvec(F, a[j], x[k - j]) if vector else F.bmm(a[j], x[k - j])
             acc = -term if acc is None else acc - term
-        x.append(None if acc is None else F.solve(a[0], acc))
+        x.append(None if acc is None else F.solve(a[0], acc, vector=vector))
     return x
 
 
@@ -510,7 +522,7 @@ SOLVE = ops.op(
     save=(0,),
     save_output=True,
     taylor=_solve_taylor,
-    doc="X with A X = B, for matrices B (a vector B is made a one-column matrix first)",
+    doc="X with A X = B: B a batch of matrices, or of vectors with vector=True",
 )
 
 
@@ -562,16 +574,16 @@ def solve(a, b) -> Tensor:
     _square("linalg.solve", a)
     n = a.shape[-1]
     vector = b.ndim == 1 or (b.ndim == a.ndim - 1 and b.shape == a.shape[:-1])
-    if vector:
-        b = reshape(b, *b.shape, 1)
-    if b.shape[-2] != n:
+    rows = b.shape[-1] if vector else b.shape[-2] if b.ndim >= 2 else None
+    if rows != n:
         raise AdcliError(
             "shape",
             f"linalg.solve: Incompatible shapes of A and B for the equation AX = B "
-            f"({format_shape(a.shape[-2:])} and {format_shape(b.shape[-2:])})",
+            f"({format_shape(a.shape[-2:])} and {format_shape(b.shape)})",
         )
+    core = 1 if vector else 2
     try:
-        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-core])
     except ValueError:
         raise AdcliError(
             "shape",
@@ -580,7 +592,8 @@ def solve(a, b) -> Tensor:
         ) from None
     if a.shape[:-2] != batch:
         a = expand(a, *batch, n, n)
-    if b.shape[:-2] != batch:
-        b = expand(b, *batch, *b.shape[-2:])
-    x = apply(SOLVE, (a, b))
-    return reshape(x, *x.shape[:-1]) if vector else x
+    if b.shape[:-core] != batch:
+        b = expand(b, *batch, *b.shape[-core:])
+    if vector:
+        return apply(SOLVE, (a, b), {"vector": True})
+    return apply(SOLVE, (a, b))
