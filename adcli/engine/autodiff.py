@@ -236,13 +236,18 @@ def _propagate(node: Node, g, F, create_graph: bool, grads: dict, needed, anomal
         t._grad_fn = node
         out = t
     params = node.params
+    joint = None
+    if op.joint_vjp is not None and _wanted(node, needed) > 1:
+        joint = op.joint_vjp(F, g, out, *inputs, **(params or {}))
     for i, nxt in enumerate(node.next):
         if nxt is None or (needed is not None and nxt not in needed):
             continue
         rule = op.vjps[i]
         if rule is None:
             continue
-        if params:
+        if joint is not None:
+            gi = joint[i]
+        elif params:
             gi = rule(F, g, out, *inputs, **params)
         else:
             gi = rule(F, g, out, *inputs)
@@ -253,6 +258,15 @@ def _propagate(node: Node, g, F, create_graph: bool, grads: dict, needed, anomal
             check_finite(gi._data if create_graph else gi, op, "backward", node)
         prev = grads.get(nxt)
         grads[nxt] = gi if prev is None else prev + gi
+
+
+def _wanted(node: Node, needed) -> int:
+    """How many of ``node``'s inputs a gradient is propagated to."""
+    count = 0
+    for i, nxt in enumerate(node.next):
+        if nxt is not None and node.op.vjps[i] is not None and (needed is None or nxt in needed):
+            count += 1
+    return count
 
 
 def _accumulate(var: Tensor, g, create_graph: bool, handed: set) -> None:

@@ -344,7 +344,7 @@ def _unary(op, floating: bool = True):
     def f(x):
         if type(x) is not Tensor:
             x = _as_tensor(x)
-        if floating and x._data.dtype.kind != "f":
+        if x._data.dtype.kind != "f" and floating:
             x = cast(x, get_default_dtype())
         return apply_unary(op, x)
 
@@ -896,9 +896,12 @@ def allclose(a, b, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
 
 
 def _negative(self):
-    if self._data.dtype.kind == "b":
-        return neg(self)  # PyTorch's error
-    return apply_unary(T.NEG, self)
+    try:
+        return apply_unary(T.NEG, self)
+    except TypeError:  # NumPy refuses to negate bools: say it as PyTorch does
+        if self._data.dtype.kind == "b":
+            return neg(self)
+        raise
 
 
 def _reflected(f):
@@ -908,11 +911,15 @@ def _reflected(f):
 def _attach_operators() -> None:
     # Hot path: the common binary operators go straight to _binary.
     def make(op):
+        # Same dtypes need no promotion, except integer division (a float result)
+        # and bool subtraction (PyTorch's error).
+        checks_kind = op is T.DIV or op is T.SUB
+
         def forward(self, other):
             kind = type(other)
             if kind is Tensor:
                 dtype = self._data.dtype
-                if dtype is not other._data.dtype or dtype.kind != "f":
+                if dtype is not other._data.dtype or (checks_kind and dtype.kind != "f"):
                     return _binary(op, self, other)  # type promotion first
                 if self._data.shape != other._data.shape:
                     _broadcast_check(op.name, self, other)

@@ -429,6 +429,16 @@ def _solve_grad_b(F, g, out, a, b, vector=False):
     return F.solve(_mT(F, a), g, vector=vector)
 
 
+def _solve_joint(F, g, out, a, b, vector=False):
+    # Both gradients from one solve with A^T (the rules above would solve twice).
+    gb = F.solve(_mT(F, a), g, vector=vector)
+    if vector:
+        column = F.reshape(gb, shape=tuple(gb.shape) + (1,))
+        row = F.reshape(out, shape=tuple(out.shape[:-1]) + (1, out.shape[-1]))
+        return -(column * row), gb
+    return -F.bmm(gb, _mT(F, out)), gb
+
+
 def _matvec(F, a, x):
     """``a @ x`` for a batch of matrices and a batch of vectors of the same batch shape."""
     batch = _LETTERS[: x.ndim - 1]
@@ -522,6 +532,7 @@ SOLVE = ops.op(
     save=(0,),
     save_output=True,
     taylor=_solve_taylor,
+    joint_vjp=_solve_joint,
     doc="X with A X = B: B a batch of matrices, or of vectors with vector=True",
 )
 

@@ -22,6 +22,11 @@ An entry is an :class:`OpDef`. What is in scope for its parts:
     shape (a sum's gradient is a broadcast scalar: keeping it small saves a
     full-size array). Other rules always receive ``g`` of the result's shape.
 
+``joint_vjp`` (optional)
+    all inputs' gradients in one call, when their rules share work; the engine
+    uses it only when more than one input needs a gradient (the ``vjps`` stay
+    the definition, and are used alone otherwise).
+
 ``taylor`` (optional)
     the rule that pushes a truncated Taylor series through the op (see
     :mod:`adcli.engine.taylor`).
@@ -56,6 +61,9 @@ class OpDef:
     differentiable: bool = True
     taylor: Callable | None = None
     out_backend: Callable | None = None
+    #: optional ``joint(F, g, out, *inputs, **params) -> tuple`` giving every input's
+    #: gradient at once, used when two or more are wanted (``solve`` shares one solve)
+    joint_vjp: Callable | None = None
     doc: str = field(default="", repr=False)
 
     def grad_fn_name(self, params) -> str:

@@ -1130,6 +1130,8 @@ def cuda(s: Settings) -> Report:
     return r
 
 
+from linalg_bench import linalg  # noqa: E402 - workload 10 lives in its own file
+
 WORKLOADS = {
     "per_op": per_op,
     "norm": norm,
@@ -1140,4 +1142,5 @@ WORKLOADS = {
     "memory": memory,
     "interpreter": interpreter,
     "cuda": cuda,
+    "linalg": linalg,
 }
