@@ -30,6 +30,7 @@ from harness import (
     torch_hidden_reason,
     wall_times,
 )
+from linalg_bench import linalg  # workload 10 lives in its own file
 
 import adcli.engine as E
 import adcli.lang.parser as adcli_parser
@@ -1129,8 +1130,6 @@ def cuda(s: Settings) -> Report:
         workload(s, device="cuda", report=r)
     return r
 
-
-from linalg_bench import linalg  # noqa: E402 - workload 10 lives in its own file
 
 WORKLOADS = {
     "per_op": per_op,
