@@ -14,7 +14,12 @@ import numpy as np
 import pytest
 
 import adcli.engine as E
-from adcli.engine.promotion import promote_types, result_type, set_default_dtype
+from adcli.engine.promotion import (
+    get_default_dtype,
+    promote_types,
+    result_type,
+    set_default_dtype,
+)
 from adcli.lang.interpreter import Session
 
 B, I, F, D = np.dtype(bool), np.dtype(np.int64), np.dtype(np.float32), np.dtype(np.float64)
@@ -141,3 +146,10 @@ def test_promotion_in_the_language():
     assert run('(tensor([1, 2], dtype="int64") / 2).dtype') == "float32"
     assert run('(ones(3) + tensor(1, dtype="float64")).dtype') == "float32"
     assert run('(ones(3, dtype="float64") + ones(3)).dtype') == "float64"
+
+
+def test_the_session_dtype_is_the_default_floating_dtype():
+    src = '(tensor([1, 2], dtype="int64") + 2.5).dtype'
+    assert Session(dtype="float64").run(src, "<test>", lambda output: None) == "float64"
+    assert Session().run(src, "<test>", lambda output: None) == "float32"
+    assert get_default_dtype() == np.float32  # restored after the run
