@@ -216,3 +216,47 @@ def test_language_index_errors_have_a_caret():
     err = info.value
     assert "index 5 is out of bounds" in err.message
     assert err.span is not None and err.span.line == 2
+
+
+# ----- index_put_ (in place: what the language's `a[i] = v` calls) ---------------------------------
+
+
+def test_index_put_in_place_on_a_leaf_that_requires_grad_is_pytorchs_error():
+    x = leaf(np.ones(3))
+    with pytest.raises(AdcliError, match="a leaf Variable that requires grad is being used"):
+        E.index_put_(x, 0, 2.0)
+    with E.no_grad():  # allowed there, and x stays the same leaf
+        assert E.index_put_(x, 0, 2.0) is x
+    assert x.is_leaf and x.requires_grad
+    np.testing.assert_array_equal(x.numpy(), [2.0, 1.0, 1.0])
+
+
+def test_index_put_in_place_writes_shared_storage():
+    z = E.zeros(3)
+    alias = z.data
+    E.index_put_(z, btensor([True, False, True]), 7.0)
+    np.testing.assert_array_equal(alias.numpy(), [7.0, 0.0, 7.0])
+
+
+def test_index_put_in_place_is_recorded_in_the_graph():
+    x = leaf(np.array([1.0, 2.0, 3.0]))
+    v = leaf(np.array(5.0))
+    y = x * 2
+    same = y
+    E.index_put_(y, 1, v)
+    assert y is same and y.grad_fn.name() == "IndexPutBackward"
+    np.testing.assert_array_equal(y.numpy(), [2.0, 5.0, 6.0])
+    E.sum(y * y).backward()
+    np.testing.assert_array_equal(
+        x.grad.numpy(), [8.0, 0.0, 24.0]
+    )  # 2 y * 2, zero where overwritten
+    np.testing.assert_array_equal(v.grad.numpy(), 10.0)
+
+
+def test_index_put_in_place_of_a_value_that_requires_grad_into_a_constant():
+    z = E.zeros(3, dtype="float64")
+    v = leaf(np.array([1.0, 2.0]))
+    E.index_put_(z, itensor([0, 2]), v)
+    assert z.requires_grad and z.grad_fn.name() == "IndexPutBackward"
+    E.sum(z * z).backward()
+    np.testing.assert_array_equal(v.grad.numpy(), [2.0, 4.0])

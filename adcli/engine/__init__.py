@@ -26,6 +26,7 @@ from adcli.engine.functional import (
     gt,
     index,
     index_put,
+    index_put_,
     le,
     linspace,
     log,

@@ -755,6 +755,49 @@ def index_put(x, key, value, accumulate: bool = False) -> Tensor:
     return apply(T.INDEX_PUT, (x, value), params)
 
 
+def index_put_(x: Tensor, key, value, accumulate: bool = False) -> Tensor:
+    """``x[key] = value`` in place (``x`` keeps its identity), as PyTorch records it.
+
+    On a leaf that requires grad it is PyTorch's error outside ``no_grad``. With
+    recording off (or nothing requiring grad), ``x``'s storage is written. Otherwise
+    ``x`` takes the result of :func:`index_put` on its previous self: its ``grad_fn``
+    becomes ``IndexPutBackward``, whose input is a tensor standing for ``x`` as it was
+    (gradients flow to what ``x`` was computed from, and to ``value``). Nodes that
+    saved ``x`` before see the new values: detecting that is the caller's version
+    counter's job.
+    """
+    if not isinstance(x, Tensor):
+        raise AdcliError("type", f"index assignment needs a tensor, got {kind_of(x)}")
+    x._check_in_place()
+    value = _as_operand(value)
+    recording = STATE.grad_enabled and (
+        x._requires_grad or (isinstance(value, Tensor) and value._requires_grad)
+    )
+    if not recording:
+        data = x._data
+        if isinstance(value, Tensor):
+            same_device(x, value, "index_put_")
+            result = index_put(make_result(data, x._backend), key, value.detach(), accumulate)
+            new = result._data
+        else:
+            new = index_put(make_result(data, x._backend), key, value, accumulate)._data
+        if isinstance(data, np.generic) or not getattr(data.flags, "writeable", True):
+            x._data = new  # a read-only view or scalar: own the result
+        else:
+            data[...] = new  # shared storage (x.data, views of x) sees the write
+        return x
+    before = make_result(x._data, x._backend)
+    before._requires_grad = x._requires_grad
+    before._grad_fn = x._grad_fn
+    before._accum = x._accum
+    result = index_put(before, key, value, accumulate)
+    x._data = result._data
+    x._grad_fn = result._grad_fn
+    x._requires_grad = result._requires_grad
+    x._accum = None
+    return x
+
+
 # ----- linear algebra -------------------------------------------------------------------------
 
 
