@@ -154,7 +154,9 @@ def test_item_of_integers_and_bools_are_python_ints_and_bools():
 
 def test_bool_negation_and_subtraction_are_pytorchs_errors():
     assert "Negation" in error_of('-tensor([true], dtype="bool")').message
-    assert "Subtraction" in error_of('a = tensor([true], dtype="bool"); a - a').message
+    assert "with two bool tensors" in error_of('a = tensor([true], dtype="bool"); a - a').message
+    assert "with a bool tensor" in error_of('tensor([true], dtype="bool") - 1').message
+    assert "with a bool tensor" in error_of("ones(2) - true").message
 
 
 def test_negative_integer_power_is_an_error():

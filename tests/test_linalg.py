@@ -89,7 +89,7 @@ def test_einsum_takes_a_list_of_operands_and_a_taylor_series():
     [
         ("ij,jk", [(2, 3)], "fewer operands were provided"),
         ("ij", [(2, 3), (3,)], "more operands were provided"),
-        ("ij,jk->ik", [(2, 3), (4, 2)], "do not broadcast"),
+        ("ij,jk->ik", [(2, 3), (4, 2)], "subscript j has size 4 for operand 1 which does not"),
         ("ijk", [(2, 3)], "number of subscripts in the equation (3) does not match"),
         ("i1", [(2, 3)], "subscripts must be in [a-zA-Z]"),
         ("ij->k", [(2, 3)], "output subscript k does not appear"),
@@ -192,9 +192,12 @@ def test_grad_fn_names():
     [
         (
             lambda: E.inverse(t(np.ones((2, 2)))),
-            "linalg.inv: The solver failed because the input matrix is singular.",
+            "linalg.inv: the inversion could not be completed because the input matrix is singular.",
         ),
-        (lambda: E.solve(t(np.zeros((2, 2))), t(np.ones(2))), "linalg.solve: The solver failed"),
+        (
+            lambda: E.solve(t(np.zeros((2, 2))), t(np.ones(2))),
+            "torch.linalg.solve: The solver failed because the input matrix is singular.",
+        ),
         (lambda: E.det(t(np.ones((2, 3)))), "A must be batches of square matrices"),
         (lambda: E.det(t(np.ones(3))), "must have at least 2 dimensions"),
         (lambda: E.solve(t(np.eye(2)), t(np.ones(3))), "Incompatible shapes of A and B"),

@@ -94,6 +94,10 @@ def test_results_follow_result_type():
     assert (b + b).dtype == "bool" and (b + b).numpy().tolist() == [True, False]
     assert (b * b).dtype == "bool"
     assert (b + 1).dtype == "int64"
+    assert (b + True).dtype == "bool"  # a Python bool is a bool
+    assert (E.tensor([1, 2], dtype="int64") * True).dtype == "int64"
+    assert (E.ones(2) * True).dtype == "float32"
+    assert (b**2).dtype == "int64"
     assert E.where(b, E.tensor([1, 2], dtype="int64"), E.ones(2)).dtype == "float32"
 
 

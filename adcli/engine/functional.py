@@ -208,9 +208,7 @@ def rand(*shape, generator=None, dtype=None, device=None, requires_grad=False) -
 def _as_operand(x):
     if type(x) is Tensor or isinstance(x, Tensor):
         return x
-    if isinstance(x, bool):
-        return float(x)
-    if isinstance(x, _NUMBER):
+    if isinstance(x, _NUMBER):  # a bool stays a bool: it promotes as a bool
         return x
     if isinstance(x, np.ndarray):
         return make_result(x, CPU)
@@ -278,19 +276,15 @@ def _promote(op, a, b) -> tuple:
     """
     da = a._data.dtype if type(a) is Tensor else None
     db = b._data.dtype if type(b) is Tensor else None
-    if da is not None and (da is db or db is None) and da.kind == "f":
+    if da is not None and da.kind == "f" and (da is db or db is None and type(b) is not bool):
         return a, b  # the common case: nothing to promote
-    if da is None and db is not None and db.kind == "f":
+    if da is None and db is not None and db.kind == "f" and type(a) is not bool:
         return a, b
     dtype = result_type(a, b)
     if op is T.DIV:
         dtype = true_divide_type(dtype)
-    elif dtype.kind == "b" and op is T.SUB:
-        raise AdcliError(
-            "type",
-            "Subtraction, the `-` operator, with two bool tensors is not supported",
-            hint="use logical operations on bool tensors, or .long() / .float() them first",
-        )
+    elif op is T.SUB:
+        _refuse_bool_subtraction(a, b, da, db)
     elif dtype.kind in "biu" and (op is T.POW or op is T.POW_TENSOR):
         exponent = b if type(b) is Tensor else None
         if (isinstance(b, int) and b < 0) or (
@@ -326,13 +320,32 @@ def pow(a, b):
     return _binary(T.POW, a, b)
 
 
+def _refuse_bool_subtraction(a, b, da, db) -> None:
+    bools = [da is not None and da.kind == "b" or isinstance(a, bool)]
+    bools.append(db is not None and db.kind == "b" or isinstance(b, bool))
+    if all(bools):
+        raise AdcliError(
+            "type",
+            "Subtraction, the `-` operator, with two bool tensors is not supported. "
+            "Use the `^` or `logical_xor()` operator instead.",
+        )
+    if any(bools):
+        raise AdcliError(
+            "type",
+            "Subtraction, the `-` operator, with a bool tensor is not supported. If you "
+            "are trying to invert a mask, use the `~` or `logical_not()` operator instead.",
+            hint="or cast it first with .long() or .float()",
+        )
+
+
 def neg(a):
     a = _as_operand(a)
     if type(a) is Tensor and a._data.dtype.kind == "b":
         raise AdcliError(
             "type",
-            "Negation, the `-` operator, on a bool tensor is not supported",
-            hint="use .long() or .float() first",
+            "Negation, the `-` operator, on a bool tensor is not supported. If you are "
+            "trying to invert a mask, use the `~` or `logical_not()` operator instead.",
+            hint="or cast it first with .long() or .float()",
         )
     return apply(T.NEG, (a,))
 
@@ -729,7 +742,10 @@ def index_put(x, key, value, accumulate: bool = False) -> Tensor:
     (repeated indices add up). The in-place ``x[key] = value`` of the language is this
     result written into ``x`` (see the report: the interpreter bumps ``x``'s version).
     """
-    x = _as_tensor(x)
+    return _index_put(_as_tensor(x), key, value, accumulate, False)
+
+
+def _index_put(x: Tensor, key, value, accumulate: bool, inplace: bool) -> Tensor:
     key = _index_key(x, key)
     target = _index_shape(x, key)
     value = _as_operand(value)
@@ -752,6 +768,8 @@ def index_put(x, key, value, accumulate: bool = False) -> Tensor:
     if value.shape != target:
         value = expand(value, *target)
     params = {"key": key, "accumulate": bool(accumulate), "shape": x.shape}
+    if inplace:
+        params["inplace"] = True
     return apply(T.INDEX_PUT, (x, value), params)
 
 
@@ -790,7 +808,7 @@ def index_put_(x: Tensor, key, value, accumulate: bool = False) -> Tensor:
     before._requires_grad = x._requires_grad
     before._grad_fn = x._grad_fn
     before._accum = x._accum
-    result = index_put(before, key, value, accumulate)
+    result = _index_put(before, key, value, accumulate, True)
     x._data = result._data
     x._grad_fn = result._grad_fn
     x._requires_grad = result._requires_grad

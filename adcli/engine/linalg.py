@@ -211,20 +211,21 @@ def _normalize(equation, operands) -> tuple[str, list]:
         joined = "".join(terms).replace("...", "")
         output = broadcast + "".join(sorted(c for c in set(joined) if joined.count(c) == 1))
     sizes: dict[str, int] = {}
-    for term, x in zip(explicit, operands):
+    for position, (term, x) in enumerate(zip(explicit, operands)):
         for j, (c, n) in enumerate(zip(term, x.shape)):
             if term.index(c) != j and x.shape[term.index(c)] != n:
                 raise AdcliError(
                     "shape",
-                    f"einsum(): subscript {c} is repeated for operand {explicit.index(term)} but "
+                    f"einsum(): subscript {c} is repeated for operand {position} but "
                     f"the sizes don't match, {x.shape[term.index(c)]} != {n}",
                 )
             known = sizes.get(c, 1)
             if n != 1 and known != 1 and n != known:
                 raise AdcliError(
                     "shape",
-                    "einsum(): operands do not broadcast with remapped shapes (original): "
-                    + " ".join(format_shape(o.shape) for o in operands),
+                    f"einsum(): subscript {c} has size {n} for operand {position} which does "
+                    "not broadcast with previously seen "
+                    f"size {known}",
                 )
             sizes[c] = max(known, n) if n != 0 else 0
     check_elements(tuple(sizes[c] for c in output), "the result of einsum")
@@ -305,7 +306,7 @@ def _tensordot_vjp(position: int):
 
 TENSORDOT = ops.op(
     "tensordot",
-    "TensordotBackward",
+    "ViewBackward",  # what PyTorch's tensordot (a reshape of a matrix product) shows
     lambda xp, a, b, dims, equation: xp.tensordot(a, b, axes=dims),
     (_tensordot_vjp(0), _tensordot_vjp(1)),
     save=(0, 1),
@@ -382,9 +383,10 @@ def _mT(F, x):
 
 
 def _singular(name: str) -> AdcliError:
+    what = "the inversion could not be completed" if name == "linalg.inv" else "The solver failed"
     return AdcliError(
         "value",
-        f"{name}: The solver failed because the input matrix is singular.",
+        f"{name}: {what} because the input matrix is singular.",
         hint="the matrix (or one in the batch) has no inverse",
     )
 
@@ -402,7 +404,7 @@ def _solve_forward(xp, a, b, vector=False):
             return xp.linalg.solve(a, b[..., None])[..., 0]
         return xp.linalg.solve(a, b)
     except np.linalg.LinAlgError:
-        raise _singular("linalg.solve") from None
+        raise _singular("torch.linalg.solve") from None
 
 
 def _det_grad(F, g, out, a):

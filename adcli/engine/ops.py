@@ -431,8 +431,8 @@ def _index_name(params):
         return "SelectBackward"
     if all(isinstance(k, slice) for k in key):
         return "SliceBackward"
-    if all(k is None or k is Ellipsis for k in key) and None in key:
-        return "UnsqueezeBackward"
+    if all(k is None or k is Ellipsis for k in key):
+        return "UnsqueezeBackward" if None in key else "AliasBackward"
     return "IndexBackward"
 
 
@@ -503,7 +503,7 @@ INDEX_ZERO = op(
 )
 
 
-def _index_put_forward(xp, a, value, key, accumulate, shape):
+def _index_put_forward(xp, a, value, key, accumulate, shape, inplace=False):
     out = a.copy()
     if accumulate:
         _scatter_add(xp, out, key, value)
@@ -512,7 +512,7 @@ def _index_put_forward(xp, a, value, key, accumulate, shape):
     return out
 
 
-def _index_put_taylor(F, out, a, value, key, accumulate, shape):
+def _index_put_taylor(F, out, a, value, key, accumulate, shape, inplace=False):
     result = [None]
     for k in range(1, len(a)):
         ak, vk = a[k], value[k]
@@ -527,13 +527,14 @@ def _index_put_taylor(F, out, a, value, key, accumulate, shape):
 
 INDEX_PUT = op(
     "index_put",
-    "IndexPutBackward",
+    # PyTorch's name for an in-place index assignment (x[i] = v) is CopySlices
+    lambda params: "CopySlices" if params and params.get("inplace") else "IndexPutBackward",
     _index_put_forward,
     (
-        lambda F, g, out, a, value, key, accumulate, shape: (
+        lambda F, g, out, a, value, key, accumulate, shape, inplace=False: (
             g if accumulate else F.index_zero(g, key=key)
         ),
-        lambda F, g, out, a, value, key, accumulate, shape: F.index(g, key=key),
+        lambda F, g, out, a, value, key, accumulate, shape, inplace=False: F.index(g, key=key),
     ),
     taylor=_index_put_taylor,
     doc="a copy of a with value written (or added, with accumulate) at key; value has "
