@@ -15,7 +15,13 @@ import numpy as np
 
 from adcli.backend import CPU, Backend, get_backend, resolve_dtype, to_numpy
 from adcli.engine import ops as T
-from adcli.engine.promotion import get_default_dtype, result_type, true_divide_type
+from adcli.engine.promotion import (
+    FLOAT32,
+    FLOAT64,
+    get_default_dtype,
+    result_type,
+    true_divide_type,
+)
 from adcli.engine.tensor import (
     STATE,
     Tensor,
@@ -274,11 +280,14 @@ def _promote(op, a, b) -> tuple:
     the default floating dtype for a true division of integers. Python numbers
     are left as they are: the array module keeps a number at the array's dtype.
     """
+    # (dtype identity, not .kind: this is on the per-op path, and NumPy's builtin
+    # dtypes are singletons; anything else takes the general path below)
     da = a._data.dtype if type(a) is Tensor else None
     db = b._data.dtype if type(b) is Tensor else None
-    if da is not None and da.kind == "f" and (da is db or db is None and type(b) is not bool):
-        return a, b  # the common case: nothing to promote
-    if da is None and db is not None and db.kind == "f" and type(a) is not bool:
+    if da is FLOAT32 or da is FLOAT64:
+        if da is db or db is None and type(b) is not bool:
+            return a, b  # the common case: nothing to promote
+    elif da is None and (db is FLOAT32 or db is FLOAT64) and type(a) is not bool:
         return a, b
     dtype = result_type(a, b)
     if op is T.DIV:
@@ -354,10 +363,13 @@ def _unary(op, floating: bool = True):
     """The public function of a one-input op; ``floating``: int64 and bool inputs are
     computed in the default floating dtype (``sqrt`` of an integer tensor is float)."""
 
+    f32, f64 = FLOAT32, FLOAT64  # closure cells: cheaper than globals on this hot path
+
     def f(x):
         if type(x) is not Tensor:
             x = _as_tensor(x)
-        if x._data.dtype.kind != "f" and floating:
+        dtype = x._data.dtype
+        if dtype is not f32 and dtype is not f64 and floating and dtype.kind != "f":
             x = cast(x, get_default_dtype())
         return apply_unary(op, x)
 
@@ -975,18 +987,23 @@ def _attach_operators() -> None:
         # Same dtypes need no promotion, except integer division (a float result)
         # and bool subtraction (PyTorch's error).
         checks_kind = op is T.DIV or op is T.SUB
+        f32, f64 = FLOAT32, FLOAT64  # closure cells: cheaper than globals here
 
         def forward(self, other):
             kind = type(other)
             if kind is Tensor:
                 dtype = self._data.dtype
-                if dtype is not other._data.dtype or (checks_kind and dtype.kind != "f"):
+                if dtype is not other._data.dtype or (
+                    checks_kind and dtype is not f32 and dtype is not f64
+                ):
                     return _binary(op, self, other)  # type promotion first
                 if self._data.shape != other._data.shape:
                     _broadcast_check(op.name, self, other)
                 return apply_binary(op, self, other)
-            if (kind is float or kind is int) and self._data.dtype.kind == "f":
-                return apply_binary(op, self, other)
+            if kind is float or kind is int:
+                dtype = self._data.dtype
+                if dtype is f64 or dtype is f32:
+                    return apply_binary(op, self, other)
             return _binary(op, self, other)
 
         def reflected(self, other):
