@@ -209,3 +209,13 @@ def test_language_transforms():
         + "j = jacobian(h, z, create_graph=true)\nsum(j).backward()\nz.grad"
     )
     np.testing.assert_array_equal(j.numpy(), [6.0, 12.0])  # d/dz sum(diag(3 z^2))
+
+
+def test_transforms_of_a_constant_function_are_zeros():
+    c = t(np.ones(2))
+    np.testing.assert_array_equal(E.hessian(lambda x: E.sum(c), t(X)).numpy(), np.zeros((3, 3)))
+    np.testing.assert_array_equal(E.jacobian(lambda x: c, t(X)).numpy(), np.zeros((2, 3)))
+    _, g = E.vjp(lambda x: E.sum(c), t(X))
+    np.testing.assert_array_equal(g.numpy(), np.zeros(3))
+    _, hv = E.hvp(lambda x: E.sum(c), t(X), t(X))
+    np.testing.assert_array_equal(hv.numpy(), np.zeros(3))

@@ -65,6 +65,7 @@ from adcli.engine.functional import (
 )
 from adcli.engine.linalg import det, einsum, inverse, solve, tensordot
 from adcli.engine.ops import TABLE, OpDef
+from adcli.engine.promotion import get_default_dtype, result_type, set_default_dtype
 from adcli.engine.taylor import nth_grads
 from adcli.engine.tensor import STATE, AccumulateGrad, Node, Tensor, enable_grad, no_grad
 

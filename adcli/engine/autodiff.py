@@ -561,7 +561,10 @@ def hessian(f, inputs, create_graph: bool = False):
     y = _call("hessian(f, x)", f, leaves)
     if y.numel() != 1:
         raise AdcliError("value", "hessian(f, x): f must return a tensor with one element")
-    gs = grad(y, leaves, create_graph=True)
+    if grad_node(y) is None:  # f does not depend on its inputs: every block is zeros
+        gs = [zeros_like(x) for x in leaves]
+    else:
+        gs = grad(y, leaves, create_graph=True)
     out = []
     for a, g in enumerate(gs):
         rows = _vjp_rows(g, leaves, create_graph)

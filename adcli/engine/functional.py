@@ -657,7 +657,7 @@ def _index_item(x: Tensor, k):
         return k
     if k is None or k is Ellipsis:
         return k
-    if isinstance(k, (list, tuple)):
+    if isinstance(k, (list, tuple, np.ndarray)):
         try:
             host = np.asarray(k)
         except ValueError:
