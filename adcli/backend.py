@@ -12,7 +12,7 @@ import numpy as np
 
 from adcli.errors import AdcliError
 
-DTYPES = {"float32": np.float32, "float64": np.float64}
+DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "bool": np.bool_}
 
 CUDA_HINT = "install CuPy with: pip install 'adcli[cuda]'"
 
@@ -144,12 +144,14 @@ def to_numpy(array) -> np.ndarray:
 
 
 def resolve_dtype(dtype) -> np.dtype:
-    """A NumPy dtype from a name (``float32``, ``float64``) or a dtype."""
+    """A NumPy dtype from a name (``float32``, ``float64``, ``int64``, ``bool``) or a dtype."""
     if dtype is None:
         return np.dtype(np.float32)
     if isinstance(dtype, str):
         found = DTYPES.get(dtype)
         if found is None:
-            raise AdcliError("value", f"unknown dtype {dtype!r}: use 'float32' or 'float64'")
+            raise AdcliError(
+                "value", f"unknown dtype {dtype!r}: use 'float32', 'float64', 'int64' or 'bool'"
+            )
         return np.dtype(found)
     return np.dtype(dtype)

@@ -367,6 +367,68 @@ case(
 )
 case("index under create_graph", lambda x: x[1:3] * x[0], (4,), ops={"index"})
 
+# advanced indexing: gathers (repeats add up in the backward), masks, mixed with slices
+_GATHER = np.array([2, 0, 2, -1])
+ADVANCED_KEYS = [
+    ("x[int64 gather with repeats]", (4,), lambda x: _gather(x, _GATHER)),
+    ("x[[1, 1, 0]] (list)", (3, 2), [1, 1, 0]),
+    ("x[:, [0, 2, 0]]", (2, 3), (slice(None), [0, 2, 0])),
+    ("x[[0, 1], [2, 2]] (paired)", (2, 3), ([0, 1], [2, 2])),
+    ("x[[[0, 1], [1, 1]]] (2-d gather)", (2, 3), [[0, 1], [1, 1]]),
+    ("x[None, [1, 0], ...]", (2, 2, 3), (None, [1, 0], Ellipsis)),
+    ("x[bool mask]", (2, 3), lambda x: x[_mask(x, (2, 3))]),
+    ("x[row mask, 1:]", (3, 2), lambda x: x[_mask(x, (3,)), 1:]),
+]
+for _name, _shape, _key in ADVANCED_KEYS:
+    if callable(_key):
+        case(_name, lambda x, f=_key: f(x) ** 2, _shape, ops={"index"})
+    else:
+        case(_name, lambda x, k=_key: x[k] ** 2, _shape, ops={"index"})
+
+
+def _gather(x, indices):
+    return x[Tensor(x.backend.asarray(indices.astype(np.int64)), x.backend)]
+
+
+def _mask(x, shape):
+    return const(cond_mask(shape), x)
+
+
+case(
+    "index_put(x, [1, 3], v)",
+    lambda x, v: E.index_put(x, ([1, 3],), v) ** 2,
+    (4,),
+    (2,),
+    ops={"index_put"},
+)
+case(
+    "index_put(x, mask, v) broadcast v",
+    lambda x, v: E.index_put(x, (slice(None), _mask(x, (3,))), v) ** 2,
+    (2, 3),
+    (1,),
+    ops={"index_put"},
+)
+case(
+    "index_zero",
+    lambda g: apply(TABLE["index_zero"], (g,), {"key": (slice(None), 1)}) ** 2,
+    (2, 3),
+    ops={"index_zero"},
+)
+case(
+    "index_put(x, [0, 0, 2], v, accumulate)",
+    lambda x, v: E.index_put(x, ([0, 0, 2],), v, accumulate=True) ** 2,
+    (3, 2),
+    (3, 2),
+    ops={"index_put"},
+)
+case(
+    "index_put(x, 1, v) (a row)",
+    lambda x, v: E.index_put(x, 1, v) * x,
+    (2, 3),
+    (3,),
+    ops={"index_put"},
+)
+
 # linear algebra
 case("mm[2,3]@[3,4]", E.mm, (2, 3), (3, 4), ops={"mm"})
 case("mm[1,2]@[2,2]", E.mm, (1, 2), (2, 2), ops={"mm"})
@@ -386,6 +448,83 @@ case("a @ b operator (mm)", lambda a, b: a @ b, (2, 3), (3, 2), ops={"mm"})
 case("matmul dot", E.matmul, (3,), (3,), ops={"dot"})
 case("matmul mm", E.matmul, (2, 3), (3, 2), ops={"mm"})
 case("tanh(W@x)", lambda w, x: E.tanh(w @ x), (3, 2), (2,), ops={"mv", "tanh"})
+
+
+def _conditioned(x, shift=3.0):
+    """``x`` plus ``shift`` on the diagonal of each matrix: far from singular."""
+    return x + const(shift * np.eye(x.shape[-1]), x)
+
+
+EINSUM_CASES = [
+    ("ij,jk->ik", (2, 3), (3, 4)),
+    ("ij,jk", (2, 3), (3, 2)),
+    ("ii->", (3, 3)),
+    ("ii->i", (3, 3)),
+    ("ij->", (2, 3)),
+    ("ij->j", (2, 3)),
+    ("i,i->", (3,), (3,)),
+    ("i,j->ij", (2,), (3,)),
+    ("bij,bjk->bik", (2, 2, 3), (2, 3, 2)),
+    ("...ij,...jk->...ik", (2, 2, 3), (3, 2)),
+    ("...i,i", (2, 3), (3,)),
+    ("ij,ij,ij->i", (2, 3), (2, 3), (2, 3)),
+    ("iji->j", (2, 3, 2)),
+    ("ij,kj->ikj", (1, 3), (2, 3)),
+]
+for _eq, *_shapes in EINSUM_CASES:
+    case(f"einsum {_eq}", lambda *xs, e=_eq: E.einsum(e, *xs), *_shapes, ops={"einsum"})
+case("einsum(ij,ij) of (x, x)", lambda x: E.einsum("ij,ij->", x, x) * x, (2, 2), ops={"einsum"})
+case("tensordot dims=1", lambda a, b: E.tensordot(a, b, 1), (2, 3), (3, 4), ops={"tensordot"})
+case("tensordot dims=0", lambda a, b: E.tensordot(a, b, 0), (2,), (3,), ops={"tensordot"})
+case(
+    "tensordot dims=([1, 0], [0, 2])",
+    lambda a, b: E.tensordot(a, b, ([1, 0], [0, 2])),
+    (3, 2),
+    (2, 4, 3),
+    ops={"tensordot"},
+)
+case("det 2x2", E.det, (2, 2), ops={"det"})
+case("det 3x3", lambda x: E.det(_conditioned(x)), (3, 3), ops={"det"})
+case("det batched", lambda x: E.det(_conditioned(x)), (2, 3, 3), ops={"det"})
+case("det 1x1", E.det, (1, 1), ops={"det"})
+case("inverse 3x3", lambda x: E.inverse(_conditioned(x)), (3, 3), ops={"inverse"})
+case("inverse batched", lambda x: E.inverse(_conditioned(x)), (2, 2, 2), ops={"inverse"})
+case(
+    "solve(A, b) vector",
+    lambda a, b: E.solve(_conditioned(a), b),
+    (3, 3),
+    (3,),
+    ops={"solve"},
+)
+case(
+    "solve(A, B) matrix",
+    lambda a, b: E.solve(_conditioned(a), b),
+    (3, 3),
+    (3, 2),
+    ops={"solve"},
+)
+case(
+    "solve batched A, broadcast B",
+    lambda a, b: E.solve(_conditioned(a), b),
+    (2, 2, 2),
+    (2, 3),
+    ops={"solve"},
+)
+case(
+    "solve batched A, batch of vectors b",
+    lambda a, b: E.solve(_conditioned(a), b),
+    (2, 3, 3),
+    (2, 3),
+    ops={"solve"},
+)
+case(
+    "solve batched A, one vector b",
+    lambda a, b: E.solve(_conditioned(a), b),
+    (2, 2, 2),
+    (2,),
+    ops={"solve"},
+)
+case("solve(A, A) (both depend on x)", lambda a: E.solve(_conditioned(a), a), (2, 2), ops={"solve"})
 
 # copies, types and devices
 case(

@@ -20,7 +20,17 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 RUNNER = REPO / "scripts" / "bench" / "run.py"
-WORKLOADS = ["per_op", "norm", "mixed", "mm", "nth_order", "startup", "memory", "interpreter"]
+WORKLOADS = [
+    "per_op",
+    "norm",
+    "mixed",
+    "mm",
+    "nth_order",
+    "startup",
+    "memory",
+    "interpreter",
+    "linalg",
+]
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 
 pytestmark = pytest.mark.slow

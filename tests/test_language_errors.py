@@ -326,7 +326,7 @@ def test_assert_on_a_string_is_a_type_error():
         ("zeros(-1)", "a shape cannot have a negative size (-1)", 1, 1, 9),
         (
             'ones(2, dtype="float16")',
-            "unknown dtype 'float16': use 'float32' or 'float64'",
+            "unknown dtype 'float16': use 'float32', 'float64', 'int64' or 'bool'",
             1,
             1,
             24,

@@ -5,7 +5,7 @@ Usable on its own from Python; it knows nothing of the ``.ad`` language.
 
 import gc as _gc
 
-from adcli.engine.autodiff import backward, grad, gradcheck, hessian, jacobian
+from adcli.engine.autodiff import backward, grad, gradcheck, hessian, hvp, jacobian, jvp, vjp
 from adcli.engine.functional import (
     abs,
     add,
@@ -26,6 +26,7 @@ from adcli.engine.functional import (
     ge,
     gt,
     index,
+    index_put,
     index_put_,
     le,
     linspace,
@@ -66,7 +67,9 @@ from adcli.engine.functional import (
     zeros,
     zeros_like,
 )
+from adcli.engine.linalg import det, einsum, inverse, solve, tensordot
 from adcli.engine.ops import TABLE, OpDef
+from adcli.engine.promotion import get_default_dtype, result_type, set_default_dtype
 from adcli.engine.taylor import nth_grads
 from adcli.engine.tensor import STATE, AccumulateGrad, Node, Tensor, enable_grad, no_grad
 

@@ -14,7 +14,8 @@ import gc
 import numpy as np
 
 from adcli.engine import ops as _ops
-from adcli.engine.functional import cast, stack_rows
+from adcli.engine.functional import cast, index_put, reshape, stack_rows, wrong_type
+from adcli.engine.functional import sum as sum_all
 from adcli.engine.tensor import (
     BACKWARD_TWICE,
     MODIFIED_IN_PLACE,
@@ -241,13 +242,18 @@ def _propagate(node: Node, g, F, create_graph: bool, grads: dict, needed, anomal
         t._grad_fn = node
         out = t
     params = node.params
+    joint = None
+    if op.joint_vjp is not None and _wanted(node, needed) > 1:
+        joint = op.joint_vjp(F, g, out, *inputs, **(params or {}))
     for i, nxt in enumerate(node.next):
         if nxt is None or (needed is not None and nxt not in needed):
             continue
         rule = op.vjps[i]
         if rule is None:
             continue
-        if params:
+        if joint is not None:
+            gi = joint[i]
+        elif params:
             gi = rule(F, g, out, *inputs, **params)
         else:
             gi = rule(F, g, out, *inputs)
@@ -281,6 +287,15 @@ def check_versions(node: Node) -> None:
         hint="compute on a copy (clone()) before changing it in place, or do the in-place "
         "update after backward",
     )
+
+
+def _wanted(node: Node, needed) -> int:
+    """How many of ``node``'s inputs a gradient is propagated to."""
+    count = 0
+    for i, nxt in enumerate(node.next):
+        if nxt is not None and node.op.vjps[i] is not None and (needed is None or nxt in needed):
+            count += 1
+    return count
 
 
 def _accumulate(var: Tensor, g, create_graph: bool, handed: set) -> None:
@@ -462,20 +477,64 @@ def _fresh_leaf(x: Tensor) -> Tensor:
     return leaf
 
 
-def _vjp_rows(y: Tensor, x: Tensor, create_graph: bool = False) -> list:
-    """d y[i] / d x for every element i of ``y``: one reverse pass per element."""
+def _inputs(what: str, inputs) -> tuple[list, bool]:
+    """``inputs`` as a list of tensors, and whether it was one tensor (not a sequence)."""
+    if isinstance(inputs, Tensor):
+        return [inputs], True
+    if isinstance(inputs, (list, tuple)) and inputs:
+        for x in inputs:
+            if not isinstance(x, Tensor):
+                raise wrong_type(what + ": the inputs must be tensors, got {got}", x)
+        return list(inputs), False
+    raise AdcliError("type", f"{what}: the inputs must be a tensor or a tuple of tensors")
+
+
+def _differentiable_inputs(xs: list, create_graph: bool) -> list:
+    """What ``f`` is called on: each input as a fresh leaf that requires grad, or, with
+    ``create_graph`` and an input that already requires grad, the input itself (so the
+    results stay connected to it and can be differentiated again), as PyTorch does."""
+    out = []
+    for x in xs:
+        if x.dtype not in ("float32", "float64"):
+            raise AdcliError("type", "only Tensors of floating point dtype can require gradients")
+        out.append(x if create_graph and x._requires_grad else _fresh_leaf(x))
+    return out
+
+
+def _call(what: str, f, leaves: list) -> Tensor:
+    y = f(*leaves)
+    if not isinstance(y, Tensor):
+        raise wrong_type(what + ": the function must return a tensor, got {got}", y)
+    return y
+
+
+def _finish(value: Tensor, create_graph: bool) -> Tensor:
+    """PyTorch's functional API hands back detached results unless ``create_graph``."""
+    return value if create_graph else value.detach()
+
+
+def _vjp_rows(y: Tensor, xs, create_graph: bool = False) -> list:
+    """d y[i] / d x for every element i of ``y``: one reverse pass per element.
+
+    ``xs`` is a tensor (each row is a tensor) or a list (each row is a list).
+    """
     n = y.numel()
+    single = isinstance(xs, Tensor)
+    targets = [xs] if single else list(xs)
     if y._grad_fn is None and not y._requires_grad:
         _refuse_a_gradient_without_graph(y)
-        return [zeros_like(x) for _ in range(n)]
+        rows = [[zeros_like(x) for x in targets] for _ in range(n)]
+        return [r[0] for r in rows] if single else rows
     xp = y._backend.xp
     rows = []
     for i in range(n):
         onehot = xp.zeros(n, dtype=y._data.dtype)
         onehot[i] = 1
         seed = make_result(onehot.reshape(y.shape), y._backend)
-        rows.append(grad(y, x, grad_outputs=seed, retain_graph=True, create_graph=create_graph))
-    return rows
+        rows.append(
+            grad(y, targets, grad_outputs=seed, retain_graph=True, create_graph=create_graph)
+        )
+    return [r[0] for r in rows] if single else rows
 
 
 def _refuse_a_gradient_without_graph(y: Tensor) -> None:
@@ -486,15 +545,38 @@ def _refuse_a_gradient_without_graph(y: Tensor) -> None:
         raise no_grad_fn_error(y)
 
 
-def jacobian(f, x: Tensor, create_graph: bool = False) -> Tensor:
-    """J[i..., j...] = d f(x)[i...] / d x[j...], one reverse pass per output element."""
+def _stack(rows: list, shape: tuple, like: Tensor) -> Tensor:
+    """Rows of equal shape as one tensor of ``shape``; differentiable when a row is."""
+    if not any(r._requires_grad for r in rows):
+        return stack_rows(rows, shape, like=like)
+    first = rows[0]
+    out = make_result(
+        first._backend.xp.zeros((len(rows),) + first.shape, first._data.dtype), first._backend
+    )
+    for i, row in enumerate(rows):
+        out = index_put(out, (i,), row)
+    return reshape(out, *shape)
 
-    leaf = _fresh_leaf(x)
-    y = f(leaf)
-    if not isinstance(y, Tensor):
-        raise AdcliError("type", "jacobian(f, x): f must return a tensor")
-    _check_square("jacobian", y.numel(), x.numel())
-    return stack_rows(_vjp_rows(y, leaf, create_graph), y.shape + x.shape, like=leaf)
+
+def jacobian(f, inputs, create_graph: bool = False):
+    """``torch.autograd.functional.jacobian``: ``J[i..., j...] = d f(x)[i...] / d x[j...]``.
+
+    ``inputs`` is a tensor (one Jacobian) or a tuple of tensors (a tuple of Jacobians,
+    one per input, of shape ``f(...).shape + x_k.shape``). With ``create_graph`` the
+    Jacobians are differentiable (with respect to inputs that require grad).
+    One reverse pass per output element.
+    """
+    xs, single = _inputs("jacobian(f, x)", inputs)
+    leaves = _differentiable_inputs(xs, create_graph)
+    y = _call("jacobian(f, x)", f, leaves)
+    for x in xs:
+        _check_square("jacobian", y.numel(), x.numel())
+    rows = _vjp_rows(y, leaves, create_graph)
+    out = tuple(
+        _finish(_stack([r[k] for r in rows], y.shape + x.shape, leaves[k]), create_graph)
+        for k, x in enumerate(xs)
+    )
+    return out[0] if single else out
 
 
 def _check_square(what: str, rows: int, columns: int) -> None:
@@ -513,22 +595,152 @@ def _check_square(what: str, rows: int, columns: int) -> None:
         )
 
 
-def hessian(f, x: Tensor) -> Tensor:
-    """H[i..., j...] = d^2 f / dx[i...] dx[j...] for a scalar-valued ``f``."""
+def hessian(f, inputs, create_graph: bool = False):
+    """``torch.autograd.functional.hessian`` of a scalar-valued ``f``.
 
-    n = x.numel()
-    _check_square("hessian", n, n)  # before any work: n reverse passes would follow
-    leaf = _fresh_leaf(x)
-    y = f(leaf)
-    if not isinstance(y, Tensor) or y.numel() != 1:
+    For one tensor ``x``: ``H[i..., j...] = d^2 f / dx[i...] dx[j...]``. For a tuple of
+    inputs: a tuple of tuples, ``H[a][b]`` of shape ``x_a.shape + x_b.shape``.
+    """
+    xs, single = _inputs("hessian(f, x)", inputs)
+    total = 0
+    for x in xs:
+        total += x.numel()
+    _check_square("hessian", total, total)  # before any work: n reverse passes would follow
+    leaves = _differentiable_inputs(xs, create_graph)
+    y = _call("hessian(f, x)", f, leaves)
+    if y.numel() != 1:
         raise AdcliError("value", "hessian(f, x): f must return a tensor with one element")
-    if grad_node(y) is None:
-        # f does not depend on anything that requires grad: a vanishing second order.
+    if grad_node(y) is None:  # f does not depend on its inputs: every block is zeros
         _refuse_a_gradient_without_graph(y)
-        zeros = leaf._backend.xp.zeros(leaf.shape + leaf.shape, leaf._data.dtype)
-        return make_result(zeros, leaf._backend)
-    g = grad(y, leaf, create_graph=True)
-    return stack_rows(_vjp_rows(g, leaf), leaf.shape + leaf.shape, like=leaf)
+        gs = [zeros_like(x) for x in leaves]
+    else:
+        gs = grad(y, leaves, create_graph=True)
+    out = []
+    for a, g in enumerate(gs):
+        rows = _vjp_rows(g, leaves, create_graph)
+        out.append(
+            tuple(
+                _finish(
+                    _stack([r[b] for r in rows], xs[a].shape + xb.shape, leaves[b]), create_graph
+                )
+                for b, xb in enumerate(xs)
+            )
+        )
+    return out[0][0] if single else tuple(out)
+
+
+def _vectors(what: str, v, like: list, single: bool, name: str) -> list:
+    """``v`` as one tensor per entry of ``like``, each of its shape, dtype and device."""
+    vs = [v] if single or isinstance(v, Tensor) else list(v) if isinstance(v, (list, tuple)) else v
+    if not isinstance(vs, list) or len(vs) != len(like):
+        raise AdcliError(
+            "type",
+            f"{what}: {name} must be a tensor"
+            + ("" if single else f" or a tuple of {len(like)} tensors, one per input"),
+        )
+    out = []
+    for k, (vk, x) in enumerate(zip(vs, like)):
+        if not isinstance(vk, Tensor):
+            raise wrong_type(what + ": " + name + " must be made of tensors, got {got}", vk)
+        if vk.shape != x.shape:
+            raise AdcliError(
+                "shape",
+                f"{what}: {name}{'' if len(like) == 1 else f'[{k}]'} has shape "
+                f"{format_shape(vk.shape)}, but it must have the shape "
+                f"{format_shape(x.shape)}",
+            )
+        if vk._backend is not x._backend:
+            raise AdcliError(
+                "device", f"{what}: {name} is on {vk.device}, but the input is on {x.device}"
+            )
+        if vk._data.dtype != x._data.dtype:
+            vk = cast(vk, x._data.dtype)
+        out.append(vk)
+    return out
+
+
+def vjp(f, inputs, v=None, create_graph: bool = False):
+    """``torch.autograd.functional.vjp``: ``(f(inputs), v^T J)``.
+
+    ``v`` has the output's shape (it may be left out when the output has one
+    element); the product has the inputs' structure (a tensor or a tuple).
+    """
+    xs, single = _inputs("vjp(f, x, v)", inputs)
+    leaves = _differentiable_inputs(xs, create_graph)
+    y = _call("vjp(f, x, v)", f, leaves)
+    if v is None:
+        if y.numel() != 1:
+            raise AdcliError(
+                "value",
+                "vjp(f, x, v): the vector v can only be left out when f returns one element",
+            )
+        seed = None
+    else:
+        (seed,) = _vectors("vjp(f, x, v)", v, [y], True, "v")
+    if grad_node(y) is None:
+        products = [zeros_like(x) for x in xs]
+    else:
+        products = grad(y, leaves, grad_outputs=seed, create_graph=create_graph)
+    products = [_finish(p, create_graph) for p in products]
+    return _finish(y, create_graph), products[0] if single else tuple(products)
+
+
+def jvp(f, inputs, v=None, create_graph: bool = False):
+    """``torch.autograd.functional.jvp``: ``(f(inputs), J v)``.
+
+    ``v`` has the inputs' structure (it may be left out for one input of one element).
+    Computed as PyTorch does, by the double-backward trick: ``u -> J^T u`` is linear
+    in ``u``, and its vector-Jacobian product with ``v`` is ``J v``.
+    """
+    xs, single = _inputs("jvp(f, x, v)", inputs)
+    if v is None:
+        if len(xs) != 1 or xs[0].numel() != 1:
+            raise AdcliError(
+                "value",
+                "jvp(f, x, v): the vector v can only be left out for one input of one element",
+            )
+        vs = [make_result(xs[0]._backend.xp.ones(xs[0].shape, xs[0]._data.dtype), xs[0]._backend)]
+    else:
+        vs = _vectors("jvp(f, x, v)", v, xs, single, "v")
+    leaves = _differentiable_inputs(xs, create_graph)
+    y = _call("jvp(f, x, v)", f, leaves)
+    if grad_node(y) is None:
+        return _finish(y, create_graph), zeros_like(y)
+    u = Tensor(y._backend.xp.zeros(y.shape, y._data.dtype), y._backend, requires_grad=True)
+    gs = grad(y, leaves, grad_outputs=u, create_graph=True)
+    total = None
+    for g, vk in zip(gs, vs):
+        term = sum_all(g * vk)
+        total = term if total is None else total + term
+    if grad_node(total) is None:  # f is constant in its inputs, or linear in nothing
+        return _finish(y, create_graph), zeros_like(y)
+    (product,) = grad(total, [u], create_graph=create_graph)
+    return _finish(y, create_graph), _finish(product, create_graph)
+
+
+def hvp(f, inputs, v, create_graph: bool = False):
+    """``torch.autograd.functional.hvp``: ``(f(inputs), H v)`` for a scalar-valued ``f``;
+    ``v`` and the product have the inputs' structure."""
+    xs, single = _inputs("hvp(f, x, v)", inputs)
+    vs = _vectors("hvp(f, x, v)", v, xs, single, "v")
+    leaves = _differentiable_inputs(xs, create_graph)
+    y = _call("hvp(f, x, v)", f, leaves)
+    if y.numel() != 1:
+        raise AdcliError("value", "hvp(f, x, v): f must return a tensor with one element")
+    if grad_node(y) is None:
+        products = [zeros_like(x) for x in xs]
+    else:
+        gs = grad(y, leaves, create_graph=True)
+        total = None
+        for g, vk in zip(gs, vs):
+            term = sum_all(g * vk)
+            total = term if total is None else total + term
+        if grad_node(total) is None:
+            products = [zeros_like(x) for x in xs]
+        else:
+            products = grad(total, leaves, create_graph=create_graph)
+    products = [_finish(p, create_graph) for p in products]
+    return _finish(y, create_graph), products[0] if single else tuple(products)
 
 
 def gradcheck(f, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3) -> dict:

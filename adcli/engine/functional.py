@@ -15,6 +15,13 @@ import numpy as np
 
 from adcli.backend import CPU, Backend, get_backend, resolve_dtype, to_numpy
 from adcli.engine import ops as T
+from adcli.engine.promotion import (
+    FLOAT32,
+    FLOAT64,
+    get_default_dtype,
+    result_type,
+    true_divide_type,
+)
 from adcli.engine.tensor import (
     STATE,
     Tensor,
@@ -39,11 +46,15 @@ _MAX_SIZE = 2**62
 # ----- creation ---------------------------------------------------------------------------------
 
 
+#: PyTorch's words for ``requires_grad=True`` on an int64 or bool tensor
+FLOAT_ONLY_GRAD = "only Tensors of floating point dtype can require gradients"
+
+
 def _finish(array, backend: Backend, requires_grad: bool) -> Tensor:
     t = make_result(array, backend)
     if requires_grad:
         if array.dtype.kind != "f":
-            raise AdcliError("type", "only tensors of floating point dtype can require gradients")
+            raise AdcliError("type", FLOAT_ONLY_GRAD)
         t._requires_grad = True
     return t
 
@@ -217,9 +228,7 @@ def rand(*shape, generator=None, dtype=None, device=None, requires_grad=False) -
 def _as_operand(x):
     if type(x) is Tensor or isinstance(x, Tensor):
         return x
-    if isinstance(x, bool):
-        return float(x)
-    if isinstance(x, _NUMBER):
+    if isinstance(x, _NUMBER):  # a bool stays a bool: it promotes as a bool
         return x
     if isinstance(x, np.ndarray):
         return make_result(x, CPU)
@@ -262,9 +271,44 @@ def _broadcast_check(op_name, a, b) -> None:
 def _binary(op, a, b) -> Tensor:
     a = _as_operand(a)
     b = _as_operand(b)
+    a, b = _promote(op, a, b)
     if type(a) is Tensor and type(b) is Tensor and a._data.shape != b._data.shape:
         _broadcast_check(op.name, a, b)
     return apply(op, (a, b))
+
+
+def _promote(op, a, b) -> tuple:
+    """``a`` and ``b`` cast (differentiably) to the dtype ``op`` computes in.
+
+    The dtype is :func:`~adcli.engine.promotion.result_type`'s (PyTorch's rules),
+    the default floating dtype for a true division of integers. Python numbers
+    are left as they are: the array module keeps a number at the array's dtype.
+    """
+    # (dtype identity, not .kind: this is on the per-op path, and NumPy's builtin
+    # dtypes are singletons; anything else takes the general path below)
+    da = a._data.dtype if type(a) is Tensor else None
+    db = b._data.dtype if type(b) is Tensor else None
+    if da is FLOAT32 or da is FLOAT64:
+        if da is db or db is None and type(b) is not bool:
+            return a, b  # the common case: nothing to promote
+    elif da is None and (db is FLOAT32 or db is FLOAT64) and type(a) is not bool:
+        return a, b
+    dtype = result_type(a, b)
+    if op is T.DIV:
+        dtype = true_divide_type(dtype)
+    elif op is T.SUB:
+        _refuse_bool_subtraction(a, b, da, db)
+    elif dtype.kind in "biu" and (op is T.POW or op is T.POW_TENSOR):
+        exponent = b if type(b) is Tensor else None
+        if (isinstance(b, int) and b < 0) or (
+            exponent is not None and bool((exponent._data < 0).any())
+        ):
+            raise AdcliError("value", "Integers to negative integer powers are not allowed.")
+    if da is not None and da != dtype:
+        a = cast(a, dtype)
+    if db is not None and db != dtype:
+        b = cast(b, dtype)
+    return a, b
 
 
 def add(a, b):
@@ -289,15 +333,49 @@ def pow(a, b):
     return _binary(T.POW, a, b)
 
 
+def _refuse_bool_subtraction(a, b, da, db) -> None:
+    bools = [da is not None and da.kind == "b" or isinstance(a, bool)]
+    bools.append(db is not None and db.kind == "b" or isinstance(b, bool))
+    if all(bools):
+        raise AdcliError(
+            "type",
+            "Subtraction, the `-` operator, with two bool tensors is not supported. "
+            "Use the `^` or `logical_xor()` operator instead.",
+        )
+    if any(bools):
+        raise AdcliError(
+            "type",
+            "Subtraction, the `-` operator, with a bool tensor is not supported. If you "
+            "are trying to invert a mask, use the `~` or `logical_not()` operator instead.",
+            hint="or cast it first with .long() or .float()",
+        )
+
+
 def neg(a):
-    return apply(T.NEG, (_as_operand(a),))
+    a = _as_operand(a)
+    if type(a) is Tensor and a._data.dtype.kind == "b":
+        raise AdcliError(
+            "type",
+            "Negation, the `-` operator, on a bool tensor is not supported. If you are "
+            "trying to invert a mask, use the `~` or `logical_not()` operator instead.",
+            hint="or cast it first with .long() or .float()",
+        )
+    return apply(T.NEG, (a,))
 
 
-def _unary(op):
+def _unary(op, floating: bool = True):
+    """The public function of a one-input op; ``floating``: int64 and bool inputs are
+    computed in the default floating dtype (``sqrt`` of an integer tensor is float)."""
+
+    f32, f64 = FLOAT32, FLOAT64  # closure cells: cheaper than globals on this hot path
+
     def f(x):
-        if type(x) is Tensor:
-            return apply_unary(op, x)
-        return apply_unary(op, _as_tensor(x))
+        if type(x) is not Tensor:
+            x = _as_tensor(x)
+        dtype = x._data.dtype
+        if dtype is not f32 and dtype is not f64 and floating and dtype.kind != "f":
+            x = cast(x, get_default_dtype())
+        return apply_unary(op, x)
 
     f.__name__ = op.name
     f.__doc__ = f"Elementwise {op.name}."
@@ -321,9 +399,9 @@ sin = _unary(T.SIN)
 cos = _unary(T.COS)
 tanh = _unary(T.TANH)
 sigmoid = _unary(T.SIGMOID)
-relu = _unary(T.RELU)
-abs = _unary(T.ABS)
-sign = _unary(T.SIGN)
+relu = _unary(T.RELU, floating=False)
+abs = _unary(T.ABS, floating=False)
+sign = _unary(T.SIGN, floating=False)
 
 
 def tan(x):
@@ -368,6 +446,8 @@ def where(cond, a, b):
                 "where: shapes " + ", ".join(format_shape(s) for s in shapes) + " do not broadcast",
             ) from None
         check_elements(out, "the result of where")
+    if type(a) is Tensor or type(b) is Tensor:
+        a, b = _promote(T.WHERE, a, b)
     return apply(T.WHERE, (cond, a, b))
 
 
@@ -417,10 +497,20 @@ def sum(x, dim=None, keepdim: bool = False):
 
 def mean(x, dim=None, keepdim: bool = False):
     x = _as_tensor(x)
+    if x._data.dtype.kind != "f":
+        raise AdcliError(
+            "type",
+            "mean(): could not infer output dtype. Input dtype must be either a floating "
+            f"point or complex dtype. Got: {_TORCH_NAMES.get(x.dtype, x.dtype)}",
+            hint="cast it first: x.float() or x.double()",
+        )
     dims = _dims(dim, x.ndim)
     if dims is None and not keepdim:
         return apply(T.MEAN, (x,))
     return apply(T.MEAN, (x,), {"dim": dims, "keepdim": bool(keepdim)})
+
+
+_TORCH_NAMES = {"int64": "Long", "bool": "Bool", "float32": "Float", "float64": "Double"}
 
 
 # ----- shapes ---------------------------------------------------------------------------------------
@@ -510,50 +600,192 @@ def expand(x, *shape):
 
 
 def _index_key(x: Tensor, key) -> tuple:
+    """``key`` checked against ``x`` and made of what the array module indexes with.
+
+    Each item of a tuple ``key`` is one subscript, as in PyTorch: a whole number,
+    a slice, ``None`` (a new axis), ``...``, an int64 tensor or a list/tuple of
+    whole numbers (gather), or a bool tensor (a mask over as many dims as it has).
+    """
     if not isinstance(key, tuple):
         key = (key,)
+    items = [_index_item(x, k) for k in key]
+    consumed = [_dims_taken(k) for k in items]
+    if builtins.sum(consumed) > x.ndim:
+        raise AdcliError("shape", f"too many indices for a tensor of dimension {x.ndim}")
+    if items.count(Ellipsis) > 1:
+        raise AdcliError("value", "an index can only have a single ellipsis ('...')")
+    # Which dim of x each subscript starts at (those after `...` count from the end).
     out = []
     dim = 0
-    for k in key:
-        if isinstance(k, bool):
-            raise AdcliError("type", "an index must be a whole number or a slice, not a bool")
-        if isinstance(k, (int, np.integer)):
-            if dim >= x.ndim:
-                raise AdcliError("shape", f"too many indices for a tensor of dimension {x.ndim}")
-            size = x.shape[dim]
-            if not -size <= k < size:
-                raise AdcliError(
-                    "shape",
-                    f"index {k} is out of bounds for dimension {dim} with size {size}",
-                )
-            out.append(int(k))
-            dim += 1
-        elif isinstance(k, float) and k.is_integer():
-            out.append(int(k))
-            dim += 1
-        elif isinstance(k, slice):
-            for part in (k.start, k.stop, k.step):
-                if part is not None and not isinstance(part, (int, np.integer)):
-                    raise AdcliError("type", "slice bounds must be whole numbers")
-            if k.step is not None and k.step <= 0:
-                raise AdcliError("value", "slice step must be positive")
-            if dim >= x.ndim:
-                raise AdcliError("shape", f"too many indices for a tensor of dimension {x.ndim}")
+    for i, k in enumerate(items):
+        if k is Ellipsis:
+            dim = x.ndim - builtins.sum(consumed[i + 1 :])
             out.append(k)
-            dim += 1
-        elif k is None or k is Ellipsis:
-            out.append(k)
-        else:
-            raise wrong_type("an index must be a whole number or a slice, got {got}", k)
+            continue
+        out.append(_bounded(x, k, dim))
+        dim += consumed[i]
     return tuple(out)
 
 
+def _dims_taken(k) -> int:
+    if k is None or k is Ellipsis:
+        return 0
+    if isinstance(k, _IndexArray):
+        return k.array.ndim if k.mask else 1
+    return 1
+
+
+class _IndexArray:
+    """An int64 (gather) or bool (mask) index, as an array of the indexed tensor's device."""
+
+    __slots__ = ("array", "mask")
+
+    def __init__(self, array, mask: bool) -> None:
+        self.array = array
+        self.mask = mask
+
+
+def _index_item(x: Tensor, k):
+    if isinstance(k, bool):
+        raise AdcliError("type", "an index must be a whole number or a slice, not a bool")
+    if isinstance(k, (int, np.integer)):
+        return int(k)
+    if isinstance(k, float) and k.is_integer():
+        return int(k)
+    if isinstance(k, slice):
+        for part in (k.start, k.stop, k.step):
+            if part is not None and not isinstance(part, (int, np.integer)):
+                raise AdcliError("type", "slice bounds must be whole numbers")
+        if k.step is not None and k.step <= 0:
+            raise AdcliError("value", "slice step must be positive")
+        return k
+    if k is None or k is Ellipsis:
+        return k
+    if isinstance(k, (list, tuple, np.ndarray)):
+        try:
+            host = np.asarray(k)
+        except ValueError:
+            host = None
+        if host is None or host.dtype.kind not in "iub" or host.size == 0 and len(k):
+            if host is not None and host.size == 0:
+                host = host.astype(np.int64)
+            else:
+                raise AdcliError("type", "a list or tuple used as an index must hold whole numbers")
+        if host.dtype.kind == "b":
+            return _IndexArray(x._backend.asarray(host), True)
+        return _IndexArray(x._backend.asarray(host.astype(np.int64)), False)
+    if isinstance(k, Tensor):
+        kind = k._data.dtype.kind
+        if kind not in "iub":
+            raise AdcliError(
+                "type",
+                "tensors used as indices must be long, int, byte or bool tensors",
+                hint='make it with dtype="int64" (or .long()), or index with a tuple (0, 2)',
+            )
+        array = k._data
+        if k._backend is not x._backend:  # as PyTorch: a CPU index may index any device
+            array = x._backend.asarray(to_numpy(array))
+        if kind == "b":
+            return _IndexArray(array, True)
+        if array.dtype != np.int64:
+            array = array.astype(np.int64)
+        return _IndexArray(array, False)
+    raise wrong_type(
+        "an index must be a whole number, a slice, a tensor, ..., or none, got {got}", k
+    )
+
+
+def _bounded(x: Tensor, k, dim: int):
+    """``k`` (a subscript starting at ``x``'s dim ``dim``) with its bounds checked."""
+    if isinstance(k, int):
+        size = x.shape[dim]
+        if not -size <= k < size:
+            raise AdcliError(
+                "shape", f"index {k} is out of bounds for dimension {dim} with size {size}"
+            )
+        return k
+    if not isinstance(k, _IndexArray):
+        return k
+    array = k.array
+    if k.mask:
+        want = x.shape[dim : dim + array.ndim]
+        for j, (m, s) in enumerate(zip(array.shape, want)):
+            if m != s:
+                raise AdcliError(
+                    "shape",
+                    f"The shape of the mask {format_shape(array.shape)} at index {j} does not "
+                    f"match the shape of the indexed tensor {format_shape(x.shape)} at index "
+                    f"{dim + j}",
+                )
+        return array
+    size = x.shape[dim]
+    if array.size:
+        lo = int(array.min())
+        hi = int(array.max())
+        if lo < -size or hi >= size:
+            bad = lo if lo < -size else hi
+            raise AdcliError(
+                "shape", f"index {bad} is out of bounds for dimension {dim} with size {size}"
+            )
+    return array
+
+
 def index(x, key):
+    """``x[key]`` (differentiable): see :func:`_index_key` for what ``key`` may hold.
+
+    Gathers with repeated indices add their gradients up in the backward pass.
+    """
     x = _as_tensor(x)
-    return apply(T.INDEX, (x,), {"key": _index_key(x, key)})
+    key = _index_key(x, key)
+    check_elements(_index_shape(x, key), "the result of indexing")
+    return apply(T.INDEX, (x,), {"key": key})
 
 
-# ----- linear algebra -------------------------------------------------------------------------
+def _index_shape(x: Tensor, key) -> tuple:
+    probe = np.lib.stride_tricks.as_strided(np.zeros((), np.int8), x.shape, (0,) * x.ndim)
+    host_key = tuple(to_numpy(k) if hasattr(k, "dtype") else k for k in key)
+    return probe[host_key].shape
+
+
+def index_put(x, key, value, accumulate: bool = False) -> Tensor:
+    """A copy of ``x`` with ``x[key] = value`` (PyTorch's out-of-place ``index_put``).
+
+    ``key`` takes every form :func:`index` does; ``value`` (a tensor or a number)
+    broadcasts to ``x[key]``'s shape and is cast to ``x``'s dtype. Differentiable in
+    ``x`` (zero where overwritten) and in ``value`` (the gathered gradient, summed back
+    to ``value``'s shape). With ``accumulate``, ``value`` is added at ``key`` instead
+    (repeated indices add up). The in-place ``x[key] = value`` of the language is this
+    result written into ``x`` (see the report: the interpreter bumps ``x``'s version).
+    """
+    return _index_put(_as_tensor(x), key, value, accumulate, False)
+
+
+def _index_put(x: Tensor, key, value, accumulate: bool, inplace: bool) -> Tensor:
+    key = _index_key(x, key)
+    target = _index_shape(x, key)
+    value = _as_operand(value)
+    if isinstance(value, Tensor):
+        same_device(x, value, "index_put")
+        try:
+            fits = np.broadcast_shapes(value.shape, target) == target
+        except ValueError:
+            fits = False
+        if not fits:
+            raise AdcliError(
+                "shape",
+                f"shape mismatch: value tensor of shape {format_shape(value.shape)} cannot be "
+                f"broadcast to indexing result of shape {format_shape(target)}",
+            )
+        if value._data.dtype != x._data.dtype:
+            value = cast(value, x._data.dtype)
+    else:
+        value = make_result(x._backend.xp.full(target, value, x._data.dtype), x._backend)
+    if value.shape != target:
+        value = expand(value, *target)
+    params = {"key": key, "accumulate": bool(accumulate), "shape": x.shape}
+    if inplace:
+        params["inplace"] = True
+    return apply(T.INDEX_PUT, (x, value), params)
 
 
 def _matmul_check(name, a, b, ka, kb):
@@ -642,10 +874,14 @@ def detach(x) -> Tensor:
 
 
 def cast(x, dtype) -> Tensor:
+    """``x`` as ``dtype`` (``x.to(dtype)``); differentiable between floating dtypes,
+    while a cast to int64 or bool gives a tensor with no gradient, as PyTorch."""
     x = _as_tensor(x)
     target = resolve_dtype(dtype)
     if x._data.dtype == target:
         return x
+    if target.kind != "f":
+        return make_result(x._data.astype(target), x._backend)
     return apply(T.CAST, (x,), {"dtype": target, "source": x._data.dtype})
 
 
@@ -833,6 +1069,15 @@ class _NoGrad:
 # ----- Python operators on Tensor ---------------------------------------------------------------
 
 
+def _negative(self):
+    try:
+        return apply_unary(T.NEG, self)
+    except TypeError:  # NumPy refuses to negate bools: say it as PyTorch does
+        if self._data.dtype.kind == "b":
+            return neg(self)
+        raise
+
+
 def _reflected(f):
     return lambda self, other: f(other, self)
 
@@ -840,14 +1085,26 @@ def _reflected(f):
 def _attach_operators() -> None:
     # Hot path: the common binary operators go straight to _binary.
     def make(op):
+        # Same dtypes need no promotion, except integer division (a float result)
+        # and bool subtraction (PyTorch's error).
+        checks_kind = op is T.DIV or op is T.SUB
+        f32, f64 = FLOAT32, FLOAT64  # closure cells: cheaper than globals here
+
         def forward(self, other):
             kind = type(other)
             if kind is Tensor:
+                dtype = self._data.dtype
+                if dtype is not other._data.dtype or (
+                    checks_kind and dtype is not f32 and dtype is not f64
+                ):
+                    return _binary(op, self, other)  # type promotion first
                 if self._data.shape != other._data.shape:
                     _broadcast_check(op.name, self, other)
                 return apply_binary(op, self, other)
             if kind is float or kind is int:
-                return apply_binary(op, self, other)
+                dtype = self._data.dtype
+                if dtype is f64 or dtype is f32:
+                    return apply_binary(op, self, other)
             return _binary(op, self, other)
 
         def reflected(self, other):
@@ -861,7 +1118,7 @@ def _attach_operators() -> None:
         setattr(Tensor, f"__r{name}__", rev)
     Tensor.__pow__ = pow
     Tensor.__rpow__ = _reflected(pow)
-    Tensor.__neg__ = lambda self: apply_unary(T.NEG, self)
+    Tensor.__neg__ = _negative
     Tensor.__pos__ = lambda self: self
     Tensor.__matmul__ = matmul
     Tensor.__mod__ = remainder

@@ -22,6 +22,11 @@ An entry is an :class:`OpDef`. What is in scope for its parts:
     shape (a sum's gradient is a broadcast scalar: keeping it small saves a
     full-size array). Other rules always receive ``g`` of the result's shape.
 
+``joint_vjp`` (optional)
+    all inputs' gradients in one call, when their rules share work; the engine
+    uses it only when more than one input needs a gradient (the ``vjps`` stay
+    the definition, and are used alone otherwise).
+
 ``taylor`` (optional)
     the rule that pushes a truncated Taylor series through the op (see
     :mod:`adcli.engine.taylor`).
@@ -56,6 +61,9 @@ class OpDef:
     differentiable: bool = True
     taylor: Callable | None = None
     out_backend: Callable | None = None
+    #: optional ``joint(F, g, out, *inputs, **params) -> tuple`` giving every input's
+    #: gradient at once, used when two or more are wanted (``solve`` shares one solve)
+    joint_vjp: Callable | None = None
     doc: str = field(default="", repr=False)
 
     def grad_fn_name(self, params) -> str:
@@ -417,16 +425,48 @@ T = _permute_op("t", "TBackward")
 
 def _index_name(params):
     key = params["key"] if params else ()
+    if any(hasattr(k, "dtype") for k in key):
+        return "IndexBackward"
     if len(key) == 1 and isinstance(key[0], int):
         return "SelectBackward"
     if all(isinstance(k, slice) for k in key):
         return "SliceBackward"
+    if all(k is None or k is Ellipsis for k in key):
+        return "UnsqueezeBackward" if None in key else "AliasBackward"
     return "IndexBackward"
+
+
+def _is_gather(key) -> bool:
+    """Whether ``key`` holds an integer index array (whose repeats must add up)."""
+    for k in key:
+        dtype = getattr(k, "dtype", None)
+        if dtype is not None and dtype.kind in "iu":
+            return True
+    return False
+
+
+def _scatter_add(xp, out, key, values) -> None:
+    """``out[key] += values`` where repeated indices each add (NumPy's ``add.at``)."""
+    at = getattr(xp.add, "at", None)
+    if at is not None:
+        at(out, key, values)
+        return
+    # an array module without ufunc.at: accumulate over a flat index of the positions
+    positions = xp.arange(out.size).reshape(out.shape)[key]
+    flat = out.reshape(-1)
+    flat += xp.bincount(
+        positions.reshape(-1),
+        weights=xp.broadcast_to(values, positions.shape).reshape(-1),
+        minlength=out.size,
+    ).astype(out.dtype)
 
 
 def _index_backward_forward(xp, g, key, shape):
     out = xp.zeros(shape, dtype=g.dtype)
-    out[key] = g
+    if _is_gather(key):
+        _scatter_add(xp, out, key, g)
+    else:
+        out[key] = g
     return out
 
 
@@ -443,6 +483,62 @@ INDEX_BACKWARD = op(
     _index_backward_forward,
     (lambda F, g, out, a, key, shape: F.index(g, key=key),),
     taylor=series.linear_map("index_backward"),
+)
+
+
+def _index_zero_forward(xp, a, key):
+    out = a.copy()
+    out[key] = 0
+    return out
+
+
+INDEX_ZERO = op(
+    "index_zero",
+    "IndexPutBackward",
+    _index_zero_forward,
+    # Zeroing the positions at key is a projection: its own transpose.
+    (lambda F, g, out, a, key: F.index_zero(g, key=key),),
+    taylor=series.linear_map("index_zero"),
+    doc="a copy with the positions at key set to zero (the gradient of an overwritten tensor)",
+)
+
+
+def _index_put_forward(xp, a, value, key, accumulate, shape, inplace=False):
+    out = a.copy()
+    if accumulate:
+        _scatter_add(xp, out, key, value)
+    else:
+        out[key] = value
+    return out
+
+
+def _index_put_taylor(F, out, a, value, key, accumulate, shape, inplace=False):
+    result = [None]
+    for k in range(1, len(a)):
+        ak, vk = a[k], value[k]
+        if vk is None:
+            result.append(None if ak is None else ak if accumulate else F.index_zero(ak, key=key))
+        elif ak is None:
+            result.append(F.index_backward(vk, key=key, shape=shape))
+        else:
+            result.append(F.index_put(ak, vk, key=key, accumulate=accumulate, shape=shape))
+    return result
+
+
+INDEX_PUT = op(
+    "index_put",
+    # PyTorch's name for an in-place index assignment (x[i] = v) is CopySlices
+    lambda params: "CopySlices" if params and params.get("inplace") else "IndexPutBackward",
+    _index_put_forward,
+    (
+        lambda F, g, out, a, value, key, accumulate, shape, inplace=False: (
+            g if accumulate else F.index_zero(g, key=key)
+        ),
+        lambda F, g, out, a, value, key, accumulate, shape, inplace=False: F.index(g, key=key),
+    ),
+    taylor=_index_put_taylor,
+    doc="a copy of a with value written (or added, with accumulate) at key; value has "
+    "the shape of a[key]",
 )
 
 # ----- linear algebra ------------------------------------------------------------------------

@@ -222,6 +222,8 @@ class Tensor:
                 "you can only change requires_grad flags of leaf variables; "
                 "use detach() to get a tensor that does not require grad",
             )
+        if value and self._data.dtype.kind != "f":
+            raise AdcliError("type", "only Tensors of floating point dtype can require gradients")
         self._requires_grad = bool(value)
 
     def requires_grad_(self, value: bool = True) -> Tensor:

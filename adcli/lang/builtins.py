@@ -115,6 +115,13 @@ METHODS: dict[str, tuple[int, int | None, frozenset]] = {
     "clone": (0, 0, frozenset()),
     "requires_grad_": (0, 1, frozenset()),
     "retain_grad": (0, 0, frozenset()),
+    # casts and linear algebra (opsB)
+    "long": (0, 0, frozenset()),
+    "bool": (0, 0, frozenset()),
+    "float": (0, 0, frozenset()),
+    "double": (0, 0, frozenset()),
+    "det": (0, 0, frozenset()),
+    "inverse": (0, 0, frozenset()),
 }
 
 

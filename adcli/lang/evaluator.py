@@ -615,13 +615,12 @@ class Evaluator:
         if not isinstance(obj, Tensor):
             raise AdcliError("type", f"{_type_name(obj)} cannot be indexed", node.obj.span)
         try:
-            return E.index(obj, key if len(key) != 1 else key[0])
+            return E.index(obj, key)
         except AdcliError as err:
             raise err.at(node.span)
 
     def _key(self, items):
-        key = tuple([self._index_item(item) for item in items])
-        return key if len(key) != 1 else key[0]
+        return tuple([self._index_item(item) for item in items])
 
     def _index_item(self, item):
         if isinstance(item, N.Slice):
@@ -630,7 +629,16 @@ class Evaluator:
                 for p in (item.start, item.stop, item.step)
             ]
             return slice(*parts)
-        return self._whole(self.eval(item), item.span)
+        if type(item) is N.EllipsisIndex:
+            return Ellipsis
+        value = self.eval(item)
+        if value is None:
+            return None  # a new axis
+        if isinstance(value, tuple):  # a gather: x[(0, 2, 0)]
+            return tuple(self._whole(v, item.span) for v in value)
+        if isinstance(value, Tensor) and value.dtype in ("int64", "bool"):
+            return value  # a gather or a mask
+        return self._whole(value, item.span)
 
     def _whole(self, value, span):
         try:

@@ -22,6 +22,7 @@ from time import monotonic
 import numpy as np
 
 from adcli import engine as E
+from adcli.engine.promotion import get_default_dtype, set_default_dtype
 from adcli.engine.tensor import STATE, Tensor
 from adcli.errors import AdcliError, Span
 from adcli.lang import builtins as B
@@ -255,6 +256,9 @@ class Session(Evaluator, DerivativeServices):
         """
         saved = (STATE.max_elements, STATE.anomaly, STATE.warn, STATE.context, self._emit)
         saved_time = (STATE.deadline, STATE.time_limit)
+        saved_dtype = get_default_dtype()
+        if self.dtype in ("float32", "float64"):
+            set_default_dtype(self.dtype)  # what Python floats and int / int become
         STATE.max_elements = self.limits.max_elements
         STATE.anomaly = self.detect_anomaly
         STATE.warn = self._warn
@@ -293,6 +297,7 @@ class Session(Evaluator, DerivativeServices):
         finally:
             (STATE.max_elements, STATE.anomaly, STATE.warn, STATE.context, self._emit) = saved
             STATE.deadline, STATE.time_limit = saved_time
+            set_default_dtype(saved_dtype)
             sys.setrecursionlimit(recursion_limit)
 
     def _warn(self, message: str) -> None:

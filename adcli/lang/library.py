@@ -447,14 +447,73 @@ def _grad(
     )
 
 
-@builtin("jacobian", ("f", "x"))
-def _jacobian(s, f, x):
-    return E.jacobian(s.as_callable(f, s._statement_span), _t(s, x))
+# ----- functional transforms (torch.autograd.functional) and linear algebra (opsB) ----------
+# One block, so that it can move as a whole when table ops become builtins by themselves.
 
 
-@builtin("hessian", ("f", "x"))
-def _hessian(s, f, x):
-    return E.hessian(s.as_callable(f, s._statement_span), _t(s, x))
+def _transform_inputs(s, x):
+    """A tensor, or a tuple (or list) of tensors: the inputs of a functional transform."""
+    if isinstance(x, (tuple, list)):
+        return tuple(_t(s, v) for v in x)
+    return _t(s, x)
+
+
+def _transform(name, engine_fn, with_vector):
+    params = ("f", "x", "v") if with_vector else ("f", "x")
+    required = 3 if name == "hvp" else 2
+
+    @builtin(name, params, required=required, keywords=frozenset({"create_graph"}))
+    def run(s, f, x, v=None, create_graph=False):
+        args = [s.as_callable(f, s._statement_span), _transform_inputs(s, x)]
+        if with_vector:
+            args.append(None if v is None else _transform_inputs(s, v))
+        return engine_fn(*args, create_graph=_bool(create_graph, "create_graph"))
+
+    return run
+
+
+_transform("jacobian", E.jacobian, False)
+_transform("hessian", E.hessian, False)
+_transform("jvp", E.jvp, True)
+_transform("vjp", E.vjp, True)
+_transform("hvp", E.hvp, True)
+
+
+@builtin("einsum", ("equation", "operands"), required=2, variadic=True)
+def _einsum(s, equation, *operands):
+    if len(operands) == 1 and isinstance(operands[0], (tuple, list)):
+        operands = tuple(operands[0])
+    return E.einsum(equation, *(_t(s, x) for x in operands))
+
+
+@builtin("tensordot", ("a", "b", "dims"), required=2)
+def _tensordot(s, a, b, dims=2):
+    if isinstance(dims, Tensor):
+        dims = dims.tolist()
+    if isinstance(dims, float) and dims.is_integer():
+        dims = int(dims)
+    if isinstance(dims, (tuple, list)):
+        dims = tuple(
+            [whole_number(d, "dims") for d in (part if isinstance(part, (tuple, list)) else [part])]
+            for part in dims
+        )
+    return E.tensordot(_t(s, a), _t(s, b), dims)
+
+
+for _name in ("det", "inverse"):
+    builtin(_name, ("x",), doc=f"torch.linalg.{_name}")(_unary_math(_name))
+
+
+@builtin("solve", ("A", "B"))
+def _solve(s, a, b):
+    return E.solve(_t(s, a), _t(s, b))
+
+
+_CASTS = {"long": "int64", "bool": "bool", "float": "float32", "double": "float64"}
+for _method, _dtype in _CASTS.items():
+    METHOD_IMPLS[_method] = lambda s, x, d=_dtype: E.cast(x, d)
+METHOD_IMPLS["det"] = lambda s, x: E.det(x)
+METHOD_IMPLS["inverse"] = lambda s, x: E.inverse(x)
 
 
 @builtin(
@@ -602,7 +661,7 @@ METHOD_IMPLS.update(
 def _m_to(s, x, target):
     if not isinstance(target, str):
         raise AdcliError("type", '.to() takes a device ("cpu", "cuda") or a dtype ("float64")')
-    if target in ("float32", "float64"):
+    if target in ("float32", "float64", "int64", "bool"):
         return E.cast(x, target)
     return E.to(x, target)
 

@@ -164,11 +164,18 @@ class Slice(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class EllipsisIndex(Node):
+    """``...`` inside an index: as many full slices as the other items leave."""
+
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class Index(Node):
     """``obj[i]``, ``obj[i, j]``, ``obj[1:3]``, ``obj[:, 0]``: one item per axis."""
 
     obj: Expr
-    items: tuple[Expr | Slice, ...]
+    items: tuple[Expr | Slice | EllipsisIndex, ...]
     span: Span
 
 

@@ -864,6 +864,10 @@ class _AstBuilder:
     def subscripts(self, children: list) -> tuple:
         return tuple(children)
 
+    def ellipsis(self, children: list) -> nodes.EllipsisIndex:
+        (token,) = children
+        return nodes.EllipsisIndex(self.token_span(token))
+
     def slice(self, children: list) -> nodes.Slice:
         parts: list[Any] = [None]
         for child in children:

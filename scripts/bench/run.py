@@ -3,7 +3,7 @@
     python scripts/bench/run.py [--quick] [--json-out PATH] [--only NAME,...] [--cuda]
 
 Workloads (names for --only, or their numbers): 1 per_op, 2 norm, 3 mixed, 4 mm,
-5 nth_order, 6 startup, 7 memory, 8 interpreter, 9 cuda (only with --cuda).
+5 nth_order, 6 startup, 7 memory, 8 interpreter, 9 cuda (only with --cuda), 10 linalg.
 Ratios are adcli / peer: below 1 is better for adcli. PyTorch is optional (the
 `bench` extra); without it the suite runs and lists the comparisons it skipped.
 ADCLI_BENCH_NO_TORCH=1 makes it behave as if PyTorch were not installed.
@@ -41,7 +41,18 @@ sys.path.insert(0, str(HERE.parents[1]))  # the repo root: adcli importable with
 
 from harness import REPO, Report, load_torch, machine_info, torch_hidden_reason
 
-ORDER = ["per_op", "norm", "mixed", "mm", "nth_order", "startup", "memory", "interpreter", "cuda"]
+ORDER = [
+    "per_op",
+    "norm",
+    "mixed",
+    "mm",
+    "nth_order",
+    "startup",
+    "memory",
+    "interpreter",
+    "cuda",
+    "linalg",
+]
 
 
 def _blas_env_record() -> dict:

@@ -30,6 +30,7 @@ from harness import (
     torch_hidden_reason,
     wall_times,
 )
+from linalg_bench import linalg  # workload 10 lives in its own file
 
 import adcli.engine as E
 import adcli.lang.parser as adcli_parser
@@ -1140,4 +1141,5 @@ WORKLOADS = {
     "memory": memory,
     "interpreter": interpreter,
     "cuda": cuda,
+    "linalg": linalg,
 }
