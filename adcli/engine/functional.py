@@ -322,10 +322,6 @@ abs = _unary(T.ABS)
 sign = _unary(T.SIGN)
 
 
-def tan(x):
-    return sin(x) / cos(x)
-
-
 def eq(a, b):
     return _binary(T.EQ, a, b)
 
@@ -365,15 +361,6 @@ def where(cond, a, b):
             ) from None
         check_elements(out, "the result of where")
     return apply(T.WHERE, (cond, a, b))
-
-
-def maximum(a, b):
-    # Ties share the gradient equally and NaN propagates, as in PyTorch.
-    return where(gt(a, b), a, where(lt(a, b), b, (a + b) * 0.5))
-
-
-def minimum(a, b):
-    return where(lt(a, b), a, where(gt(a, b), b, (a + b) * 0.5))
 
 
 # ----- reductions ---------------------------------------------------------------------------------
@@ -682,6 +669,19 @@ def allclose(a, b, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
             f"allclose: shapes {format_shape(a.shape)} and {format_shape(b.shape)} do not broadcast",
         ) from None
     return bool(np.allclose(to_numpy(a._data), to_numpy(b._data), rtol=rtol, atol=atol))
+
+
+# ----- for the public registry (adcli.engine.public) --------------------------------------------
+#: a tensor from a tensor or a number (float32 for numbers)
+as_tensor = _as_tensor
+#: a tensor or a Python number, checked
+as_operand = _as_operand
+#: the public function of a unary table op (the per-op hot path)
+unary = _unary
+#: a binary table op on two operands, with the broadcasting check
+binary = _binary
+#: dims normalised (sorted, in range; None for all)
+dims = _dims
 
 
 # ----- Python operators on Tensor ---------------------------------------------------------------

@@ -408,3 +408,332 @@ def tanh(F, out, a):
 def sigmoid(F, out, a):
     """sigmoid' = y (1 - y) = y - y^2."""
     return _riccati(a, out, out * (1.0 - out), lambda y, k: _minus(y[k], _square_coefficient(y, k)))
+
+
+# ----- v2 rules: functions whose derivative is a series we can build --------------------------
+
+
+def _integrate(a, d, y0=None) -> list:
+    """y with y' = d(t) a'(t):  y[k] = (1/k) sum_{1<=j<=k} j a[j] d[k-j] (``d`` a full series)."""
+    ja = _weighted_by_index(a)
+    y = [y0]
+    for k in range(1, len(a)):
+        s = _total(ja[j] * d[k - j] for j in ja if j <= k and d[k - j] is not None)
+        y.append(_scaled(s, 1.0 / k))
+    return y
+
+
+def _affine_square(a, c: float, s: float) -> Jet:
+    """The series of ``c + s * a^2``, value included."""
+    sq = _jet_square(a)
+    return Jet([sq[0] * s + c] + [_scaled(x, s) for x in sq[1:]])
+
+
+def _power_of(u, p: float) -> list:
+    """The series of ``u^p`` (``u[0] != 0``), value included."""
+    return _power_recurrence(u, u[0], u[0] ** p, p)
+
+
+def _scaled_series(y, s: float) -> list:
+    return [None] + [_scaled(c, s) for c in y[1:]]
+
+
+def tan(F, out, a):
+    """tan' = 1 + y^2."""
+    return _riccati(a, out, 1.0 + out * out, lambda y, k: _square_coefficient(y, k))
+
+
+def asin(F, out, a):
+    return _integrate(a, _power_of(_affine_square(a, 1.0, -1.0), -0.5))
+
+
+def acos(F, out, a):
+    return _scaled_series(asin(F, out, a), -1.0)
+
+
+def atan(F, out, a):
+    return _integrate(a, _power_of(_affine_square(a, 1.0, 1.0), -1.0))
+
+
+def asinh(F, out, a):
+    return _integrate(a, _power_of(_affine_square(a, 1.0, 1.0), -0.5))
+
+
+def acosh(F, out, a):
+    return _integrate(a, _power_of(_affine_square(a, -1.0, 1.0), -0.5))
+
+
+def atanh(F, out, a):
+    return _integrate(a, _power_of(_affine_square(a, 1.0, -1.0), -1.0))
+
+
+def _sinh_cosh_series(a, s0, c0):
+    """s' = c a', c' = s a'."""
+    ja = _weighted_by_index(a)
+    s = [s0]
+    c = [c0]
+    for k in range(1, len(a)):
+        sk = _total(ja[j] * c[k - j] for j in ja if j <= k and c[k - j] is not None)
+        ck = _total(ja[j] * s[k - j] for j in ja if j <= k and s[k - j] is not None)
+        s.append(_scaled(sk, 1.0 / k))
+        c.append(_scaled(ck, 1.0 / k))
+    return s, c
+
+
+def sinh(F, out, a):
+    return _sinh_cosh_series(a, F.sinh(a[0]), F.cosh(a[0]))[0]
+
+
+def cosh(F, out, a):
+    return _sinh_cosh_series(a, F.sinh(a[0]), F.cosh(a[0]))[1]
+
+
+def log2(F, out, a):
+    return _scaled_series(_log_series(a, None), 1.0 / math.log(2.0))
+
+
+def log10(F, out, a):
+    return _scaled_series(_log_series(a, None), 1.0 / math.log(10.0))
+
+
+def log1p(F, out, a):
+    return _log_series(Jet([a[0] + 1.0] + list(a[1:])), None)
+
+
+def expm1(F, out, a):
+    return _exp_series(a, out + 1.0)
+
+
+def exp2(F, out, a):
+    return _exp_series(Jet([None] + [_scaled(c, math.log(2.0)) for c in a[1:]]), out)
+
+
+def _gauss(F, a) -> list:
+    """The series of ``exp(-a^2)``, value included."""
+    e = _affine_square(a, 0.0, -1.0)
+    return _exp_series(e, F.exp(e[0]))
+
+
+def erf(F, out, a):
+    return _integrate(a, [_scaled(c, 2.0 / math.sqrt(math.pi)) for c in _gauss(F, a)])
+
+
+def erfc(F, out, a):
+    return _scaled_series(erf(F, out, a), -1.0)
+
+
+def rsqrt(F, out, a):
+    return _power_recurrence(a, a[0], out, -0.5)
+
+
+def reciprocal(F, out, a):
+    return _power_recurrence(a, a[0], out, -1.0)
+
+
+def constant(F, out, a, **params):
+    """A piecewise constant op (floor, round...): every coefficient is zero."""
+    return _zero_result(a.degree)
+
+
+def _masked(a, mask):
+    return [None] + [None if c is None else c * mask for c in a[1:]]
+
+
+def clamp(F, out, a, min=None, max=None):  # the op's parameter names (shadow builtins here only)
+    return _masked(a, F.clamp_mask(a[0], min=min, max=max))
+
+
+def nan_to_num(F, out, a, **params):
+    return _masked(a, F.finite_mask(a[0]))
+
+
+def leaky_relu(F, out, a, negative_slope=0.01):
+    return _masked(a, F.step(a[0], low=negative_slope, high=1.0))
+
+
+def _blend(a, b, w):
+    """a * w + b * (1 - w), coefficient by coefficient (None is zero)."""
+    result = [None]
+    for k in range(1, len(a)):
+        u = None if a[k] is None else a[k] * w
+        v = None if b[k] is None else b[k] * (1.0 - w)
+        result.append(_plus(u, v))
+    return result
+
+
+def maximum(F, out, a, b):
+    return _blend(a, b, F.maximum_weight(a[0], b[0]))
+
+
+def minimum(F, out, a, b):
+    return _blend(a, b, F.maximum_weight(b[0], a[0]))
+
+
+def _sigmoid_jet(F, a) -> list:
+    """The series of ``sigmoid(a)``, value included."""
+    s0 = F.sigmoid(a[0])
+    return sigmoid(F, s0, a)
+
+
+def softplus(F, out, a, beta=1.0, threshold=20.0):
+    z = Jet([a[0] * beta] + [_scaled(c, beta) for c in a[1:]])
+    soft = _integrate(a, _sigmoid_jet(F, z))
+    linear = F.gt(z[0], threshold)
+    result = [None]
+    for k in range(1, len(a)):
+        if a[k] is None:
+            result.append(None)
+        else:
+            result.append(F.where(linear, a[k], 0.0 if soft[k] is None else soft[k]))
+    return result
+
+
+def silu(F, out, a):
+    s = _sigmoid_jet(F, a)
+    return [None] + [_cauchy(a, s, k) for k in range(1, len(a))]
+
+
+def gelu(F, out, a, approximate="none"):
+    if approximate == "tanh":
+        c = math.sqrt(2.0 / math.pi)
+        cube = _jet_product(a, _jet_square(a))
+        u = Jet([(a[0] + cube[0] * 0.044715) * c])
+        u += [_scaled(_plus(a[k], _scaled(cube[k], 0.044715)), c) for k in range(1, len(a))]
+        t = tanh(F, F.tanh(u[0]), u)
+        t[0] = F.tanh(u[0])
+        half = Jet([(t[0] + 1.0) * 0.5] + [_scaled(x, 0.5) for x in t[1:]])
+        return [None] + [_cauchy(a, half, k) for k in range(1, len(a))]
+    z = Jet([a[0] * math.sqrt(0.5)] + [_scaled(c, math.sqrt(0.5)) for c in a[1:]])
+    e = erf(F, None, z)
+    cdf = Jet([(F.erf(z[0]) + 1.0) * 0.5] + [_scaled(x, 0.5) for x in e[1:]])
+    return [None] + [_cauchy(a, cdf, k) for k in range(1, len(a))]
+
+
+def hypot(F, out, a, b):
+    u = _jet_square(a)
+    v = _jet_square(b)
+    total = Jet([u[0] + v[0]] + [_plus(u[k], v[k]) for k in range(1, len(a))])
+    return sqrt(F, out, total)
+
+
+def _quotient(n, d) -> list:
+    """n / d with None as zero throughout (``d[0]`` a value)."""
+    d0 = d[0]
+    nz = d.nonzero()
+    c = [None if n[0] is None else n[0] / d0]
+    for k in range(1, len(n)):
+        s = _total(d[j] * c[k - j] for j in nz if j <= k and c[k - j] is not None)
+        num = _minus(n[k], s)
+        c.append(None if num is None else num / d0)
+    return c
+
+
+def _derivative(a) -> list:
+    """The series of ``a'(t)``: ``(m + 1) a[m + 1]`` (one coefficient shorter)."""
+    return [_scaled(a[m + 1], float(m + 1)) for m in range(len(a) - 1)]
+
+
+def atan2(F, out, a, b):
+    """theta' = (b a' - a b') / (a^2 + b^2)."""
+    da, db = _derivative(a), _derivative(b)
+    degree = a.degree
+    aa = Jet(list(a[:degree]))
+    bb = Jet(list(b[:degree]))
+    n = Jet([_minus(_cauchy(bb, da, m), _cauchy(aa, db, m)) for m in range(degree)])
+    u, v = _jet_square(aa), _jet_square(bb)
+    d = Jet([u[0] + v[0]] + [_plus(u[k], v[k]) for k in range(1, degree)])
+    q = _quotient(n, d) if degree else []
+    return [None] + [_scaled(q[k - 1], 1.0 / k) for k in range(1, degree + 1)]
+
+
+# ----- v2 rules: reductions, several inputs, losses -------------------------------------------
+
+
+def var(F, out, a, dim=None, correction=1, keepdim=False):
+    """var = sum(c * c) / (n - correction) with c = a - mean(a): a Cauchy square of c."""
+    shape = a[0].shape
+    n = math.prod(shape) if dim is None else math.prod(shape[d] for d in dim)
+    centred = Jet(
+        [a[0] - F.mean(a[0], dim=dim, keepdim=True)]
+        + [None if c is None else c - F.mean(c, dim=dim, keepdim=True) for c in a[1:]]
+    )
+    result = [None]
+    for k in range(1, len(a)):
+        sq = _square_coefficient(centred, k)
+        result.append(
+            None if sq is None else F.sum(sq, dim=dim, keepdim=keepdim) * (1.0 / (n - correction))
+        )
+    return result
+
+
+def std(F, out, a, dim=None, correction=1, keepdim=False):
+    v = var(F, None, a, dim=dim, correction=correction, keepdim=keepdim)
+    v[0] = out * out
+    return sqrt(F, out, Jet(v))
+
+
+def _placed(F, jets, keys, shape):
+    """Coefficient by coefficient, each input's coefficient placed at its key of ``shape``."""
+    result = [None]
+    for k in range(1, len(jets[0])):
+        acc = None
+        for jet, key in zip(jets, keys):
+            c = jet[k]
+            if c is not None:
+                acc = _plus(acc, F.index_backward(c, key=key, shape=shape))
+        result.append(acc)
+    return result
+
+
+def _any_coefficient_shape(jets):
+    for jet in jets:
+        for c in jet[1:]:
+            if c is not None:
+                return tuple(c.shape)
+    return None
+
+
+def cat(F, out, *jets, dim, sizes):
+    some = next(((i, j) for i, j in enumerate(jets) if any(c is not None for c in j[1:])), None)
+    if some is None:
+        return _zero_result(jets[0].degree)
+    i, jet = some
+    shape = list(_any_coefficient_shape([jet]))
+    shape[dim] = sum(sizes)
+    keys = []
+    start = 0
+    for size in sizes:
+        keys.append((slice(None),) * dim + (slice(start, start + size),))
+        start += size
+    return _placed(F, jets, keys, tuple(shape))
+
+
+def stack(F, out, *jets, dim):
+    shape = _any_coefficient_shape(jets)
+    if shape is None:
+        return _zero_result(jets[0].degree)
+    shape = shape[:dim] + (len(jets),) + shape[dim:]
+    keys = [(slice(None),) * dim + (i,) for i in range(len(jets))]
+    return _placed(F, jets, keys, shape)
+
+
+def mse_loss(F, out, a, b, reduction="mean"):
+    d = Jet([a[0] - b[0]] + [_minus(a[k], b[k]) for k in range(1, len(a))])
+    result = [None]
+    for k in range(1, len(a)):
+        sq = _square_coefficient(d, k)
+        if sq is None or reduction == "none":
+            result.append(sq)
+        elif reduction == "sum":
+            result.append(F.sum(sq))
+        else:
+            result.append(F.mean(sq))
+    return result
+
+
+def nll_loss(F, out, a, t, **params):
+    return [None] + [None if c is None else F.nll_loss(c, t[0], **params) for c in a[1:]]
+
+
+def nll_loss_backward(F, out, g, t, **params):
+    return [None] + [None if c is None else F.nll_loss_backward(c, t[0], **params) for c in g[1:]]
