@@ -581,10 +581,12 @@ def softplus(F, out, a, beta=1.0, threshold=20.0):
     linear = F.gt(z[0], threshold)
     result = [None]
     for k in range(1, len(a)):
-        if a[k] is None:
+        if a[k] is None and soft[k] is None:
             result.append(None)
         else:
-            result.append(F.where(linear, a[k], 0.0 if soft[k] is None else soft[k]))
+            result.append(
+                F.where(linear, 0.0 if a[k] is None else a[k], 0.0 if soft[k] is None else soft[k])
+            )
     return result
 
 

@@ -94,6 +94,9 @@ NODE_ATTRIBUTES = frozenset({"name", "next_functions", "variable"})
 ATTRIBUTES = TENSOR_ATTRIBUTES | NODE_ATTRIBUTES
 
 #: Methods of tensors: name -> (required positionals, max positionals or None, keywords).
+#: These are the language's own; the engine's public ops that are methods (``.exp()``,
+#: ``.sum(dim=)``, ``.view(...)``...) are added from their declarations by
+#: :mod:`adcli.lang.library`.
 METHODS: dict[str, tuple[int, int | None, frozenset]] = {
     "backward": (0, 1, frozenset({"gradient", "retain_graph", "create_graph"})),
     "zero_": (0, 0, frozenset()),
@@ -101,18 +104,7 @@ METHODS: dict[str, tuple[int, int | None, frozenset]] = {
     "cuda": (0, 1, frozenset()),
     "cpu": (0, 0, frozenset()),
     "to": (1, 1, frozenset()),
-    "sum": (0, 1, frozenset({"dim", "keepdim"})),
-    "mean": (0, 1, frozenset({"dim", "keepdim"})),
     "item": (0, 0, frozenset()),
-    "numel": (0, 0, frozenset()),
-    "reshape": (1, None, frozenset()),
-    "exp": (0, 0, frozenset()),
-    "log": (0, 0, frozenset()),
-    "sqrt": (0, 0, frozenset()),
-    "abs": (0, 0, frozenset()),
-    "pow": (1, 1, frozenset()),
-    "t": (0, 0, frozenset()),
-    "clone": (0, 0, frozenset()),
     "requires_grad_": (0, 1, frozenset()),
     "retain_grad": (0, 0, frozenset()),
 }
