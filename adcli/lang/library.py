@@ -449,8 +449,8 @@ def _language_value(value):
 def _adapter(spec, fn):
     """``fn(s, *args, **kwargs)``: the language's arguments converted, then the engine's op."""
     params = spec.params
-    if len(params) == 1 and params[0].kind == "tensor":
-        return lambda s, x: fn(x if type(x) is Tensor else _t(s, x))
+    if len(params) == 1 and params[0].kind == "tensor" and spec.group != "utility":
+        return lambda s, x: fn(x if type(x) is Tensor else _t(s, x))  # the per-op hot path
     positional = [p for p in params if not p.keyword_only and not p.variadic]
     variadic = next((p for p in params if p.variadic), None)
     by_name = {p.name: p for p in params}
