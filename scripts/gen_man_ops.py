@@ -1,7 +1,7 @@
 """Regenerate the list of public ops in man/adcli-lang.7 from the op table's declarations.
 
-    python scripts/gen_man_ops.py          # rewrite the page
-    python scripts/gen_man_ops.py --check  # exit 1 if the page is out of date
+python scripts/gen_man_ops.py          # rewrite the page
+python scripts/gen_man_ops.py --check  # exit 1 if the page is out of date
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from adcli.lang import manual  # noqa: E402
+from adcli.lang import manual
 
 PAGE = ROOT / "man" / "adcli-lang.7"
 

@@ -438,7 +438,13 @@ case("clone then in-place-free use", lambda x: E.clone(x) * x, (3,), ops={"clone
 # ----- generated from the table: every elementwise public op, at every shape ------------------
 #: elementwise public ops whose cases are written by hand below (they need arguments)
 HAND_WRITTEN = frozenset({"clamp", "where"})
-GENERATED_BINARY_SHAPES = [((), ()), ((3,), (3,)), ((2, 3), (2, 3)), ((3, 1), (1, 4)), ((4,), (2, 4))]
+GENERATED_BINARY_SHAPES = [
+    ((), ()),
+    ((3,), (3,)),
+    ((2, 3), (2, 3)),
+    ((3, 1), (1, 4)),
+    ((4,), (2, 4)),
+]
 
 
 def _generated_cases():
@@ -464,7 +470,9 @@ _generated_cases()
 case("clamp(x, -0.5, 0.5)", lambda x: E.clamp(x, -0.5, 0.5), (3, 4), ops={"clamp"})
 case("clamp(x, min=0.1)", lambda x: E.clamp(x, min=0.1), (2, 3), ops={"clamp"})
 case("x.clamp(max=0.2)", lambda x: x.clamp(max=0.2), (2, 3), ops={"clamp"})
-case("leaky_relu(x, 0.2)", lambda x: E.leaky_relu(x, 0.2), Input((2, 3), "away0"), ops={"leaky_relu"})
+case(
+    "leaky_relu(x, 0.2)", lambda x: E.leaky_relu(x, 0.2), Input((2, 3), "away0"), ops={"leaky_relu"}
+)
 case(
     "softplus(x, beta=2, threshold=1)",
     lambda x: E.softplus(x * 2.0, beta=2.0, threshold=1.0),
@@ -508,7 +516,13 @@ REDUCTION_ROWS = [
     ("norm(x, p=3, dim=0, keepdim)", lambda x: E.norm(x, 3, 0, True), (3, 4), "away0", {"norm"}),
     ("norm(x, p=inf)", lambda x: E.norm(x, p=float("inf")), (3, 4), "any", {"norm"}),
     ("logsumexp(x, 1)", lambda x: E.logsumexp(x, 1), R3, "any", {"logsumexp"}),
-    ("logsumexp(x, (0, 1), keepdim)", lambda x: E.logsumexp(x, (0, 1), True), R3, "any", {"logsumexp"}),
+    (
+        "logsumexp(x, (0, 1), keepdim)",
+        lambda x: E.logsumexp(x, (0, 1), True),
+        R3,
+        "any",
+        {"logsumexp"},
+    ),
     ("softmax(x, 1)", lambda x: E.softmax(x, 1), (3, 4), "any", {"softmax"}),
     ("softmax(x, 0) 1-d", lambda x: E.softmax(x, 0), (5,), "any", {"softmax"}),
     ("log_softmax(x, -1)", lambda x: E.log_softmax(x, -1), R3, "any", {"log_softmax"}),
@@ -520,7 +534,13 @@ REDUCTION_ROWS = [
 SHAPE_ROWS = [
     ("squeeze(x)", lambda x: E.squeeze(x) ** 2, (1, 3, 1), "any", {"squeeze"}),
     ("squeeze(x, 0)", lambda x: E.squeeze(x, 0) * E.sin(x[0]), (1, 3), "any", {"squeeze"}),
-    ("x.unsqueeze(1)", lambda x: x.unsqueeze(1) * const([[1.0], [2.0], [3.0]], x), (3,), "any", {"unsqueeze"}),
+    (
+        "x.unsqueeze(1)",
+        lambda x: x.unsqueeze(1) * const([[1.0], [2.0], [3.0]], x),
+        (3,),
+        "any",
+        {"unsqueeze"},
+    ),
     ("unsqueeze(x, -1)", lambda x: E.unsqueeze(x, -1) ** 3, (2, 3), "any", {"unsqueeze"}),
     ("flatten(x)", lambda x: E.flatten(x) ** 2, R3, "any", {"reshape"}),
     ("flatten(x, 1)", lambda x: E.flatten(x, 1) ** 2, R3, "any", {"reshape"}),
@@ -549,7 +569,13 @@ SHAPE_ROWS = [
     ("triu(m, 1)", lambda x: E.triu(x, 1) ** 2, (3, 4), "any", {"triu"}),
     ("tril(batch, -1)", lambda x: E.tril(x, -1) ** 2, (2, 3, 3), "any", {"tril"}),
     ("outer(u, u)", lambda x: E.outer(x, x), (3,), "any", {"mul"}),
-    ("split(x, 2, 1) pieces", lambda x: E.split(x, 2, 1)[0] * E.split(x, 2, 1)[1][:, :1], (2, 3), "any", {"split"}),
+    (
+        "split(x, 2, 1) pieces",
+        lambda x: E.split(x, 2, 1)[0] * E.split(x, 2, 1)[1][:, :1],
+        (2, 3),
+        "any",
+        {"split"},
+    ),
     ("chunk(x, 2)[1]", lambda x: E.chunk(x, 2)[1] ** 2, (5, 2), "any", {"split"}),
     ("split(x, [1, 3])[1]", lambda x: E.split(x, [1, 3])[1] ** 2, (4,), "any", {"split"}),
 ]
@@ -572,24 +598,60 @@ case(
 TARGETS = [0.0, 2.0, 1.0]
 LOSS_ROWS = [
     ("mse_loss", lambda x, y: E.mse_loss(x, y), (3, 4), (3, 4), "any", "any", {"mse_loss"}),
-    ("mse_loss sum", lambda x, y: E.mse_loss(x, y, reduction="sum"), (3,), (3,), "any", "any", {"mse_loss"}),
-    ("mse_loss none bcast", lambda x, y: E.mse_loss(x, y, "none"), (3, 4), (4,), "any", "any", {"mse_loss"}),
+    (
+        "mse_loss sum",
+        lambda x, y: E.mse_loss(x, y, reduction="sum"),
+        (3,),
+        (3,),
+        "any",
+        "any",
+        {"mse_loss"},
+    ),
+    (
+        "mse_loss none bcast",
+        lambda x, y: E.mse_loss(x, y, "none"),
+        (3, 4),
+        (4,),
+        "any",
+        "any",
+        {"mse_loss"},
+    ),
     ("l1_loss", lambda x, y: E.l1_loss(x, y), (3, 4), (3, 4), "any", "any", {"abs", "mean"}),
-    ("binary_cross_entropy", E.binary_cross_entropy, (3, 2), (3, 2), "prob", "prob", {"binary_cross_entropy"}),
+    (
+        "binary_cross_entropy",
+        E.binary_cross_entropy,
+        (3, 2),
+        (3, 2),
+        "prob",
+        "prob",
+        {"binary_cross_entropy"},
+    ),
     (
         "binary_cross_entropy none",
         lambda x, y: E.binary_cross_entropy(x, y, reduction="none"),
-        (4,), (4,), "prob", "prob", {"binary_cross_entropy"},
+        (4,),
+        (4,),
+        "prob",
+        "prob",
+        {"binary_cross_entropy"},
     ),
     (
         "bce_with_logits",
         E.binary_cross_entropy_with_logits,
-        (3, 2), (3, 2), "any", "prob", {"binary_cross_entropy_with_logits"},
+        (3, 2),
+        (3, 2),
+        "any",
+        "prob",
+        {"binary_cross_entropy_with_logits"},
     ),
     (
         "bce_with_logits sum",
         lambda x, y: E.binary_cross_entropy_with_logits(x, y, reduction="sum"),
-        (4,), (4,), "any", "prob", {"binary_cross_entropy_with_logits"},
+        (4,),
+        (4,),
+        "any",
+        "prob",
+        {"binary_cross_entropy_with_logits"},
     ),
 ]
 for _name, _f, _sa, _sb, _da, _db, _ops in LOSS_ROWS:
@@ -601,7 +663,12 @@ case(
     (3, 4),
     ops={"nll_loss"},
 )
-case("nll_loss none", lambda x: E.nll_loss(x, const(TARGETS, x), reduction="none") ** 2, (3, 4), ops={"nll_loss"})
+case(
+    "nll_loss none",
+    lambda x: E.nll_loss(x, const(TARGETS, x), reduction="none") ** 2,
+    (3, 4),
+    ops={"nll_loss"},
+)
 case(
     "cross_entropy",
     lambda x: E.cross_entropy(x, const(TARGETS, x)),
@@ -622,6 +689,7 @@ case(
     (),
     ops={"nll_loss_backward"},
 )
+
 
 def table_ops_in_graph(t: Tensor) -> set:
     """The names of the table ops recorded in ``t``'s graph."""

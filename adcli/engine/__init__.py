@@ -76,6 +76,4 @@ if _gc.get_threshold() == (700, 10, 10):
 # stay out of ``__all__``, so ``from adcli.engine import *`` shadows no builtin.
 globals().update({name: p.fn for name, p in PUBLIC.items() if p.api.function and name != "len"})
 
-__all__ = [
-    name for name in dir() if not name.startswith("_") and not hasattr(_builtins, name)
-]
+__all__ = [name for name in dir() if not name.startswith("_") and not hasattr(_builtins, name)]

@@ -46,6 +46,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
+import numpy as np
+
 from adcli.backend import to_numpy
 from adcli.engine import series
 from adcli.engine.tensor import apply
@@ -577,7 +579,9 @@ def _permute_op(name, backward_name, exposure=None):
     )
 
 
-PERMUTE = _permute_op("permute", "PermuteBackward", api("permute", "input, *dims:shape", method=True, group="shape"))
+PERMUTE = _permute_op(
+    "permute", "PermuteBackward", api("permute", "input, *dims:shape", method=True, group="shape")
+)
 TRANSPOSE = _permute_op(
     "transpose",
     "TransposeBackward",
@@ -863,11 +867,9 @@ def _erf_forward(xp, a):
 
 
 def _host_erf(a):
-    try:
+    try:  # imported here, not at start-up: SciPy is optional and slow to import
         from scipy.special import erf
     except ImportError:
-        import numpy as np
-
         return np.vectorize(math.erf, otypes=[np.asarray(a).dtype])(a)
     return erf(a)
 
@@ -951,9 +953,7 @@ CLAMP_MASK = op(
 MAXIMUM_WEIGHT = op(
     "maximum_weight",
     "MaximumWeightBackward",
-    lambda xp, a, b: xp.where(a > b, 1.0, xp.where(a == b, 0.5, 0.0)).astype(
-        xp.result_type(a, b)
-    ),
+    lambda xp, a, b: xp.where(a > b, 1.0, xp.where(a == b, 0.5, 0.0)).astype(xp.result_type(a, b)),
     (None, None),
     differentiable=False,
 )
@@ -1111,10 +1111,7 @@ LEAKY_RELU = op(
         a.dtype, copy=False
     ),
     # At 0 the slope is negative_slope (PyTorch's: x > 0 ? g : g * slope).
-    (
-        lambda F, g, out, a, negative_slope=0.01: g
-        * F.step(a, low=negative_slope, high=1.0),
-    ),
+    (lambda F, g, out, a, negative_slope=0.01: g * F.step(a, low=negative_slope, high=1.0),),
     save=(0,),
     elementwise=True,
     taylor=series.leaky_relu,
@@ -1219,10 +1216,14 @@ def _extreme_op(name, backward_name, forward):
 
 
 MAX = _extreme_op(
-    "max", "MaxBackward", lambda xp, a, dim=None, keepdim=False: xp.max(a, axis=dim, keepdims=keepdim)
+    "max",
+    "MaxBackward",
+    lambda xp, a, dim=None, keepdim=False: xp.max(a, axis=dim, keepdims=keepdim),
 )
 MIN = _extreme_op(
-    "min", "MinBackward", lambda xp, a, dim=None, keepdim=False: xp.min(a, axis=dim, keepdims=keepdim)
+    "min",
+    "MinBackward",
+    lambda xp, a, dim=None, keepdim=False: xp.min(a, axis=dim, keepdims=keepdim),
 )
 AMAX = _extreme_op(
     "amax",
@@ -1362,7 +1363,12 @@ VAR = op(
     (_var_grad,),
     save=(0,),
     taylor=series.var,
-    api=api("var", "input, dim:dims=None, *, correction:int=1, keepdim:bool=False", method=True, group="reduction"),
+    api=api(
+        "var",
+        "input, dim:dims=None, *, correction:int=1, keepdim:bool=False",
+        method=True,
+        group="reduction",
+    ),
 )
 STD = op(
     "std",
@@ -1374,7 +1380,12 @@ STD = op(
     save=(0,),
     save_output=True,
     taylor=series.std,
-    api=api("std", "input, dim:dims=None, *, correction:int=1, keepdim:bool=False", method=True, group="reduction"),
+    api=api(
+        "std",
+        "input, dim:dims=None, *, correction:int=1, keepdim:bool=False",
+        method=True,
+        group="reduction",
+    ),
 )
 
 
@@ -1419,7 +1430,9 @@ NORM = op(
     (_norm_grad,),
     save=(0,),
     save_output=True,
-    api=api("norm", "input, p:any=2, dim:dims=None, keepdim:bool=False", method=True, group="reduction"),
+    api=api(
+        "norm", "input, p:any=2, dim:dims=None, keepdim:bool=False", method=True, group="reduction"
+    ),
 )
 
 
@@ -1435,8 +1448,9 @@ LOGSUMEXP = op(
     "LogsumexpBackward",
     _logsumexp_forward,
     (
-        lambda F, g, out, a, dim, keepdim=False: _keep(F, g, a.shape, dim, keepdim)
-        * F.exp(a - _keep(F, out, a.shape, dim, keepdim)),
+        lambda F, g, out, a, dim, keepdim=False: (
+            _keep(F, g, a.shape, dim, keepdim) * F.exp(a - _keep(F, out, a.shape, dim, keepdim))
+        ),
     ),
     save=(0,),
     save_output=True,
@@ -1623,7 +1637,9 @@ CAT = op(
     "cat",
     "CatBackward",
     lambda xp, *arrays, dim, sizes: xp.concatenate(arrays, axis=dim),
-    EachInput(lambda F, g, out, *inputs, index, dim, sizes: F.index(g, key=_cat_key(dim, sizes, index))),
+    EachInput(
+        lambda F, g, out, *inputs, index, dim, sizes: F.index(g, key=_cat_key(dim, sizes, index))
+    ),
     taylor=series.cat,
     api=api("cat", "tensors:tensors, dim:dim=0", group="shape"),
 )
@@ -1631,7 +1647,9 @@ STACK = op(
     "stack",
     "StackBackward",
     lambda xp, *arrays, dim: xp.stack(arrays, axis=dim),
-    EachInput(lambda F, g, out, *inputs, index, dim: F.index(g, key=(slice(None),) * dim + (index,))),
+    EachInput(
+        lambda F, g, out, *inputs, index, dim: F.index(g, key=(slice(None),) * dim + (index,))
+    ),
     taylor=series.stack,
     api=api("stack", "tensors:tensors, dim:dim=0", group="shape"),
 )
@@ -1656,8 +1674,6 @@ def _reduce_grad(g, reduction, shape):
 def _broadcast_shape(a, b):
     sa = tuple(getattr(a, "shape", ()))
     sb = tuple(getattr(b, "shape", ()))
-    import numpy as np
-
     return np.broadcast_shapes(sa, sb)
 
 
@@ -1666,16 +1682,12 @@ MSE_LOSS = op(
     "MseLossBackward",
     lambda xp, a, b, reduction="mean": _reduce_forward(xp, (a - b) * (a - b), reduction),
     (
-        lambda F, g, out, a, b, reduction="mean": _reduce_grad(
-            g, reduction, _broadcast_shape(a, b)
-        )
-        * 2.0
-        * (a - b),
-        lambda F, g, out, a, b, reduction="mean": _reduce_grad(
-            g, reduction, _broadcast_shape(a, b)
-        )
-        * -2.0
-        * (a - b),
+        lambda F, g, out, a, b, reduction="mean": (
+            _reduce_grad(g, reduction, _broadcast_shape(a, b)) * 2.0 * (a - b)
+        ),
+        lambda F, g, out, a, b, reduction="mean": (
+            _reduce_grad(g, reduction, _broadcast_shape(a, b)) * -2.0 * (a - b)
+        ),
     ),
     save=(0, 1),
     taylor=series.mse_loss,
@@ -1694,20 +1706,23 @@ BINARY_CROSS_ENTROPY = op(
     "BinaryCrossEntropyBackward",
     _bce_forward,
     (
-        lambda F, g, out, x, t, reduction="mean": _reduce_grad(
-            g, reduction, _broadcast_shape(x, t)
-        )
-        * (x - t)
-        / F.clamp((1.0 - x) * x, min=1e-12, max=None),
-        lambda F, g, out, x, t, reduction="mean": _reduce_grad(
-            g, reduction, _broadcast_shape(x, t)
-        )
-        * (
-            F.clamp(F.log1p(-x), min=-100.0, max=None) - F.clamp(F.log(x), min=-100.0, max=None)
+        lambda F, g, out, x, t, reduction="mean": (
+            _reduce_grad(g, reduction, _broadcast_shape(x, t))
+            * (x - t)
+            / F.clamp((1.0 - x) * x, min=1e-12, max=None)
+        ),
+        lambda F, g, out, x, t, reduction="mean": (
+            _reduce_grad(g, reduction, _broadcast_shape(x, t))
+            * (F.clamp(F.log1p(-x), min=-100.0, max=None) - F.clamp(F.log(x), min=-100.0, max=None))
         ),
     ),
     save=(0, 1),
-    api=api("binary_cross_entropy", "input, target, weight:any=None, reduction:str='mean'", group="loss", domain=("prob", "prob")),
+    api=api(
+        "binary_cross_entropy",
+        "input, target, weight:any=None, reduction:str='mean'",
+        group="loss",
+        domain=("prob", "prob"),
+    ),
 )
 
 
@@ -1721,17 +1736,20 @@ BINARY_CROSS_ENTROPY_WITH_LOGITS = op(
     "BinaryCrossEntropyWithLogitsBackward",
     _bce_logits_forward,
     (
-        lambda F, g, out, x, t, reduction="mean": _reduce_grad(
-            g, reduction, _broadcast_shape(x, t)
-        )
-        * (F.sigmoid(x) - t),
-        lambda F, g, out, x, t, reduction="mean": _reduce_grad(
-            g, reduction, _broadcast_shape(x, t)
-        )
-        * -x,
+        lambda F, g, out, x, t, reduction="mean": (
+            _reduce_grad(g, reduction, _broadcast_shape(x, t)) * (F.sigmoid(x) - t)
+        ),
+        lambda F, g, out, x, t, reduction="mean": (
+            _reduce_grad(g, reduction, _broadcast_shape(x, t)) * -x
+        ),
     ),
     save=(0, 1),
-    api=api("binary_cross_entropy_with_logits", "input, target, weight:any=None, reduction:str='mean', pos_weight:any=None", group="loss", domain=("any", "prob")),
+    api=api(
+        "binary_cross_entropy_with_logits",
+        "input, target, weight:any=None, reduction:str='mean', pos_weight:any=None",
+        group="loss",
+        domain=("any", "prob"),
+    ),
 )
 
 
@@ -1784,7 +1802,11 @@ NLL_LOSS = op(
     ),
     save=(1,),
     taylor=series.nll_loss,
-    api=api("nll_loss", "input, target, weight:any=None, ignore_index:int=-100, reduction:str='mean'", group="loss"),
+    api=api(
+        "nll_loss",
+        "input, target, weight:any=None, ignore_index:int=-100, reduction:str='mean'",
+        group="loss",
+    ),
 )
 NLL_LOSS_BACKWARD = op(
     "nll_loss_backward",

@@ -106,9 +106,7 @@ def _dim_list(x: Tensor, dims) -> tuple:
 
 def _reduction(reduction) -> str:
     if reduction not in ("mean", "sum", "none"):
-        raise AdcliError(
-            "value", f'reduction must be "mean", "sum" or "none", got {reduction!r}'
-        )
+        raise AdcliError("value", f'reduction must be "mean", "sum" or "none", got {reduction!r}')
     return reduction
 
 
@@ -216,7 +214,9 @@ def t(input):
 
 def _extreme(largest: bool):
     full, by_dim, arg, both = (
-        (T.MAX, T.MAX_DIM, T.ARGMAX, T.MAXIMUM) if largest else (T.MIN, T.MIN_DIM, T.ARGMIN, T.MINIMUM)
+        (T.MAX, T.MAX_DIM, T.ARGMAX, T.MAXIMUM)
+        if largest
+        else (T.MIN, T.MIN_DIM, T.ARGMIN, T.MINIMUM)
     )
 
     def f(input, dim=None, keepdim=False):
@@ -238,12 +238,24 @@ def _extreme(largest: bool):
 
 _MAX_DOC = "max(x): ties share the gradient; max(x, dim): (values, indices), to the index"
 PUBLIC["max"] = Public(
-    api("max", "input, dim:any=None, keepdim:bool=False", method=True, group="reduction", doc=_MAX_DOC),
+    api(
+        "max",
+        "input, dim:any=None, keepdim:bool=False",
+        method=True,
+        group="reduction",
+        doc=_MAX_DOC,
+    ),
     _extreme(True),
     T.MAX,
 )
 PUBLIC["min"] = Public(
-    api("min", "input, dim:any=None, keepdim:bool=False", method=True, group="reduction", doc=_MAX_DOC),
+    api(
+        "min",
+        "input, dim:any=None, keepdim:bool=False",
+        method=True,
+        group="reduction",
+        doc=_MAX_DOC,
+    ),
     _extreme(False),
     T.MIN,
 )
@@ -302,7 +314,9 @@ def _all_any(entry):
 
 for _entry in (T.ALL, T.ANY):
     PUBLIC[_entry.name] = Public(
-        api(_entry.name, "input, dim:dims=None, keepdim:bool=False", method=True, group="reduction"),
+        api(
+            _entry.name, "input, dim:dims=None, keepdim:bool=False", method=True, group="reduction"
+        ),
         _all_any(_entry),
         _entry,
     )
@@ -423,7 +437,8 @@ def stack(tensors, dim=0):
     d = _int(dim, "dim")
     if not -n <= d < n:
         raise AdcliError(
-            "value", f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {d})"
+            "value",
+            f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {d})",
         )
     check_elements((len(xs),) + xs[0].shape, "the result of stack")
     return apply(T.STACK, tuple(xs), {"dim": d % n})
@@ -440,8 +455,13 @@ def _pieces(x: Tensor, d: int, sizes) -> tuple:
 
 
 @composite(
-    api("split", "tensor, split_size_or_sections:any, dim:dim=0", method=True, group="shape",
-        composite="pieces are SplitBackward")
+    api(
+        "split",
+        "tensor, split_size_or_sections:any, dim:dim=0",
+        method=True,
+        group="shape",
+        composite="pieces are SplitBackward",
+    )
 )
 def split(tensor, split_size_or_sections, dim=0):
     x = FN.as_tensor(tensor)
@@ -466,8 +486,13 @@ def split(tensor, split_size_or_sections, dim=0):
 
 
 @composite(
-    api("chunk", "input, chunks:int, dim:dim=0", method=True, group="shape",
-        composite="split into ceil(size / chunks)-sized pieces")
+    api(
+        "chunk",
+        "input, chunks:int, dim:dim=0",
+        method=True,
+        group="shape",
+        composite="split into ceil(size / chunks)-sized pieces",
+    )
 )
 def chunk(input, chunks, dim=0):
     x = FN.as_tensor(input)
@@ -490,22 +515,30 @@ def squeeze(input, dim=None):
     return apply(T.SQUEEZE, (x,), {"shape": shape})
 
 
-@composite(api("unsqueeze", "input, dim:dim", method=True, group="shape", composite="UnsqueezeBackward"))
+@composite(
+    api("unsqueeze", "input, dim:dim", method=True, group="shape", composite="UnsqueezeBackward")
+)
 def unsqueeze(input, dim):
     x = FN.as_tensor(input)
     n = x.ndim + 1
     d = _int(dim, "dim")
     if not -n <= d < n:
         raise AdcliError(
-            "value", f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {d})"
+            "value",
+            f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {d})",
         )
     d %= n
     return apply(T.UNSQUEEZE, (x,), {"shape": x.shape[:d] + (1,) + x.shape[d:]})
 
 
 @composite(
-    api("flatten", "input, start_dim:dim=0, end_dim:dim=-1", method=True, group="shape",
-        composite="reshape: ViewBackward")
+    api(
+        "flatten",
+        "input, start_dim:dim=0, end_dim:dim=-1",
+        method=True,
+        group="shape",
+        composite="reshape: ViewBackward",
+    )
 )
 def flatten(input, start_dim=0, end_dim=-1):
     x = FN.as_tensor(input)
@@ -519,7 +552,9 @@ def flatten(input, start_dim=0, end_dim=-1):
 
 
 @composite(
-    api("view", "input, *shape:shape", method=True, group="shape", composite="reshape: ViewBackward")
+    api(
+        "view", "input, *shape:shape", method=True, group="shape", composite="reshape: ViewBackward"
+    )
 )
 def view(input, *shape):
     return FN.reshape(input, *shape)
@@ -551,8 +586,13 @@ def flipud(input):
 
 
 @composite(
-    api("rot90", "input, k:int=1, dims:any=(0, 1)", method=True, group="shape",
-        composite="flip and transpose, as PyTorch")
+    api(
+        "rot90",
+        "input, k:int=1, dims:any=(0, 1)",
+        method=True,
+        group="shape",
+        composite="flip and transpose, as PyTorch",
+    )
 )
 def rot90(input, k=1, dims=(0, 1)):
     x = FN.as_tensor(input)
@@ -570,7 +610,15 @@ def rot90(input, k=1, dims=(0, 1)):
     return flip(FN.transpose(x, d0, d1), (d1,))
 
 
-@composite(api("roll", "input, shifts:any, dims:any=None", method=True, group="shape", composite="RollBackward"))
+@composite(
+    api(
+        "roll",
+        "input, shifts:any, dims:any=None",
+        method=True,
+        group="shape",
+        composite="RollBackward",
+    )
+)
 def roll(input, shifts, dims=None):
     x = FN.as_tensor(input)
     if dims is None:  # over the flattened tensor
@@ -579,7 +627,9 @@ def roll(input, shifts, dims=None):
     s = shifts if isinstance(shifts, (tuple, list)) else (shifts,)
     s = tuple(_int(v, "shifts") for v in s)
     if len(s) != len(d):
-        raise AdcliError("value", f"roll: shifts and dimensions must align (got {len(s)} and {len(d)})")
+        raise AdcliError(
+            "value", f"roll: shifts and dimensions must align (got {len(s)} and {len(d)})"
+        )
     return apply(T.ROLL, (x,), {"shifts": s, "dims": d})
 
 
@@ -608,7 +658,9 @@ def repeat(input, *repeats):
     return apply(T.REPEAT, (x,), {"sizes": sizes})
 
 
-@composite(api("tile", "input, dims:shape", method=True, group="shape", composite="repeat: RepeatBackward"))
+@composite(
+    api("tile", "input, dims:shape", method=True, group="shape", composite="repeat: RepeatBackward")
+)
 def tile(input, dims):
     x = FN.as_tensor(input)
     sizes = _sizes((dims,), "dims")
@@ -617,15 +669,26 @@ def tile(input, dims):
 
 
 @composite(
-    api("broadcast_to", "input, size:shape", method=True, group="shape", composite="expand: ExpandBackward")
+    api(
+        "broadcast_to",
+        "input, size:shape",
+        method=True,
+        group="shape",
+        composite="expand: ExpandBackward",
+    )
 )
 def broadcast_to(input, size):
     return FN.expand(input, _sizes((size,), "size"))
 
 
 @composite(
-    api("diagonal", "input, offset:int=0, dim1:dim=0, dim2:dim=1", method=True, group="shape",
-        composite="DiagonalBackward")
+    api(
+        "diagonal",
+        "input, offset:int=0, dim1:dim=0, dim2:dim=1",
+        method=True,
+        group="shape",
+        composite="DiagonalBackward",
+    )
 )
 def diagonal(input, offset=0, dim1=0, dim2=1):
     x = FN.as_tensor(input)
@@ -638,8 +701,13 @@ def diagonal(input, offset=0, dim1=0, dim2=1):
 
 
 @composite(
-    api("diag", "input, diagonal:int=0", method=True, group="shape",
-        composite="a matrix: diagonal(); a vector: DiagEmbedBackward")
+    api(
+        "diag",
+        "input, diagonal:int=0",
+        method=True,
+        group="shape",
+        composite="a matrix: diagonal(); a vector: DiagEmbedBackward",
+    )
 )
 def diag(input, diagonal=0):
     x = FN.as_tensor(input)
@@ -672,8 +740,13 @@ for _entry in (T.TRIL, T.TRIU):
 
 
 @composite(
-    api("outer", "input, vec2", method=True, group="shape",
-        composite="input[:, None] * vec2: MulBackward, as PyTorch")
+    api(
+        "outer",
+        "input, vec2",
+        method=True,
+        group="shape",
+        composite="input[:, None] * vec2: MulBackward, as PyTorch",
+    )
 )
 def outer(input, vec2):
     u, v = FN.as_tensor(input), FN.as_tensor(vec2)
@@ -689,32 +762,48 @@ def _like_dtype(x, dtype):
     return x.dtype if dtype is None else dtype
 
 
-@composite(api("zeros_like", "input, *, dtype:str=None, requires_grad:bool=False", group="creation"))
+@composite(
+    api("zeros_like", "input, *, dtype:str=None, requires_grad:bool=False", group="creation")
+)
 def zeros_like(input, *, dtype=None, requires_grad=False):
     x = FN.as_tensor(input)
-    return FN.zeros(*x.shape, dtype=_like_dtype(x, dtype), device=x._backend, requires_grad=requires_grad)
+    return FN.zeros(
+        *x.shape, dtype=_like_dtype(x, dtype), device=x._backend, requires_grad=requires_grad
+    )
 
 
 @composite(api("ones_like", "input, *, dtype:str=None, requires_grad:bool=False", group="creation"))
 def ones_like(input, *, dtype=None, requires_grad=False):
     x = FN.as_tensor(input)
-    return FN.ones(*x.shape, dtype=_like_dtype(x, dtype), device=x._backend, requires_grad=requires_grad)
-
-
-@composite(
-    api("full_like", "input, fill_value:number, *, dtype:str=None, requires_grad:bool=False",
-        group="creation")
-)
-def full_like(input, fill_value, *, dtype=None, requires_grad=False):
-    x = FN.as_tensor(input)
-    return FN.full(
-        x.shape, fill_value, dtype=_like_dtype(x, dtype), device=x._backend, requires_grad=requires_grad
+    return FN.ones(
+        *x.shape, dtype=_like_dtype(x, dtype), device=x._backend, requires_grad=requires_grad
     )
 
 
 @composite(
-    api("randn_like", "input, *, dtype:str=None, requires_grad:bool=False, generator:any=None",
-        group="creation")
+    api(
+        "full_like",
+        "input, fill_value:number, *, dtype:str=None, requires_grad:bool=False",
+        group="creation",
+    )
+)
+def full_like(input, fill_value, *, dtype=None, requires_grad=False):
+    x = FN.as_tensor(input)
+    return FN.full(
+        x.shape,
+        fill_value,
+        dtype=_like_dtype(x, dtype),
+        device=x._backend,
+        requires_grad=requires_grad,
+    )
+
+
+@composite(
+    api(
+        "randn_like",
+        "input, *, dtype:str=None, requires_grad:bool=False, generator:any=None",
+        group="creation",
+    )
 )
 def randn_like(input, *, dtype=None, requires_grad=False, generator=None):
     x = FN.as_tensor(input)
@@ -744,8 +833,12 @@ def mse_loss(input, target, reduction="mean"):
 
 
 @composite(
-    api("l1_loss", "input, target, reduction:str='mean'", group="loss",
-        composite="abs(input - target) reduced: MeanBackward (PyTorch's l1_loss is composite too)")
+    api(
+        "l1_loss",
+        "input, target, reduction:str='mean'",
+        group="loss",
+        composite="abs(input - target) reduced: MeanBackward (PyTorch's l1_loss is composite too)",
+    )
 )
 def l1_loss(input, target, reduction="mean"):
     x, t = _loss_inputs("l1_loss", input, target)
@@ -809,7 +902,8 @@ def _class_targets(name, x: Tensor, t: Tensor, ignore_index) -> Tensor:
     bad = (idx != ignore_index) & ((idx < 0) | (idx >= classes))
     if bad.any():
         raise AdcliError(
-            "value", f"{name}: Target {int(idx[bad].reshape(-1)[0])} is out of bounds (classes: {classes})"
+            "value",
+            f"{name}: Target {int(idx[bad].reshape(-1)[0])} is out of bounds (classes: {classes})",
         )
     return t
 
@@ -835,7 +929,9 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
         composite="nll_loss(log_softmax(input)): NllLossBackward, as PyTorch",
     )
 )
-def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+def cross_entropy(
+    input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0
+):
     x, t = FN.as_tensor(input), FN.as_tensor(target)
     if weight is not None or label_smoothing:
         raise AdcliError("value", "cross_entropy: weight= and label_smoothing= are not supported")
@@ -885,7 +981,12 @@ def _to_dtype(name):
     return f
 
 
-for _method, _dtype in (("double", "float64"), ("float", "float32"), ("long", "int64"), ("bool", "bool")):
+for _method, _dtype in (
+    ("double", "float64"),
+    ("float", "float32"),
+    ("long", "int64"),
+    ("bool", "bool"),
+):
     PUBLIC[_method] = Public(
         api(_method, function=False, method=True, group="utility", doc=f"a copy as {_dtype}"),
         _to_dtype(_dtype),

@@ -699,7 +699,7 @@ def cat(F, out, *jets, dim, sizes):
     some = next(((i, j) for i, j in enumerate(jets) if any(c is not None for c in j[1:])), None)
     if some is None:
         return _zero_result(jets[0].degree)
-    i, jet = some
+    _, jet = some
     shape = list(_any_coefficient_shape([jet]))
     shape[dim] = sum(sizes)
     keys = []

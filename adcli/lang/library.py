@@ -14,7 +14,8 @@ from adcli import engine as E
 from adcli.engine.functional import kind_of
 from adcli.engine.tensor import Tensor
 from adcli.errors import AdcliError
-from adcli.lang.builtins import BUILTINS, CREATION_KEYWORDS, builtin
+from adcli.lang import nodes as N
+from adcli.lang.builtins import BUILTINS, CREATION_KEYWORDS, METHODS, Builtin, builtin
 
 METHOD_IMPLS: dict = {}
 
@@ -466,9 +467,7 @@ def _adapter(spec, fn):
         missing = [p for p in positional[len(values) :]]
         if any(p.name in kwargs for p in missing):
             for p in missing:
-                values.append(
-                    _convert(s, p, kwargs[p.name]) if p.name in kwargs else p.default
-                )
+                values.append(_convert(s, p, kwargs[p.name]) if p.name in kwargs else p.default)
         if variadic is not None:
             values.extend(_shape(extra, variadic.name) if variadic.kind == "shape" else extra)
         return _language_value(fn(*values, **keywords))
@@ -478,8 +477,6 @@ def _adapter(spec, fn):
 
 def _lazy_adapter(spec, call):
     """For ops taking a sequence of tensors: a bracket list there is a list of tensors."""
-    from adcli.lang import nodes as N
-
     kinds = [p.kind for p in spec.params if not p.keyword_only and not p.variadic]
 
     def lazy(s, node):
@@ -499,8 +496,6 @@ def _lazy_adapter(spec, call):
 
 
 def _register_public() -> None:
-    from adcli.lang.builtins import METHODS, Builtin
-
     for name, public in E.PUBLIC.items():
         spec = public.api
         call = _adapter(spec, public.fn)
