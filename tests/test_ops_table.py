@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 import adcli.engine as E
+from adcli.backend import cuda_available
 from adcli.engine.ops import TABLE
 from adcli.engine.public import PUBLIC
 from adcli.errors import AdcliError
@@ -744,3 +745,17 @@ def test_the_nth_derivative_of_new_ops_uses_taylor_mode():
     x = E.tensor(0.5, dtype="float64", requires_grad=True)
     d5 = E.nth_grads(E.atan(x), x, 5, method="taylor")[-1].item()
     assert d5 == pytest.approx(24 * (5 * 0.5**4 - 10 * 0.5**2 + 1) / (1 + 0.25) ** 5, rel=1e-12)
+
+
+# ----- the whole table on CUDA (skipped without a GPU and CuPy) ---------------------------------
+
+_TABLE_ROW_NAMES = {r[0] for r in C.REDUCTION_ROWS + C.SHAPE_ROWS + C.LOSS_ROWS}
+CUDA_TABLE_CASES = [c for c in C.CASES if c.name.endswith("[table]") or c.name in _TABLE_ROW_NAMES]
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not cuda_available(), reason="no CUDA GPU / CuPy not installed")
+@pytest.mark.parametrize("case", CUDA_TABLE_CASES, ids=repr)
+def test_the_table_on_cuda_matches_finite_differences(case):
+    C.check_first(case, device="cuda")
+    C.check_hvp(case, device="cuda")

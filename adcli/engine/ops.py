@@ -860,10 +860,10 @@ EXP2 = _unary_op(
 
 
 def _erf_forward(xp, a):
-    erf = getattr(xp, "erf", None)
-    if erf is None:  # NumPy has none: SciPy's if present, else math.erf elementwise
-        erf = _host_erf
-    return erf(a).astype(a.dtype, copy=False) if hasattr(a, "astype") else erf(a)
+    # NumPy has no erf (SciPy's, or math.erf elementwise); other devices go through the host.
+    if xp is np:
+        return np.asarray(_host_erf(a)).astype(a.dtype, copy=False)
+    return xp.asarray(_host_erf(to_numpy(a))).astype(a.dtype, copy=False)
 
 
 def _host_erf(a):
@@ -1182,9 +1182,8 @@ TIES = op(
 
 def _first_index_mask(xp, a, dim, largest=True):
     index = xp.argmax(a, axis=dim) if largest else xp.argmin(a, axis=dim)
-    mask = xp.zeros(a.shape, dtype=a.dtype)
-    xp.put_along_axis(mask, xp.expand_dims(index, dim), 1.0, axis=dim)
-    return mask
+    positions = xp.arange(a.shape[dim]).reshape((-1,) + (1,) * (a.ndim - dim - 1))
+    return (positions == xp.expand_dims(index, dim)).astype(a.dtype)
 
 
 INDEX_MASK = op(
@@ -1782,12 +1781,9 @@ def _nll_backward_forward(xp, g, t, shape, ignore_index=-100, reduction="mean"):
     weight = -keep * g
     if reduction == "mean":
         weight = weight / xp.sum(keep)
-    out = xp.zeros(shape, dtype=g.dtype)
-    if len(shape) == 1:
-        out[safe] = weight
-    else:
-        xp.put_along_axis(out, safe[:, None], xp.broadcast_to(weight, safe.shape)[:, None], axis=1)
-    return out
+    hit = xp.arange(shape[-1]) == (safe[..., None] if len(shape) > 1 else safe)
+    weight = xp.broadcast_to(weight, safe.shape)
+    return (hit * (weight[..., None] if len(shape) > 1 else weight)).astype(g.dtype)
 
 
 NLL_LOSS = op(
