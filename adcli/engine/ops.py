@@ -97,6 +97,9 @@ class Api:
     ``domain``: per tensor input, where the op is smooth (``any``, ``pos``,
     ``away0``, ``small``, ``unit`` (in (-1, 1)), ``gt1``, ``prob``).
     ``composite``: for ops built from others, what they are built from.
+    ``reference``: the same function as an expression of ``x`` (and ``y``) in
+    mpmath's names (``"atan(x)"``), which the generated tests evaluate to 50
+    digits, derivatives included.
     """
 
     name: str
@@ -106,6 +109,7 @@ class Api:
     group: str = "elementwise"
     domain: tuple = ()
     composite: str = ""
+    reference: str = ""
     doc: str = ""
 
     @property
@@ -327,7 +331,7 @@ EXP = op(
     save_output=True,
     elementwise=True,
     taylor=series.exp,
-    api=api("exp", method=True),
+    api=api("exp", method=True, reference="exp(x)"),
 )
 LOG = op(
     "log",
@@ -337,7 +341,7 @@ LOG = op(
     save=(0,),
     elementwise=True,
     taylor=series.log,
-    api=api("log", method=True, domain="pos"),
+    api=api("log", method=True, domain="pos", reference="log(x)"),
 )
 SQRT = op(
     "sqrt",
@@ -347,7 +351,7 @@ SQRT = op(
     save_output=True,
     elementwise=True,
     taylor=series.sqrt,
-    api=api("sqrt", method=True, domain="pos"),
+    api=api("sqrt", method=True, domain="pos", reference="sqrt(x)"),
 )
 SIN = op(
     "sin",
@@ -357,7 +361,7 @@ SIN = op(
     save=(0,),
     elementwise=True,
     taylor=series.sin,
-    api=api("sin", method=True),
+    api=api("sin", method=True, reference="sin(x)"),
 )
 COS = op(
     "cos",
@@ -367,7 +371,7 @@ COS = op(
     save=(0,),
     elementwise=True,
     taylor=series.cos,
-    api=api("cos", method=True),
+    api=api("cos", method=True, reference="cos(x)"),
 )
 TANH = op(
     "tanh",
@@ -377,7 +381,7 @@ TANH = op(
     save_output=True,
     elementwise=True,
     taylor=series.tanh,
-    api=api("tanh", method=True),
+    api=api("tanh", method=True, reference="tanh(x)"),
 )
 
 
@@ -395,7 +399,7 @@ SIGMOID = op(
     save_output=True,
     elementwise=True,
     taylor=series.sigmoid,
-    api=api("sigmoid", method=True),
+    api=api("sigmoid", method=True, reference="1/(1+exp(-x))"),
 )
 ABS = op(
     "abs",
@@ -747,7 +751,7 @@ TAN = _unary_op(
     save=(),
     save_output=True,
     taylor=series.tan,
-    api=api("tan", method=True, domain="small"),
+    api=api("tan", method=True, domain="small", reference="tan(x)"),
 )
 ASIN = _unary_op(
     "asin",
@@ -755,7 +759,7 @@ ASIN = _unary_op(
     lambda xp, a: xp.arcsin(a),
     lambda F, g, out, a: g * F.rsqrt(1.0 - a * a),
     taylor=series.asin,
-    api=api("asin", method=True, domain="unit"),
+    api=api("asin", method=True, domain="unit", reference="asin(x)"),
 )
 ACOS = _unary_op(
     "acos",
@@ -763,7 +767,7 @@ ACOS = _unary_op(
     lambda xp, a: xp.arccos(a),
     lambda F, g, out, a: -g * F.rsqrt(1.0 - a * a),
     taylor=series.acos,
-    api=api("acos", method=True, domain="unit"),
+    api=api("acos", method=True, domain="unit", reference="acos(x)"),
 )
 ATAN = _unary_op(
     "atan",
@@ -771,7 +775,7 @@ ATAN = _unary_op(
     lambda xp, a: xp.arctan(a),
     lambda F, g, out, a: g / (1.0 + a * a),
     taylor=series.atan,
-    api=api("atan", method=True),
+    api=api("atan", method=True, reference="atan(x)"),
 )
 SINH = _unary_op(
     "sinh",
@@ -779,7 +783,7 @@ SINH = _unary_op(
     lambda xp, a: xp.sinh(a),
     lambda F, g, out, a: g * F.cosh(a),
     taylor=series.sinh,
-    api=api("sinh", method=True),
+    api=api("sinh", method=True, reference="sinh(x)"),
 )
 COSH = _unary_op(
     "cosh",
@@ -787,7 +791,7 @@ COSH = _unary_op(
     lambda xp, a: xp.cosh(a),
     lambda F, g, out, a: g * F.sinh(a),
     taylor=series.cosh,
-    api=api("cosh", method=True),
+    api=api("cosh", method=True, reference="cosh(x)"),
 )
 ASINH = _unary_op(
     "asinh",
@@ -795,7 +799,7 @@ ASINH = _unary_op(
     lambda xp, a: xp.arcsinh(a),
     lambda F, g, out, a: g * F.rsqrt(a * a + 1.0),
     taylor=series.asinh,
-    api=api("asinh", method=True),
+    api=api("asinh", method=True, reference="asinh(x)"),
 )
 ACOSH = _unary_op(
     "acosh",
@@ -803,7 +807,7 @@ ACOSH = _unary_op(
     lambda xp, a: xp.arccosh(a),
     lambda F, g, out, a: g * F.rsqrt(a * a - 1.0),
     taylor=series.acosh,
-    api=api("acosh", method=True, domain="gt1"),
+    api=api("acosh", method=True, domain="gt1", reference="acosh(x)"),
 )
 ATANH = _unary_op(
     "atanh",
@@ -811,7 +815,7 @@ ATANH = _unary_op(
     lambda xp, a: xp.arctanh(a),
     lambda F, g, out, a: g / (1.0 - a * a),
     taylor=series.atanh,
-    api=api("atanh", method=True, domain="unit"),
+    api=api("atanh", method=True, domain="unit", reference="atanh(x)"),
 )
 LOG2 = _unary_op(
     "log2",
@@ -819,7 +823,7 @@ LOG2 = _unary_op(
     lambda xp, a: xp.log2(a),
     lambda F, g, out, a: g / (a * _LN2),
     taylor=series.log2,
-    api=api("log2", method=True, domain="pos"),
+    api=api("log2", method=True, domain="pos", reference="log(x, 2)"),
 )
 LOG10 = _unary_op(
     "log10",
@@ -827,7 +831,7 @@ LOG10 = _unary_op(
     lambda xp, a: xp.log10(a),
     lambda F, g, out, a: g / (a * _LN10),
     taylor=series.log10,
-    api=api("log10", method=True, domain="pos"),
+    api=api("log10", method=True, domain="pos", reference="log10(x)"),
 )
 LOG1P = _unary_op(
     "log1p",
@@ -835,7 +839,7 @@ LOG1P = _unary_op(
     lambda xp, a: xp.log1p(a),
     lambda F, g, out, a: g / (a + 1.0),
     taylor=series.log1p,
-    api=api("log1p", method=True, domain="pos"),
+    api=api("log1p", method=True, domain="pos", reference="log1p(x)"),
 )
 EXPM1 = _unary_op(
     "expm1",
@@ -845,7 +849,7 @@ EXPM1 = _unary_op(
     save=(),
     save_output=True,
     taylor=series.expm1,
-    api=api("expm1", method=True),
+    api=api("expm1", method=True, reference="expm1(x)"),
 )
 EXP2 = _unary_op(
     "exp2",
@@ -855,7 +859,7 @@ EXP2 = _unary_op(
     save=(),
     save_output=True,
     taylor=series.exp2,
-    api=api("exp2", method=True),
+    api=api("exp2", method=True, reference="2**x"),
 )
 
 
@@ -880,7 +884,7 @@ ERF = _unary_op(
     _erf_forward,
     lambda F, g, out, a: g * (F.exp(-(a * a)) * _TWO_OVER_SQRT_PI),
     taylor=series.erf,
-    api=api("erf", method=True),
+    api=api("erf", method=True, reference="erf(x)"),
 )
 ERFC = _unary_op(
     "erfc",
@@ -888,7 +892,7 @@ ERFC = _unary_op(
     lambda xp, a: 1.0 - _erf_forward(xp, a),
     lambda F, g, out, a: g * (F.exp(-(a * a)) * -_TWO_OVER_SQRT_PI),
     taylor=series.erfc,
-    api=api("erfc", method=True),
+    api=api("erfc", method=True, reference="erfc(x)"),
 )
 RSQRT = _unary_op(
     "rsqrt",
@@ -898,7 +902,7 @@ RSQRT = _unary_op(
     save=(0,),
     save_output=True,
     taylor=series.rsqrt,
-    api=api("rsqrt", method=True, domain="pos"),
+    api=api("rsqrt", method=True, domain="pos", reference="1/sqrt(x)"),
 )
 RECIPROCAL = _unary_op(
     "reciprocal",
@@ -908,7 +912,7 @@ RECIPROCAL = _unary_op(
     save=(0,),
     save_output=True,
     taylor=series.reciprocal,
-    api=api("reciprocal", method=True, domain="away0"),
+    api=api("reciprocal", method=True, domain="away0", reference="1/x"),
 )
 
 
@@ -1062,7 +1066,7 @@ SOFTPLUS = op(
     save=(0,),
     elementwise=True,
     taylor=series.softplus,
-    api=api("softplus", "input, beta:number=1.0, threshold:number=20.0"),
+    api=api("softplus", "input, beta:number=1.0, threshold:number=20.0", reference="log(1+exp(x))"),
 )
 SILU = _unary_op(
     "silu",
@@ -1070,7 +1074,7 @@ SILU = _unary_op(
     lambda xp, a: a * _sigmoid_forward(xp, a),
     lambda F, g, out, a: g * (F.sigmoid(a) * (1.0 + a * (1.0 - F.sigmoid(a)))),
     taylor=series.silu,
-    api=api("silu"),
+    api=api("silu", reference="x/(1+exp(-x))"),
 )
 _SQRT_HALF = math.sqrt(0.5)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -1102,7 +1106,7 @@ GELU = op(
     save=(0,),
     elementwise=True,
     taylor=series.gelu,
-    api=api("gelu", "input, approximate:str='none'"),
+    api=api("gelu", "input, approximate:str='none'", reference="x*(1+erf(x/sqrt(2)))/2"),
 )
 LEAKY_RELU = op(
     "leaky_relu",
@@ -1126,7 +1130,9 @@ HYPOT = op(
     save_output=True,
     elementwise=True,
     taylor=series.hypot,
-    api=api("hypot", "input, other", method=True, domain=("away0", "away0")),
+    api=api(
+        "hypot", "input, other", method=True, domain=("away0", "away0"), reference="hypot(x, y)"
+    ),
 )
 ATAN2 = op(
     "atan2",
@@ -1139,7 +1145,9 @@ ATAN2 = op(
     save=(0, 1),
     elementwise=True,
     taylor=series.atan2,
-    api=api("atan2", "input, other", method=True, domain=("away0", "away0")),
+    api=api(
+        "atan2", "input, other", method=True, domain=("away0", "away0"), reference="atan2(x, y)"
+    ),
 )
 
 
