@@ -653,6 +653,14 @@ def test_prod_with_zeros_is_exact():
     )
 
 
+def test_cumprod_with_zeros_is_exact():
+    # d/dx_i of sum(cumprod(x)) = sum over j >= i of prod_{k <= j, k != i} x_k
+    np.testing.assert_array_equal(
+        _grad(lambda x: E.cumprod(x, 0), [2.0, 0.0, 3.0]), [1.0, 2.0 + 6.0, 0.0]
+    )
+    np.testing.assert_array_equal(_grad(lambda x: E.cumprod(x, 1), [[0.0, 0.0]]), [[1.0, 0.0]])
+
+
 def test_nan_to_num_passes_gradient_only_where_finite():
     g = _grad(E.nan_to_num, [1.0, math.nan, math.inf])
     np.testing.assert_array_equal(g, [1.0, 0.0, 0.0])

@@ -1505,12 +1505,43 @@ CUMSUM = op(
     taylor=series.linear_map("cumsum"),
     api=api("cumsum", "input, dim:dim", method=True, group="reduction"),
 )
+
+
+def _cumprod_zeros_grad_forward(xp, g, a, dim):
+    """The exact gradient of cumprod where ``a`` has zeros: O(n^2) along ``dim``."""
+    a_last = xp.moveaxis(a, dim, -1)
+    g_last = xp.moveaxis(g, dim, -1)
+    out = xp.zeros(a_last.shape, dtype=xp.result_type(g, a))
+    for i in range(a_last.shape[-1]):
+        b = a_last.copy()
+        b[..., i] = 1.0
+        c = xp.cumprod(b, axis=-1)
+        out[..., i] = xp.sum(g_last[..., i:] * c[..., i:], axis=-1)
+    return xp.moveaxis(out, -1, dim)
+
+
+CUMPROD_ZEROS_GRAD = op(
+    "cumprod_zeros_grad",
+    "CumprodZerosGradBackward",
+    _cumprod_zeros_grad_forward,
+    (None, None),
+    differentiable=False,
+)
+
+
+def _cumprod_grad(F, g, out, a, dim):
+    if _has_zero(a):
+        # Exact where some factors are 0 (the first derivative; its own derivative is
+        # taken with those factors held fixed), as PyTorch's is exact there.
+        return F.cumprod_zeros_grad(g, a, dim=dim)
+    return _reverse_cumsum(F, g * out, dim) / a
+
+
 CUMPROD = op(
     "cumprod",
     "CumprodBackward",
     lambda xp, a, dim: xp.cumprod(a, axis=dim),
-    # (no zero factors: out / a; PyTorch's zero-exact algorithm is not reproduced)
-    (lambda F, g, out, a, dim: _reverse_cumsum(F, g * out, dim) / a,),
+    (_cumprod_grad,),
     save=(0,),
     save_output=True,
     api=api("cumprod", "input, dim:dim", method=True, group="reduction"),
