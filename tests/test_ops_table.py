@@ -782,6 +782,26 @@ t = x.tolist()
     assert v["t"] == ((1.0, 5.0, 2.0), (4.0, 0.0, 3.0))
 
 
+def test_required_parameters_may_be_given_by_keyword():
+    src = """
+x = tensor([[1.0, 2.0], [3.0, 5.0]])
+a = softmax(x, dim=1)
+b = x.softmax(dim=0)
+c = pow(x, exponent=2)
+d = transpose(x, dim0=0, dim1=1)
+"""
+    s = Session()
+    s.run(src, "<test>")
+    v = s.variables_
+    np.testing.assert_allclose(v["a"].numpy().sum(1), [1.0, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(v["b"].numpy().sum(0), [1.0, 1.0], rtol=1e-6)
+    np.testing.assert_array_equal(v["c"].numpy(), [[1.0, 4.0], [9.0, 25.0]])
+    np.testing.assert_array_equal(v["d"].numpy(), [[1.0, 3.0], [2.0, 5.0]])
+    with pytest.raises(AdcliError) as info:
+        s.run("y = softmax(x)", "<test>")
+    assert info.value.message == "softmax() takes 2 arguments, but 1 was given"
+
+
 def test_language_errors_name_the_builtin_and_the_place():
     s = Session()
     with pytest.raises(AdcliError) as info:

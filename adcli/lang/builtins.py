@@ -42,7 +42,9 @@ class Builtin:
             and (self.variadic or n_args <= len(self.params))
         ):
             return None  # the common case, checked without building anything
-        if n_args < self.required or (not self.variadic and n_args > len(self.params)):
+        # a required parameter may be given by keyword (softmax(x, dim=1))
+        named = sum(1 for kw in keyword_names if kw in self.params[n_args : self.required])
+        if n_args + named < self.required or (not self.variadic and n_args > len(self.params)):
             return f"{self.name}() takes {self.arity_text()}, but {n_args} {'was' if n_args == 1 else 'were'} given"
         allowed = self.keywords | set(self.params[n_args:])
         for kw in keyword_names:
@@ -116,7 +118,8 @@ def check_method_call(name: str, n_args: int, keyword_names) -> str | None:
     if spec is None:
         return None
     lo, hi, keywords = spec
-    if n_args < lo or (hi is not None and n_args > hi):
+    named = sum(1 for kw in keyword_names if kw in keywords)
+    if n_args + named < lo or (hi is not None and n_args > hi):
         want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
         return f".{name}() takes {want} argument{'s' * (want != '1')}, but {n_args} were given"
     for kw in keyword_names:
