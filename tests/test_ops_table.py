@@ -782,6 +782,15 @@ t = x.tolist()
     assert v["t"] == ((1.0, 5.0, 2.0), (4.0, 0.0, 3.0))
 
 
+def test_a_program_may_define_a_function_named_like_a_v2_op_but_not_a_v1_one():
+    s = Session()
+    s.run("norm(v) = sum(v * v)\ny = norm(tensor([1.0, 2.0]))", "<test>")
+    assert s.variables_["y"].item() == 5.0
+    with pytest.raises(AdcliError) as info:
+        s.run("sqrt(v) = v", "<test>")
+    assert "cannot redefine the builtin 'sqrt'" in info.value.message
+
+
 def test_required_parameters_may_be_given_by_keyword():
     src = """
 x = tensor([[1.0, 2.0], [3.0, 5.0]])

@@ -26,6 +26,8 @@ class Builtin:
     keywords: frozenset = field(default_factory=frozenset)  # keyword-only names
     lazy: bool = False  # receives its arguments unevaluated (no_grad)
     doc: str = ""
+    #: a program may define a function of this name (the v2 names: v1 programs keep working)
+    redefinable: bool = False
 
     def arity_text(self) -> str:
         if self.variadic:
@@ -126,6 +128,12 @@ def check_method_call(name: str, n_args: int, keyword_names) -> str | None:
         if kw not in keywords:
             return f".{name}() got an unexpected keyword argument '{kw}'"
     return None
+
+
+def protected(name: str) -> bool:
+    """Whether defining a function called ``name`` is an error (a v1 builtin's name)."""
+    b = BUILTINS.get(name)
+    return b is not None and not b.redefinable
 
 
 def suggestion(name: str, pool) -> str:

@@ -55,7 +55,7 @@ class _Checker:
             self.expr(stmt.value, self.variables, self.functions)
             self.variables.add(stmt.name)
         elif isinstance(stmt, N.FuncDef):
-            if stmt.name in B.BUILTINS:
+            if B.protected(stmt.name):
                 self.error("name", f"cannot redefine the builtin '{stmt.name}'", stmt.name_span)
             visible_funcs = dict(self.functions)
             params = set(stmt.params)

@@ -428,7 +428,7 @@ class Session:
             self.variables_[stmt.name] = value
             return None
         if kind is N.FuncDef:
-            if stmt.name in B.BUILTINS:
+            if B.protected(stmt.name):
                 raise AdcliError(
                     "name", f"cannot redefine the builtin '{stmt.name}'", stmt.name_span
                 )

@@ -495,6 +495,41 @@ def _lazy_adapter(spec, call):
     return lazy
 
 
+#: the engine's public ops that were builtins in v1 (a program may not redefine them)
+V1_NAMES = frozenset(
+    [
+        "sqrt",
+        "log",
+        "exp",
+        "pow",
+        "abs",
+        "sin",
+        "cos",
+        "tan",
+        "tanh",
+        "sigmoid",
+        "relu",
+        "sign",
+        "mm",
+        "matmul",
+        "dot",
+        "sum",
+        "mean",
+        "transpose",
+        "reshape",
+        "permute",
+        "expand",
+        "maximum",
+        "minimum",
+        "where",
+        "clone",
+        "zeros_like",
+        "ones_like",
+        "numel",
+    ]
+)
+
+
 def _register_public() -> None:
     for name, public in E.PUBLIC.items():
         spec = public.api
@@ -514,6 +549,7 @@ def _register_public() -> None:
                 keyword_only,
                 lazy,
                 spec.doc or spec.composite,
+                redefinable=name not in V1_NAMES,
             )
         method_name = spec.method_name
         if method_name and method_name not in METHOD_IMPLS:
