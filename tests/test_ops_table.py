@@ -491,6 +491,7 @@ VALUE_ROWS = [
     ("log_softmax", lambda: E.log_softmax(_f64(X), 0), X - np.log(np.exp(X).sum(0))),
     ("cumsum", lambda: E.cumsum(_f64(X), 1), X.cumsum(1)),
     ("cumprod", lambda: E.cumprod(_f64(P), 0), P.cumprod(0)),
+    ("erfc far out", lambda: E.erfc(_f64([5.0, 10.0])), [math.erfc(5.0), math.erfc(10.0)]),
     ("all", lambda: E.all(_f64(P)), True),
     ("any dim", lambda: E.any(_f64(X) > 1.0, 1), (X > 1.0).any(1)),
     ("cat", lambda: E.cat([_f64(X), _f64(P)], 1), np.concatenate([X, P], 1)),
@@ -638,7 +639,7 @@ def test_sqrt_of_zero_and_norm_of_zero():
 
 
 def test_floor_and_friends_have_zero_gradient():
-    for f in (E.floor, E.ceil, E.round, E.trunc):
+    for f in (E.floor, E.ceil, E.round, E.trunc, E.sign):
         x = E.tensor([0.3, 1.7], dtype="float64", requires_grad=True)
         y = f(x)
         assert y.requires_grad

@@ -427,8 +427,10 @@ SIGN = op(
     "sign",
     "SignBackward",
     lambda xp, a: xp.sign(a),
-    (None,),
-    differentiable=False,
+    # As PyTorch: the result requires grad and its gradient is zero everywhere.
+    (lambda F, g, out, a: g * 0.0,),
+    elementwise=True,
+    taylor=series.constant,
     api=api("sign", method=True),
 )
 POSITIVE = op(
@@ -863,19 +865,24 @@ EXP2 = _unary_op(
 )
 
 
-def _erf_forward(xp, a):
-    # NumPy has no erf (SciPy's, or math.erf elementwise); other devices go through the host.
-    if xp is np:
-        return np.asarray(_host_erf(a)).astype(a.dtype, copy=False)
-    return xp.asarray(_host_erf(to_numpy(a))).astype(a.dtype, copy=False)
+def _special(name):
+    """``erf`` or ``erfc`` on arrays of any device (NumPy has neither: SciPy's, else math's)."""
+
+    def forward(xp, a):
+        host = a if xp is np else to_numpy(a)
+        try:  # imported here, not at start-up: SciPy is optional and slow to import
+            from scipy import special
+
+            out = getattr(special, name)(host)
+        except ImportError:
+            out = np.vectorize(getattr(math, name), otypes=[host.dtype])(host)
+        out = np.asarray(out).astype(a.dtype, copy=False)
+        return out if xp is np else xp.asarray(out)
+
+    return forward
 
 
-def _host_erf(a):
-    try:  # imported here, not at start-up: SciPy is optional and slow to import
-        from scipy.special import erf
-    except ImportError:
-        return np.vectorize(math.erf, otypes=[np.asarray(a).dtype])(a)
-    return erf(a)
+_erf_forward = _special("erf")
 
 
 ERF = _unary_op(
@@ -889,7 +896,7 @@ ERF = _unary_op(
 ERFC = _unary_op(
     "erfc",
     "ErfcBackward",
-    lambda xp, a: 1.0 - _erf_forward(xp, a),
+    _special("erfc"),  # not 1 - erf: that loses every digit for large x
     lambda F, g, out, a: g * (F.exp(-(a * a)) * -_TWO_OVER_SQRT_PI),
     taylor=series.erfc,
     api=api("erfc", method=True, reference="erfc(x)"),
