@@ -579,7 +579,20 @@ SHAPE_ROWS = [
     ("chunk(x, 2)[1]", lambda x: E.chunk(x, 2)[1] ** 2, (5, 2), "any", {"split"}),
     ("split(x, [1, 3])[1]", lambda x: E.split(x, [1, 3])[1] ** 2, (4,), "any", {"split"}),
 ]
-for _name, _f, _shape, _domain, _ops in REDUCTION_ROWS + SHAPE_ROWS:
+# the same at 0-d (a scalar tensor is its own reduction)
+SCALAR_ROWS = [
+    ("max(0-d)", E.max, (), "any", {"max"}),
+    ("amax(0-d)", E.amax, (), "any", {"amax"}),
+    ("prod(0-d)", E.prod, (), "pos", {"prod"}),
+    ("norm(0-d)", E.norm, (), "away0", {"norm"}),
+    ("logsumexp(0-d, 0)", lambda x: E.logsumexp(x, 0), (), "any", {"logsumexp"}),
+    ("cumsum(0-d, 0)", lambda x: E.cumsum(x, 0) ** 2, (), "any", {"cumsum"}),
+    ("max(0-d, dim=0)[0]", lambda x: E.max(x, 0)[0] ** 2, (), "any", {"clone"}),
+    ("squeeze(0-d)", lambda x: E.squeeze(x) ** 2, (), "any", {"squeeze"}),
+    ("unsqueeze(0-d, 0)", lambda x: E.unsqueeze(x, 0) ** 2, (), "any", {"unsqueeze"}),
+    ("stack 0-d", lambda x: E.stack([x, x * 2.0]) ** 2, (), "any", {"stack"}),
+]
+for _name, _f, _shape, _domain, _ops in REDUCTION_ROWS + SHAPE_ROWS + SCALAR_ROWS:
     case(_name, _f, Input(_shape, _domain), ops=_ops)
 
 case("cat([x, y], 1)", lambda x, y: E.cat([x, y], 1), (2, 3), (2, 2), ops={"cat"})
