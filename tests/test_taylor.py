@@ -58,17 +58,7 @@ RTOL = 1e-10
 #: them): reductions and losses that are neither elementwise nor linear
 FALLS_BACK: frozenset = frozenset(
     {
-        "max",
-        "min",
-        "max_dim",
-        "min_dim",
-        "amax",
-        "amin",
         "prod",
-        "norm",
-        "logsumexp",
-        "softmax",
-        "log_softmax",
         "cumprod",
         "binary_cross_entropy",
         "binary_cross_entropy_with_logits",

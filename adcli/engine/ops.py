@@ -1226,6 +1226,7 @@ def _extreme_op(name, backward_name, forward):
         (_ties_grad,),
         save=(0,),
         save_output=True,
+        taylor=series.extreme,
     )
 
 
@@ -1266,6 +1267,7 @@ MAX_DIM = op(
     lambda xp, a, dim, keepdim=False: xp.max(a, axis=dim, keepdims=keepdim),
     (_select_dim_grad(True),),
     save=(0,),
+    taylor=series.max_dim,
 )
 MIN_DIM = op(
     "min_dim",
@@ -1273,6 +1275,7 @@ MIN_DIM = op(
     lambda xp, a, dim, keepdim=False: xp.min(a, axis=dim, keepdims=keepdim),
     (_select_dim_grad(False),),
     save=(0,),
+    taylor=series.min_dim,
 )
 
 
@@ -1447,6 +1450,7 @@ NORM = op(
     api=api(
         "norm", "input, p:any=2, dim:dims=None, keepdim:bool=False", method=True, group="reduction"
     ),
+    taylor=series.norm,
 )
 
 
@@ -1469,6 +1473,7 @@ LOGSUMEXP = op(
     save=(0,),
     save_output=True,
     api=api("logsumexp", "input, dim:dims, keepdim:bool=False", method=True, group="reduction"),
+    taylor=series.logsumexp,
 )
 
 
@@ -1489,6 +1494,7 @@ SOFTMAX = op(
     (lambda F, g, out, a, dim: out * (g - F.sum(g * out, dim=(dim,), keepdim=True)),),
     save_output=True,
     api=api("softmax", "input, dim:dim", method=True, group="reduction"),
+    taylor=series.softmax,
 )
 LOG_SOFTMAX = op(
     "log_softmax",
@@ -1497,6 +1503,7 @@ LOG_SOFTMAX = op(
     (lambda F, g, out, a, dim: g - F.exp(out) * F.sum(g, dim=(dim,), keepdim=True),),
     save_output=True,
     api=api("log_softmax", "input, dim:dim", method=True, group="reduction"),
+    taylor=series.log_softmax,
 )
 
 

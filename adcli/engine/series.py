@@ -739,3 +739,104 @@ def nll_loss(F, out, a, t, **params):
 
 def nll_loss_backward(F, out, g, t, **params):
     return [None] + [None if c is None else F.nll_loss_backward(c, t[0], **params) for c in g[1:]]
+
+
+# ----- v2 rules: extremes, norms and softmax (the reductions that are smooth almost everywhere) --
+
+
+def _kept(F, t, shape, dim, keepdim):
+    """A reduction's result with the reduced dims kept as 1 (a full one's 0-d broadcasts)."""
+    if keepdim or dim is None:
+        return t
+    return F.reshape(t, shape=tuple(1 if i in dim else s for i, s in enumerate(shape)))
+
+
+def _weighted_sums(F, a, w, dim, keepdim):
+    """Coefficient by coefficient: ``sum(c * w)`` over ``dim`` (the weights do not vary)."""
+    return [None] + [None if c is None else F.sum(c * w, dim=dim, keepdim=keepdim) for c in a[1:]]
+
+
+def extreme(F, out, a, dim=None, keepdim=False):
+    """max, min, amax, amin: the series of the extreme elements (ties averaged, as the VJP)."""
+    mask = F.ties(a[0], _kept(F, out, a[0].shape, dim, keepdim))
+    w = mask / F.sum(mask, dim=dim, keepdim=True)
+    return _weighted_sums(F, a, w, dim, keepdim)
+
+
+def _selected(largest):
+    def rule(F, out, a, dim, keepdim=False):
+        w = F.index_mask(a[0], dim=dim, largest=largest)
+        return _weighted_sums(F, a, w, (dim,), keepdim)
+
+    rule.__name__ = rule.__qualname__ = "max_dim" if largest else "min_dim"
+    return rule
+
+
+max_dim = _selected(True)
+min_dim = _selected(False)
+
+
+def norm(F, out, a, p=2.0, dim=None, keepdim=False):
+    degree = a.degree
+    if p == 0:
+        return _zero_result(degree)
+    sign = F.sign(a[0])
+    if p in (math.inf, -math.inf):
+        m = F.abs(a[0])
+        mask = F.ties(m, _kept(F, out, m.shape, dim, keepdim))
+        w = sign * (mask / F.sum(mask, dim=dim, keepdim=True))
+        return _weighted_sums(F, a, w, dim, keepdim)
+    if p == 1:
+        return _weighted_sums(F, a, sign, dim, keepdim)
+    if p == 2:
+        sq = _jet_square(a)
+    else:
+        u = Jet([F.abs(a[0])] + [None if c is None else c * sign for c in a[1:]])
+        sq = Jet(_power_recurrence(u, u[0], u[0] ** p, p))
+    total = Jet(
+        [F.sum(sq[0], dim=dim, keepdim=keepdim)]
+        + [None if c is None else F.sum(c, dim=dim, keepdim=keepdim) for c in sq[1:]]
+    )
+    if p == 2:
+        return sqrt(F, out, total)
+    return _power_recurrence(total, total[0], out, 1.0 / p)
+
+
+def logsumexp(F, out, a, dim, keepdim=False):
+    """log(sum(exp(a))): each exp shifted by the result (stable), summed, then a log series."""
+    e = _exp_series(a, F.exp(a[0] - _kept(F, out, a[0].shape, dim, keepdim)))
+    s = Jet([None if c is None else F.sum(c, dim=dim, keepdim=keepdim) for c in e])
+    return _log_series(s, None)
+
+
+def softmax(F, out, a, dim):
+    """y' = y (a' - sum(y a')), coefficient by coefficient (O(K^2))."""
+    da = _derivative(a)
+    y = [out]
+    u = []  # the series of a' - sum(y a')
+    for k in range(1, len(a)):
+        m = k - 1
+        ya = _cauchy(y, da, m)
+        u.append(_minus(da[m], None if ya is None else F.sum(ya, dim=(dim,), keepdim=True)))
+        y.append(_scaled(_cauchy(y, u, m), 1.0 / k))
+    return y
+
+
+def log_softmax(F, out, a, dim):
+    """z' = a' - sum(p a') with p = exp(z): both series built together."""
+    da = _derivative(a)
+    z = [out]
+    p = [F.exp(out)]
+    for k in range(1, len(a)):
+        m = k - 1
+        pa = _cauchy(p, da, m)
+        zk = _minus(da[m], None if pa is None else F.sum(pa, dim=(dim,), keepdim=True))
+        z.append(_scaled(zk, 1.0 / k))
+        # p' = p z':  p[k] = (1/k) sum_{j=1..k} j z[j] p[k-j]
+        s = _total(
+            z[j] * p[k - j] * float(j)
+            for j in range(1, k + 1)
+            if z[j] is not None and p[k - j] is not None
+        )
+        p.append(_scaled(s, 1.0 / k))
+    return z
