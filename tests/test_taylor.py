@@ -54,16 +54,8 @@ except ImportError:  # pragma: no cover - when tests/ is a package
 ORDERS = 6
 RTOL = 1e-10
 
-#: differentiable ops that knowingly have no Taylor rule (``auto`` falls back to nested for
-#: them): reductions and losses that are neither elementwise nor linear
-FALLS_BACK: frozenset = frozenset(
-    {
-        "prod",
-        "cumprod",
-        "binary_cross_entropy",
-        "binary_cross_entropy_with_logits",
-    }
-)
+#: differentiable ops that knowingly have no Taylor rule (``auto`` falls back to nested for them)
+FALLS_BACK: frozenset = frozenset()
 
 
 def _engine_sums_broadcast_gradients() -> bool:

@@ -1354,6 +1354,7 @@ PROD = op(
     save=(0,),
     save_output=True,
     api=api("prod", "input, dim:dim=None, keepdim:bool=False", method=True, group="reduction"),
+    taylor=series.prod,
 )
 
 
@@ -1559,6 +1560,7 @@ CUMPROD = op(
     save=(0,),
     save_output=True,
     api=api("cumprod", "input, dim:dim", method=True, group="reduction"),
+    taylor=series.cumprod,
 )
 
 
@@ -1775,6 +1777,7 @@ BINARY_CROSS_ENTROPY = op(
         group="loss",
         domain=("prob", "prob"),
     ),
+    taylor=series.binary_cross_entropy,
 )
 
 
@@ -1802,6 +1805,7 @@ BINARY_CROSS_ENTROPY_WITH_LOGITS = op(
         group="loss",
         domain=("any", "prob"),
     ),
+    taylor=series.binary_cross_entropy_with_logits,
 )
 
 

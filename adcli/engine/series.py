@@ -840,3 +840,78 @@ def log_softmax(F, out, a, dim):
         )
         p.append(_scaled(s, 1.0 / k))
     return z
+
+
+# ----- v2 rules: products along a dim and the binary cross entropies -----------------------------
+
+
+def _slices(F, a, d, n):
+    """The series of each slice ``a[..., i, ...]`` along dim ``d``."""
+    out = []
+    for i in range(n):
+        key = (slice(None),) * d + (i,)
+        out.append(Jet([None if c is None else F.index(c, key=key) for c in a]))
+    return out
+
+
+def prod(F, out, a, dim=None, keepdim=False):
+    """The Cauchy product of the slices' series, one slice at a time (zeros exact)."""
+    shape = tuple(a[0].shape)
+    if dim is None:
+        a = Jet([None if c is None else F.reshape(c, shape=(-1,)) for c in a])
+        d = 0
+    else:
+        d = dim
+    n = a[0].shape[d]
+    if n == 0:
+        return _zero_result(a.degree)
+    acc = None
+    for s in _slices(F, a, d, n):
+        acc = s if acc is None else _jet_product(acc, s)
+    result = [None] + list(acc[1:])
+    if dim is not None and keepdim:
+        kept = tuple(1 if i == dim else s for i, s in enumerate(shape))
+        result = [None] + [None if c is None else F.reshape(c, shape=kept) for c in result[1:]]
+    return result
+
+
+def cumprod(F, out, a, dim):
+    shape = tuple(a[0].shape)
+    n = shape[dim]
+    partial = []
+    acc = None
+    for s in _slices(F, a, dim, n):
+        acc = s if acc is None else _jet_product(acc, s)
+        partial.append(acc)
+    keys = [(slice(None),) * dim + (i,) for i in range(n)]
+    return _placed(F, partial, keys, shape)
+
+
+def _reduced(F, terms, reduction):
+    if reduction == "none":
+        return terms
+    f = F.sum if reduction == "sum" else F.mean
+    return [None] + [None if c is None else f(c) for c in terms[1:]]
+
+
+def _one_minus(a) -> Jet:
+    return Jet([1.0 - a[0]] + [None if c is None else -c for c in a[1:]])
+
+
+def binary_cross_entropy(F, out, x, t, reduction="mean"):
+    """-(t log x + (1 - t) log(1 - x)), reduced (the clamp of the logs at -100 aside)."""
+    log_x = Jet([F.log(x[0])] + _log_series(x, None)[1:])
+    u = _one_minus(x)
+    log_u = Jet([F.log(u[0])] + _log_series(u, None)[1:])
+    s = _one_minus(t)
+    terms = [None] + [
+        _scaled(_plus(_cauchy(t, log_x, k), _cauchy(s, log_u, k)), -1.0) for k in range(1, len(x))
+    ]
+    return _reduced(F, terms, reduction)
+
+
+def binary_cross_entropy_with_logits(F, out, x, t, reduction="mean"):
+    """softplus(x) - t x, reduced."""
+    soft = Jet([None] + softplus(F, None, x, 1.0, math.inf)[1:])
+    terms = [None] + [_minus(soft[k], _cauchy(t, x, k)) for k in range(1, len(x))]
+    return _reduced(F, terms, reduction)
