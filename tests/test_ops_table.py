@@ -654,12 +654,28 @@ def test_prod_with_zeros_is_exact():
     )
 
 
+def test_prod_with_a_zero_has_the_exact_hessian():
+    # f = x0 x1 x2 at (2, 0, 3): H = [[0, x2, x1], [x2, 0, x0], [x1, x0, 0]]
+    x = E.tensor([2.0, 0.0, 3.0], dtype="float64", requires_grad=True)
+    h = E.hessian(E.prod, x).numpy()
+    np.testing.assert_array_equal(h, [[0.0, 3.0, 0.0], [3.0, 0.0, 2.0], [0.0, 2.0, 0.0]])
+    m = E.tensor([[0.0, 2.0], [0.0, 5.0]], dtype="float64", requires_grad=True)
+    (g,) = E.grad(E.sum(E.prod(m, 0)), [m], create_graph=True)
+    np.testing.assert_array_equal(g.numpy(), [[0.0, 5.0], [0.0, 2.0]])
+    (h2,) = E.grad(E.sum(g * E.tensor([[1.0, 0.0], [0.0, 0.0]], dtype="float64")), [m])
+    np.testing.assert_array_equal(h2.numpy(), [[0.0, 0.0], [1.0, 0.0]])
+
+
 def test_cumprod_with_zeros_is_exact():
     # d/dx_i of sum(cumprod(x)) = sum over j >= i of prod_{k <= j, k != i} x_k
     np.testing.assert_array_equal(
         _grad(lambda x: E.cumprod(x, 0), [2.0, 0.0, 3.0]), [1.0, 2.0 + 6.0, 0.0]
     )
     np.testing.assert_array_equal(_grad(lambda x: E.cumprod(x, 1), [[0.0, 0.0]]), [[1.0, 0.0]])
+    # and its Hessian: sum(cumprod(x)) = x0 + x0 x1 + x0 x1 x2 at (2, 0, 3)
+    x = E.tensor([2.0, 0.0, 3.0], dtype="float64", requires_grad=True)
+    h = E.hessian(lambda t: E.sum(E.cumprod(t, 0)), x).numpy()
+    np.testing.assert_array_equal(h, [[0.0, 1.0 + 3.0, 0.0], [4.0, 0.0, 2.0], [0.0, 2.0, 0.0]])
 
 
 def test_nan_to_num_passes_gradient_only_where_finite():

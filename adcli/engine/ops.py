@@ -1308,42 +1308,42 @@ ANY = op(
 )
 
 
-def _prod_others_forward(xp, a, dim=None):
-    """The product of the other elements along ``dim`` (all of them with None), zeros exact."""
-    if dim is None:
-        flat = a.reshape(-1)
-        return _prod_others_forward(xp, flat, 0).reshape(a.shape)
-    moved = xp.moveaxis(a, dim, -1)
-    ones = xp.ones(moved.shape[:-1] + (1,), dtype=a.dtype)
-    left = xp.cumprod(xp.concatenate([ones, moved[..., :-1]], axis=-1), axis=-1)
-    right = xp.flip(
-        xp.cumprod(xp.concatenate([ones, xp.flip(moved, -1)[..., :-1]], axis=-1), axis=-1), -1
-    )
-    return xp.moveaxis(left * right, -1, dim)
-
-
-PROD_OTHERS = op(
-    "prod_others",
-    "ProdOthersBackward",
-    _prod_others_forward,
-    (None,),
-    differentiable=False,
-)
-
-
 def _has_zero(a) -> bool:
     data = getattr(a, "_data", a)
     return bool((data == 0).any())
 
 
+ONE_HOT = op(
+    "one_hot",
+    "OneHotBackward",
+    lambda xp, a, dim, index: (
+        (xp.arange(a.shape[dim]).reshape((-1,) + (1,) * (a.ndim - dim - 1)) == index)
+        & xp.ones(a.shape, dtype=bool)
+    ),
+    (None,),
+    differentiable=False,
+)
+
+
 def _prod_grad(F, g, out, a, dim=None, keepdim=False):
     dims = None if dim is None else (dim,)
     g = _keep(F, g, a.shape, dims, keepdim)
-    if _has_zero(a):
-        # Exact where some factors are 0 (the first derivative; its own derivative
-        # is taken with the zero factors held fixed).
-        return g * F.prod_others(a, dim=dim)
-    return g * _keep(F, out, a.shape, dims, keepdim) / a
+    if not _has_zero(a):
+        return g * _keep(F, out, a.shape, dims, keepdim) / a
+    # Some factors are 0: the product of the others, each one's own (O(n^2), and written
+    # in table ops, so that the second derivative is exact there too).
+    flat = dim is None
+    x = F.reshape(a, shape=(-1,)) if flat else a
+    d = 0 if flat else dim
+    grad = None
+    for i in range(x.shape[d]):
+        hot = F.one_hot(x, dim=d, index=i)
+        others = F.prod(F.where(hot, 1.0, x), dim=d, keepdim=True)
+        term = F.where(hot, others, 0.0)
+        grad = term if grad is None else grad + term
+    if flat:
+        grad = F.reshape(grad, shape=a.shape)
+    return g * grad
 
 
 PROD = op(
@@ -1522,34 +1522,33 @@ CUMSUM = op(
 )
 
 
-def _cumprod_zeros_grad_forward(xp, g, a, dim):
-    """The exact gradient of cumprod where ``a`` has zeros: O(n^2) along ``dim``."""
-    a_last = xp.moveaxis(a, dim, -1)
-    g_last = xp.moveaxis(g, dim, -1)
-    out = xp.zeros(a_last.shape, dtype=xp.result_type(g, a))
-    for i in range(a_last.shape[-1]):
-        b = a_last.copy()
-        b[..., i] = 1.0
-        c = xp.cumprod(b, axis=-1)
-        out[..., i] = xp.sum(g_last[..., i:] * c[..., i:], axis=-1)
-    return xp.moveaxis(out, -1, dim)
-
-
-CUMPROD_ZEROS_GRAD = op(
-    "cumprod_zeros_grad",
-    "CumprodZerosGradBackward",
-    _cumprod_zeros_grad_forward,
-    (None, None),
+FROM_INDEX = op(
+    "from_index",
+    "FromIndexBackward",
+    lambda xp, a, dim, index: (
+        (xp.arange(a.shape[dim]).reshape((-1,) + (1,) * (a.ndim - dim - 1)) >= index)
+        & xp.ones(a.shape, dtype=bool)
+    ),
+    (None,),
     differentiable=False,
 )
 
 
 def _cumprod_grad(F, g, out, a, dim):
-    if _has_zero(a):
-        # Exact where some factors are 0 (the first derivative; its own derivative is
-        # taken with those factors held fixed), as PyTorch's is exact there.
-        return F.cumprod_zeros_grad(g, a, dim=dim)
-    return _reverse_cumsum(F, g * out, dim) / a
+    if not _has_zero(a):
+        return _reverse_cumsum(F, g * out, dim) / a
+    # Some factors are 0 (PyTorch is exact there too): for each i, the sum over j >= i of
+    # g_j times the product of a_k, k <= j, k != i. O(n^2), in table ops (so it differentiates).
+    grad = None
+    for i in range(a.shape[dim]):
+        hot = F.one_hot(a, dim=dim, index=i)
+        partial = F.cumprod(F.where(hot, 1.0, a), dim=dim)
+        total = F.sum(
+            F.where(F.from_index(a, dim=dim, index=i), g * partial, 0.0), dim=(dim,), keepdim=True
+        )
+        term = F.where(hot, total, 0.0)
+        grad = term if grad is None else grad + term
+    return grad
 
 
 CUMPROD = op(
