@@ -808,6 +808,26 @@ def test_a_program_may_define_a_function_named_like_a_v2_op_but_not_a_v1_one():
     assert "cannot redefine the builtin 'sqrt'" in info.value.message
 
 
+def test_creation_like_a_tensor_in_the_language():
+    src = """
+x = ones(2, 3, dtype="float64")
+seed(3)
+a = randn_like(x)
+seed(3)
+b = randn_like(x)
+c = full_like(x, 2.5)
+d = zeros_like(x, dtype="float32")
+e = ones_like(x, requires_grad=true)
+"""
+    s = Session()
+    s.run(src, "<test>")
+    v = s.variables_
+    np.testing.assert_array_equal(v["a"].numpy(), v["b"].numpy())
+    assert v["a"].shape == (2, 3) and v["a"].dtype == "float64"
+    assert v["c"].numpy().tolist() == [[2.5] * 3] * 2
+    assert v["d"].dtype == "float32" and v["e"].requires_grad
+
+
 def test_required_parameters_may_be_given_by_keyword():
     src = """
 x = tensor([[1.0, 2.0], [3.0, 5.0]])
