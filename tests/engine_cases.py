@@ -34,7 +34,9 @@ class Input:
 
     Domains: ``any`` (standard normal), ``pos`` (in [0.5, 2]), ``away0``
     (|x| in [0.3, 1.5], for kinks and poles at zero), ``small`` (in [-1, 1]),
-    ``grid`` (multiples of 1/64, exact in float32, for casts).
+    ``grid`` (multiples of 1/64, exact in float32, for casts), ``unit`` (in
+    [-0.8, 0.8]), ``gt1`` (in [1.2, 3]), ``prob`` (in [0.1, 0.9]). The table's
+    ``Api.domain`` names one of these per input.
     """
 
     shape: tuple
@@ -69,6 +71,12 @@ def draw(spec: Input, rng: np.random.Generator) -> np.ndarray:
         x = rng.uniform(-1.0, 1.0, shape)
     elif spec.domain == "grid":
         x = rng.integers(-128, 128, shape) / 64.0
+    elif spec.domain == "unit":
+        x = rng.uniform(-0.8, 0.8, shape)
+    elif spec.domain == "gt1":
+        x = rng.uniform(1.2, 3.0, shape)
+    elif spec.domain == "prob":
+        x = rng.uniform(0.1, 0.9, shape)
     else:
         raise ValueError(spec.domain)
     return np.asarray(x, dtype=spec.dtype)
@@ -225,13 +233,13 @@ case(
     ops={"where", "mul"},
 )
 for _sa, _sb in [((3,), (3,)), ((3, 1), (1, 4)), ((), (2, 3))]:
-    case(f"maximum{list(_sa)}x{list(_sb)}", E.maximum, _sa, _sb, ops={"where"})
-    case(f"minimum{list(_sa)}x{list(_sb)}", E.minimum, _sa, _sb, ops={"where"})
-case("maximum(x, 0.3)", lambda a: E.maximum(a, 0.3), Input((2, 3), "away0"), ops={"where"})
-case("minimum(0.3, x)", lambda a: E.minimum(0.3, a), Input((2, 3), "away0"), ops={"where"})
+    case(f"maximum{list(_sa)}x{list(_sb)}", E.maximum, _sa, _sb, ops={"maximum"})
+    case(f"minimum{list(_sa)}x{list(_sb)}", E.minimum, _sa, _sb, ops={"minimum"})
+case("maximum(x, 0.3)", lambda a: E.maximum(a, 0.3), Input((2, 3), "away0"), ops={"maximum"})
+case("minimum(0.3, x)", lambda a: E.minimum(0.3, a), Input((2, 3), "away0"), ops={"minimum"})
 
 # composites
-case("tan", E.tan, Input((2, 3), "small"), ops={"sin", "cos", "div"})
+case("tan", E.tan, Input((2, 3), "small"), ops={"tan"})
 case("sqrt(sum(x^2))", lambda x: E.sqrt(E.sum(x**2, dim=0)), (5,), ops={"sqrt", "sum", "pow"})
 case(
     "log(x^2 + y^2) + z*x*y mean",
@@ -564,6 +572,275 @@ case(
     ops={"to_device", "sin"},
 )
 case("clone then in-place-free use", lambda x: E.clone(x) * x, (3,), ops={"clone", "mul"})
+
+
+# ----- generated from the table: every elementwise public op, at every shape ------------------
+#: elementwise public ops whose cases are written by hand below (they need arguments)
+HAND_WRITTEN = frozenset({"clamp", "where"})
+GENERATED_BINARY_SHAPES = [
+    ((), ()),
+    ((3,), (3,)),
+    ((2, 3), (2, 3)),
+    ((3, 1), (1, 4)),
+    ((4,), (2, 4)),
+]
+
+
+def _generated_cases():
+    for name, public in sorted(E.PUBLIC.items()):
+        spec = public.api
+        if spec.group != "elementwise" or name in HAND_WRITTEN or not spec.function:
+            continue
+        if public.op is not None and not public.op.differentiable:
+            continue
+        n = sum(1 for p in spec.params if p.kind in ("tensor", "operand"))
+        domains = spec.domain or ("any",) * n
+        claims = {public.op.name} if public.op is not None else set()
+        shapes = [(s,) for s in UNARY_SHAPES] if n == 1 else GENERATED_BINARY_SHAPES
+        for shape in shapes:
+            inputs = [Input(s, d) for s, d in zip(shape, domains)]
+            label = "x".join(str(list(s)) for s in shape)
+            case(f"{name}{label} [table]", public.fn, *inputs, ops=claims)
+
+
+_generated_cases()
+
+# elementwise ops with arguments, and methods
+case("clamp(x, -0.5, 0.5)", lambda x: E.clamp(x, -0.5, 0.5), (3, 4), ops={"clamp"})
+case("clamp(x, min=0.1)", lambda x: E.clamp(x, min=0.1), (2, 3), ops={"clamp"})
+case("x.clamp(max=0.2)", lambda x: x.clamp(max=0.2), (2, 3), ops={"clamp"})
+case(
+    "leaky_relu(x, 0.2)", lambda x: E.leaky_relu(x, 0.2), Input((2, 3), "away0"), ops={"leaky_relu"}
+)
+case(
+    "softplus(x, beta=2, threshold=1)",
+    lambda x: E.softplus(x * 2.0, beta=2.0, threshold=1.0),
+    Input((3, 4), "away0"),
+    ops={"softplus"},
+)
+case("gelu(x, approximate=tanh)", lambda x: E.gelu(x, approximate="tanh"), (2, 3), ops={"gelu"})
+case("round(x, decimals=1)", lambda x: E.round(x * 3.0, decimals=1), (4,), ops={"round"})
+case("x.atan().asinh() methods", lambda x: x.atan().asinh().square(), (3,), ops={"atan", "asinh"})
+case("atan2(x, 2.0)", lambda x: E.atan2(x, 2.0), (3,), ops={"atan2"})
+case("maximum(x, x) ties split", lambda x: E.maximum(x, x * 1.0), (3,), ops={"maximum"})
+
+# reductions
+R3 = (2, 3, 4)
+REDUCTION_ROWS = [
+    ("max(x)", lambda x: E.max(x), (3, 4), "any", {"max"}),
+    ("min(x)", lambda x: E.min(x), (3, 4), "any", {"min"}),
+    ("max(x, dim=1)[0]", lambda x: E.max(x, dim=1)[0], R3, "any", {"max_dim"}),
+    ("min(x, 0, keepdim)[0]", lambda x: E.min(x, 0, keepdim=True)[0], R3, "any", {"min_dim"}),
+    ("x.max(dim=-1)[0]", lambda x: x.max(dim=-1)[0], (3, 4), "any", {"max_dim"}),
+    ("amax(x)", lambda x: E.amax(x), (3, 4), "any", {"amax"}),
+    ("amax(x, (0, 2))", lambda x: E.amax(x, (0, 2)), R3, "any", {"amax"}),
+    ("amin(x, 1, keepdim)", lambda x: E.amin(x, 1, keepdim=True), R3, "any", {"amin"}),
+    ("prod(x)", lambda x: E.prod(x), (3, 4), "pos", {"prod"}),
+    ("prod(x, 1)", lambda x: E.prod(x, 1), R3, "away0", {"prod"}),
+    ("x.prod(0, keepdim)", lambda x: x.prod(0, keepdim=True), (3, 4), "pos", {"prod"}),
+    ("var(x)", lambda x: E.var(x), (3, 4), "any", {"var"}),
+    ("var(x, 1)", lambda x: E.var(x, 1), R3, "any", {"var"}),
+    (
+        "var(x, (0, 2), correction=0, keepdim)",
+        lambda x: E.var(x, (0, 2), correction=0, keepdim=True),
+        R3,
+        "any",
+        {"var"},
+    ),
+    ("std(x)", lambda x: E.std(x), (3, 4), "any", {"std"}),
+    ("x.std(0, correction=0)", lambda x: x.std(0, correction=0), (3, 4), "any", {"std"}),
+    ("norm(x)", lambda x: E.norm(x), (3, 4), "any", {"norm"}),
+    ("norm(x, dim=1)", lambda x: E.norm(x, dim=1), R3, "any", {"norm"}),
+    ("norm(x, p=1)", lambda x: E.norm(x, p=1), (3, 4), "away0", {"norm"}),
+    ("norm(x, p=3, dim=0, keepdim)", lambda x: E.norm(x, 3, 0, True), (3, 4), "away0", {"norm"}),
+    ("norm(x, p=inf)", lambda x: E.norm(x, p=float("inf")), (3, 4), "any", {"norm"}),
+    ("logsumexp(x, 1)", lambda x: E.logsumexp(x, 1), R3, "any", {"logsumexp"}),
+    (
+        "logsumexp(x, (0, 1), keepdim)",
+        lambda x: E.logsumexp(x, (0, 1), True),
+        R3,
+        "any",
+        {"logsumexp"},
+    ),
+    ("softmax(x, 1)", lambda x: E.softmax(x, 1), (3, 4), "any", {"softmax"}),
+    ("softmax(x, 0) 1-d", lambda x: E.softmax(x, 0), (5,), "any", {"softmax"}),
+    ("log_softmax(x, -1)", lambda x: E.log_softmax(x, -1), R3, "any", {"log_softmax"}),
+    ("cumsum(x, 1)", lambda x: E.cumsum(x, 1), R3, "any", {"cumsum"}),
+    ("x.cumsum(0)", lambda x: x.cumsum(0), (4,), "any", {"cumsum"}),
+    ("cumprod(x, 0)", lambda x: E.cumprod(x, 0), (4, 3), "pos", {"cumprod"}),
+    ("cumprod(x, 1)", lambda x: E.cumprod(x, 1), (2, 4), "away0", {"cumprod"}),
+]
+SHAPE_ROWS = [
+    ("squeeze(x)", lambda x: E.squeeze(x) ** 2, (1, 3, 1), "any", {"squeeze"}),
+    ("squeeze(x, 0)", lambda x: E.squeeze(x, 0) * E.sin(x[0]), (1, 3), "any", {"squeeze"}),
+    (
+        "x.unsqueeze(1)",
+        lambda x: x.unsqueeze(1) * const([[1.0], [2.0], [3.0]], x),
+        (3,),
+        "any",
+        {"unsqueeze"},
+    ),
+    ("unsqueeze(x, -1)", lambda x: E.unsqueeze(x, -1) ** 3, (2, 3), "any", {"unsqueeze"}),
+    ("flatten(x)", lambda x: E.flatten(x) ** 2, R3, "any", {"reshape"}),
+    ("flatten(x, 1)", lambda x: E.flatten(x, 1) ** 2, R3, "any", {"reshape"}),
+    ("x.view(6, -1)", lambda x: x.view(6, -1) ** 2, R3, "any", {"reshape"}),
+    ("flip(x, (0, 1))", lambda x: E.flip(x, (0, 1)) ** 2, (2, 3), "any", {"flip"}),
+    ("fliplr(x)", lambda x: E.fliplr(x) * x, (2, 3), "any", {"flip"}),
+    ("flipud(x)", lambda x: E.flipud(x) * x, (3, 2), "any", {"flip"}),
+    ("rot90(x)", lambda x: E.rot90(x) ** 2, (2, 3), "any", {"flip"}),
+    ("rot90(x, 2)", lambda x: E.rot90(x, 2) * x, (3, 3), "any", {"flip"}),
+    ("rot90(x, -1)", lambda x: E.rot90(x, -1) ** 2, (2, 3), "any", {"flip"}),
+    ("roll(x, 1, 0)", lambda x: E.roll(x, 1, 0) * x, (3, 2), "any", {"roll"}),
+    ("roll(x, (1, 2), (0, 1))", lambda x: E.roll(x, (1, 2), (0, 1)) * x, (3, 4), "any", {"roll"}),
+    ("roll(x, 2) flat", lambda x: E.roll(x, 2) * x, (2, 3), "any", {"roll"}),
+    ("repeat(x, 2, 1, 3)", lambda x: E.repeat(x, 2, 1, 3) ** 2, (3, 4), "any", {"repeat"}),
+    ("x.repeat(2)", lambda x: x.repeat(2) ** 2, (3,), "any", {"repeat"}),
+    ("tile(x, (2,))", lambda x: E.tile(x, (2,)) ** 2, (2, 3), "any", {"repeat"}),
+    ("broadcast_to(x, (2, 3))", lambda x: E.broadcast_to(x, (2, 3)) ** 2, (3,), "any", {"expand"}),
+    ("diag(v)", lambda x: E.diag(x) ** 2, (3,), "any", {"diag_embed"}),
+    ("diag(v, 1)", lambda x: E.diag(x, 1) * 2.0, (3,), "any", {"diag_embed"}),
+    ("diag(m)", lambda x: E.diag(x) ** 2, (3, 3), "any", {"diagonal"}),
+    ("diag(m, -1)", lambda x: E.diag(x, -1) ** 2, (3, 4), "any", {"diagonal"}),
+    ("diagonal(x, 0, 1, 2)", lambda x: E.diagonal(x, 0, 1, 2) ** 2, (2, 3, 3), "any", {"diagonal"}),
+    ("trace(m)", lambda x: E.trace(x) ** 2, (3, 4), "any", {"trace"}),
+    ("x.trace()", lambda x: x.trace() * x[0, 0], (3, 3), "any", {"trace"}),
+    ("tril(m)", lambda x: E.tril(x) ** 2, (3, 4), "any", {"tril"}),
+    ("triu(m, 1)", lambda x: E.triu(x, 1) ** 2, (3, 4), "any", {"triu"}),
+    ("tril(batch, -1)", lambda x: E.tril(x, -1) ** 2, (2, 3, 3), "any", {"tril"}),
+    ("outer(u, u)", lambda x: E.outer(x, x), (3,), "any", {"mul"}),
+    (
+        "split(x, 2, 1) pieces",
+        lambda x: E.split(x, 2, 1)[0] * E.split(x, 2, 1)[1][:, :1],
+        (2, 3),
+        "any",
+        {"split"},
+    ),
+    ("chunk(x, 2)[1]", lambda x: E.chunk(x, 2)[1] ** 2, (5, 2), "any", {"split"}),
+    ("split(x, [1, 3])[1]", lambda x: E.split(x, [1, 3])[1] ** 2, (4,), "any", {"split"}),
+]
+# the same at 0-d (a scalar tensor is its own reduction)
+SCALAR_ROWS = [
+    ("max(0-d)", E.max, (), "any", {"max"}),
+    ("amax(0-d)", E.amax, (), "any", {"amax"}),
+    ("prod(0-d)", E.prod, (), "pos", {"prod"}),
+    ("norm(0-d)", E.norm, (), "away0", {"norm"}),
+    ("logsumexp(0-d, 0)", lambda x: E.logsumexp(x, 0), (), "any", {"logsumexp"}),
+    ("cumsum(0-d, 0)", lambda x: E.cumsum(x, 0) ** 2, (), "any", {"cumsum"}),
+    ("max(0-d, dim=0)[0]", lambda x: E.max(x, 0)[0] ** 2, (), "any", {"clone"}),
+    ("squeeze(0-d)", lambda x: E.squeeze(x) ** 2, (), "any", {"squeeze"}),
+    ("unsqueeze(0-d, 0)", lambda x: E.unsqueeze(x, 0) ** 2, (), "any", {"unsqueeze"}),
+    ("stack 0-d", lambda x: E.stack([x, x * 2.0]) ** 2, (), "any", {"stack"}),
+]
+for _name, _f, _shape, _domain, _ops in REDUCTION_ROWS + SHAPE_ROWS + SCALAR_ROWS:
+    case(_name, _f, Input(_shape, _domain), ops=_ops)
+
+case("cat([x, y], 1)", lambda x, y: E.cat([x, y], 1), (2, 3), (2, 2), ops={"cat"})
+case("cat([x, y, x])", lambda x, y: E.cat([x, y, x]) ** 2, (2, 3), (1, 3), ops={"cat"})
+case("stack([x, y], 1)", lambda x, y: E.stack([x, y], 1) ** 2, (2, 3), (2, 3), ops={"stack"})
+case("stack([x, y, x])", lambda x, y: E.stack((x, y, x)) * 2.0, (3,), (3,), ops={"stack"})
+case("outer(u, v)", E.outer, (3,), (4,), ops={"mul"})
+case(
+    "diagonal_backward",
+    lambda g: apply(TABLE["diagonal_backward"], (g,), {"shape": (3, 4), "offset": 1}) ** 2,
+    (3,),
+    ops={"diagonal_backward"},
+)
+
+# losses
+TARGETS = [0.0, 2.0, 1.0]
+LOSS_ROWS = [
+    ("mse_loss", lambda x, y: E.mse_loss(x, y), (3, 4), (3, 4), "any", "any", {"mse_loss"}),
+    (
+        "mse_loss sum",
+        lambda x, y: E.mse_loss(x, y, reduction="sum"),
+        (3,),
+        (3,),
+        "any",
+        "any",
+        {"mse_loss"},
+    ),
+    (
+        "mse_loss none bcast",
+        lambda x, y: E.mse_loss(x, y, "none"),
+        (3, 4),
+        (4,),
+        "any",
+        "any",
+        {"mse_loss"},
+    ),
+    ("l1_loss", lambda x, y: E.l1_loss(x, y), (3, 4), (3, 4), "any", "any", {"abs", "mean"}),
+    (
+        "binary_cross_entropy",
+        E.binary_cross_entropy,
+        (3, 2),
+        (3, 2),
+        "prob",
+        "prob",
+        {"binary_cross_entropy"},
+    ),
+    (
+        "binary_cross_entropy none",
+        lambda x, y: E.binary_cross_entropy(x, y, reduction="none"),
+        (4,),
+        (4,),
+        "prob",
+        "prob",
+        {"binary_cross_entropy"},
+    ),
+    (
+        "bce_with_logits",
+        E.binary_cross_entropy_with_logits,
+        (3, 2),
+        (3, 2),
+        "any",
+        "prob",
+        {"binary_cross_entropy_with_logits"},
+    ),
+    (
+        "bce_with_logits sum",
+        lambda x, y: E.binary_cross_entropy_with_logits(x, y, reduction="sum"),
+        (4,),
+        (4,),
+        "any",
+        "prob",
+        {"binary_cross_entropy_with_logits"},
+    ),
+]
+for _name, _f, _sa, _sb, _da, _db, _ops in LOSS_ROWS:
+    case(_name, _f, Input(_sa, _da), Input(_sb, _db), ops=_ops)
+case("nll_loss", lambda x: E.nll_loss(x, const(TARGETS, x)), (3, 4), ops={"nll_loss"})
+case(
+    "nll_loss sum, ignore_index",
+    lambda x: E.nll_loss(x, const([0.0, -100.0, 3.0], x), reduction="sum"),
+    (3, 4),
+    ops={"nll_loss"},
+)
+case(
+    "nll_loss none",
+    lambda x: E.nll_loss(x, const(TARGETS, x), reduction="none") ** 2,
+    (3, 4),
+    ops={"nll_loss"},
+)
+case(
+    "cross_entropy",
+    lambda x: E.cross_entropy(x, const(TARGETS, x)),
+    (3, 4),
+    ops={"log_softmax", "nll_loss"},
+)
+case("cross_entropy 1-d", lambda x: E.cross_entropy(x, const(2.0, x)), (4,), ops={"nll_loss"})
+case(
+    "cross_entropy probabilities",
+    lambda x, p: E.cross_entropy(x, E.softmax(p, 1)),
+    (3, 4),
+    (3, 4),
+    ops={"log_softmax", "softmax"},
+)
+case(
+    "nll_loss_backward",
+    lambda g: apply(TABLE["nll_loss_backward"], (g, const(TARGETS, g)), {"shape": (3, 4)}) ** 2,
+    (),
+    ops={"nll_loss_backward"},
+)
 
 
 def table_ops_in_graph(t: Tensor) -> set:

@@ -37,7 +37,7 @@ def printed(source: str, **options) -> list[str]:
         ("print(true, false)", "True False"),
         ('print("x is", 2, 2.5)', "x is 2 2.5"),
         ("print(ones(2, 2))", "tensor([[1., 1.],\n        [1., 1.]])"),
-        ("print(sum)", "<builtin sum(x, dim=None, keepdim=False)>"),
+        ("print(sum)", "<builtin sum(input, dim=None, keepdim=False)>"),
         ("f(v) = v\nprint(f)", "<function f(v)>"),
     ],
 )
@@ -64,9 +64,9 @@ def run(*args):
 def test_a_builtin_displays_as_its_signature():
     result = run("eval", "sum")
     assert result.exit_code == 0
-    assert result.stdout.strip() == "<builtin sum(x, dim=None, keepdim=False)>"
+    assert result.stdout.strip() == "<builtin sum(input, dim=None, keepdim=False)>"
     got = json.loads(run("eval", "sum", "--json").stdout)
-    assert (got["type"], got["value"]) == ("builtin", "<builtin sum(x, dim=None, keepdim=False)>")
+    assert (got["type"], got["value"]) == ("builtin", "<builtin sum(input, dim=None, keepdim=False)>")
 
 
 def test_no_python_repr_leaks_for_any_builtin():

@@ -116,6 +116,11 @@ def test_taylor_matches_nested_on_every_gradient_case(case, index):
     arrays = C.draw_inputs(case)
     xs = C.make_inputs(case, arrays)
     y = case.fn(*xs)
+    without = C.table_ops_in_graph(y) & FALLS_BACK
+    if without:
+        with pytest.raises(TM.NoTaylorRule):
+            TM.taylor_grads(y, xs[index], 2)
+        return
     low_precision = any(s.dtype == "float32" for s in case.inputs) or "cast" in case.ops
     rtol = 1e-5 if low_precision else RTOL
 

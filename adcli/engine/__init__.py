@@ -3,6 +3,7 @@
 Usable on its own from Python; it knows nothing of the ``.ad`` language.
 """
 
+import builtins as _builtins
 import gc as _gc
 
 from adcli.engine.autodiff import backward, grad, gradcheck, hessian, hvp, jacobian, jvp, vjp
@@ -34,9 +35,7 @@ from adcli.engine.functional import (
     lt,
     manual_seed,
     matmul,
-    maximum,
     mean,
-    minimum,
     mm,
     mul,
     ne,
@@ -56,7 +55,6 @@ from adcli.engine.functional import (
     sqrt,
     sub,
     sum,
-    tan,
     tanh,
     tensor,
     to,
@@ -68,8 +66,9 @@ from adcli.engine.functional import (
     zeros_like,
 )
 from adcli.engine.linalg import det, einsum, inverse, solve, tensordot
-from adcli.engine.ops import TABLE, OpDef
+from adcli.engine.ops import TABLE, Api, OpDef
 from adcli.engine.promotion import get_default_dtype, result_type, set_default_dtype
+from adcli.engine.public import PUBLIC
 from adcli.engine.taylor import nth_grads
 from adcli.engine.tensor import STATE, AccumulateGrad, Node, Tensor, enable_grad, no_grad
 
@@ -84,4 +83,9 @@ from adcli.engine.tensor import STATE, AccumulateGrad, Node, Tensor, enable_grad
 if _gc.get_threshold() == (700, 10, 10):
     _gc.set_threshold(100_000, 20, 20)
 
-__all__ = [name for name in dir() if not name.startswith("_")]
+# Every public op by its name (the registry: table entries and composites). Names that
+# are Python builtins (max, min, all, any, round, pow, sum, abs) are attributes here but
+# stay out of ``__all__``, so ``from adcli.engine import *`` shadows no builtin.
+globals().update({name: p.fn for name, p in PUBLIC.items() if p.api.function and name != "len"})
+
+__all__ = [name for name in dir() if not name.startswith("_") and not hasattr(_builtins, name)]

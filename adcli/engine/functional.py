@@ -404,10 +404,6 @@ abs = _unary(T.ABS, floating=False)
 sign = _unary(T.SIGN, floating=False)
 
 
-def tan(x):
-    return sin(x) / cos(x)
-
-
 def eq(a, b):
     return _binary(T.EQ, a, b)
 
@@ -436,6 +432,10 @@ def where(cond, a, b):
     cond = _as_tensor(cond)
     a = _as_operand(a)
     b = _as_operand(b)
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        # Two numbers: the default dtype on cond's device, as torch.where (NumPy would
+        # make float64); a number beside a tensor takes that tensor's dtype.
+        a = tensor(a, device=cond._backend)
     shapes = [t.shape for t in (cond, a, b) if isinstance(t, Tensor)]
     if len(set(shapes)) > 1:
         try:
@@ -449,15 +449,6 @@ def where(cond, a, b):
     if type(a) is Tensor or type(b) is Tensor:
         a, b = _promote(T.WHERE, a, b)
     return apply(T.WHERE, (cond, a, b))
-
-
-def maximum(a, b):
-    # Ties share the gradient equally and NaN propagates, as in PyTorch.
-    return where(gt(a, b), a, where(lt(a, b), b, (a + b) * 0.5))
-
-
-def minimum(a, b):
-    return where(lt(a, b), a, where(gt(a, b), b, (a + b) * 0.5))
 
 
 # ----- reductions ---------------------------------------------------------------------------------
@@ -1044,7 +1035,7 @@ def index_put_(target: Tensor, key, value) -> Tensor:
         if value._data.dtype != target._data.dtype:
             value = cast(value, target._data.dtype)
     if _records(target, value):
-        result = apply(T.COPY_SLICES, (_alias(target), value), {"key": key})
+        result = apply(T.COPY_SLICES, (_alias(target), value), {"key": key, "shape": target.shape})
         return _store(target, result, True)
     mark_modified(target)
     data = target._data
@@ -1064,6 +1055,19 @@ class _NoGrad:
     def __exit__(self, *exc):
         STATE.grad_enabled = self.prev
         return False
+
+
+# ----- for the public registry (adcli.engine.public) --------------------------------------------
+#: a tensor from a tensor or a number (float32 for numbers)
+as_tensor = _as_tensor
+#: a tensor or a Python number, checked
+as_operand = _as_operand
+#: the public function of a unary table op (the per-op hot path)
+unary = _unary
+#: a binary table op on two operands, with the broadcasting check
+binary = _binary
+#: dims normalised (sorted, in range; None for all)
+dims = _dims
 
 
 # ----- Python operators on Tensor ---------------------------------------------------------------

@@ -408,3 +408,537 @@ def tanh(F, out, a):
 def sigmoid(F, out, a):
     """sigmoid' = y (1 - y) = y - y^2."""
     return _riccati(a, out, out * (1.0 - out), lambda y, k: _minus(y[k], _square_coefficient(y, k)))
+
+
+# ----- v2 rules: functions whose derivative is a series we can build --------------------------
+
+
+def _integrate(a, d, y0=None) -> list:
+    """y with y' = d(t) a'(t):  y[k] = (1/k) sum_{1<=j<=k} j a[j] d[k-j] (``d`` a full series)."""
+    ja = _weighted_by_index(a)
+    y = [y0]
+    for k in range(1, len(a)):
+        s = _total(ja[j] * d[k - j] for j in ja if j <= k and d[k - j] is not None)
+        y.append(_scaled(s, 1.0 / k))
+    return y
+
+
+def _affine_square(a, c: float, s: float) -> Jet:
+    """The series of ``c + s * a^2``, value included."""
+    sq = _jet_square(a)
+    return Jet([sq[0] * s + c] + [_scaled(x, s) for x in sq[1:]])
+
+
+def _power_of(u, p: float) -> list:
+    """The series of ``u^p`` (``u[0] != 0``), value included."""
+    return _power_recurrence(u, u[0], u[0] ** p, p)
+
+
+def _scaled_series(y, s: float) -> list:
+    return [None] + [_scaled(c, s) for c in y[1:]]
+
+
+def tan(F, out, a):
+    """tan' = 1 + y^2."""
+    return _riccati(a, out, 1.0 + out * out, lambda y, k: _square_coefficient(y, k))
+
+
+def asin(F, out, a):
+    return _integrate(a, _power_of(_affine_square(a, 1.0, -1.0), -0.5))
+
+
+def acos(F, out, a):
+    return _scaled_series(asin(F, out, a), -1.0)
+
+
+def atan(F, out, a):
+    return _integrate(a, _power_of(_affine_square(a, 1.0, 1.0), -1.0))
+
+
+def asinh(F, out, a):
+    return _integrate(a, _power_of(_affine_square(a, 1.0, 1.0), -0.5))
+
+
+def acosh(F, out, a):
+    return _integrate(a, _power_of(_affine_square(a, -1.0, 1.0), -0.5))
+
+
+def atanh(F, out, a):
+    return _integrate(a, _power_of(_affine_square(a, 1.0, -1.0), -1.0))
+
+
+def _sinh_cosh_series(a, s0, c0):
+    """s' = c a', c' = s a'."""
+    ja = _weighted_by_index(a)
+    s = [s0]
+    c = [c0]
+    for k in range(1, len(a)):
+        sk = _total(ja[j] * c[k - j] for j in ja if j <= k and c[k - j] is not None)
+        ck = _total(ja[j] * s[k - j] for j in ja if j <= k and s[k - j] is not None)
+        s.append(_scaled(sk, 1.0 / k))
+        c.append(_scaled(ck, 1.0 / k))
+    return s, c
+
+
+def sinh(F, out, a):
+    return _sinh_cosh_series(a, F.sinh(a[0]), F.cosh(a[0]))[0]
+
+
+def cosh(F, out, a):
+    return _sinh_cosh_series(a, F.sinh(a[0]), F.cosh(a[0]))[1]
+
+
+def log2(F, out, a):
+    return _scaled_series(_log_series(a, None), 1.0 / math.log(2.0))
+
+
+def log10(F, out, a):
+    return _scaled_series(_log_series(a, None), 1.0 / math.log(10.0))
+
+
+def log1p(F, out, a):
+    return _log_series(Jet([a[0] + 1.0] + list(a[1:])), None)
+
+
+def expm1(F, out, a):
+    return _exp_series(a, out + 1.0)
+
+
+def exp2(F, out, a):
+    return _exp_series(Jet([None] + [_scaled(c, math.log(2.0)) for c in a[1:]]), out)
+
+
+def _gauss(F, a) -> list:
+    """The series of ``exp(-a^2)``, value included."""
+    e = _affine_square(a, 0.0, -1.0)
+    return _exp_series(e, F.exp(e[0]))
+
+
+def erf(F, out, a):
+    return _integrate(a, [_scaled(c, 2.0 / math.sqrt(math.pi)) for c in _gauss(F, a)])
+
+
+def erfc(F, out, a):
+    return _scaled_series(erf(F, out, a), -1.0)
+
+
+def rsqrt(F, out, a):
+    return _power_recurrence(a, a[0], out, -0.5)
+
+
+def reciprocal(F, out, a):
+    return _power_recurrence(a, a[0], out, -1.0)
+
+
+def constant(F, out, a, **params):
+    """A piecewise constant op (floor, round...): every coefficient is zero."""
+    return _zero_result(a.degree)
+
+
+def _masked(a, mask):
+    return [None] + [None if c is None else c * mask for c in a[1:]]
+
+
+def clamp(F, out, a, min=None, max=None):  # the op's parameter names (shadow builtins here only)
+    return _masked(a, F.clamp_mask(a[0], min=min, max=max))
+
+
+def nan_to_num(F, out, a, **params):
+    return _masked(a, F.finite_mask(a[0]))
+
+
+def leaky_relu(F, out, a, negative_slope=0.01):
+    return _masked(a, F.step(a[0], low=negative_slope, high=1.0))
+
+
+def _blend(a, b, w):
+    """a * w + b * (1 - w), coefficient by coefficient (None is zero)."""
+    result = [None]
+    for k in range(1, len(a)):
+        u = None if a[k] is None else a[k] * w
+        v = None if b[k] is None else b[k] * (1.0 - w)
+        result.append(_plus(u, v))
+    return result
+
+
+def maximum(F, out, a, b):
+    return _blend(a, b, F.maximum_weight(a[0], b[0]))
+
+
+def minimum(F, out, a, b):
+    return _blend(a, b, F.maximum_weight(b[0], a[0]))
+
+
+def _sigmoid_jet(F, a) -> list:
+    """The series of ``sigmoid(a)``, value included."""
+    s0 = F.sigmoid(a[0])
+    return sigmoid(F, s0, a)
+
+
+def softplus(F, out, a, beta=1.0, threshold=20.0):
+    z = Jet([a[0] * beta] + [_scaled(c, beta) for c in a[1:]])
+    soft = _integrate(a, _sigmoid_jet(F, z))
+    linear = F.gt(z[0], threshold)
+    result = [None]
+    for k in range(1, len(a)):
+        if a[k] is None and soft[k] is None:
+            result.append(None)
+        else:
+            result.append(
+                F.where(linear, 0.0 if a[k] is None else a[k], 0.0 if soft[k] is None else soft[k])
+            )
+    return result
+
+
+def silu(F, out, a):
+    s = _sigmoid_jet(F, a)
+    return [None] + [_cauchy(a, s, k) for k in range(1, len(a))]
+
+
+def gelu(F, out, a, approximate="none"):
+    if approximate == "tanh":
+        c = math.sqrt(2.0 / math.pi)
+        cube = _jet_product(a, _jet_square(a))
+        u = Jet([(a[0] + cube[0] * 0.044715) * c])
+        u += [_scaled(_plus(a[k], _scaled(cube[k], 0.044715)), c) for k in range(1, len(a))]
+        t = tanh(F, F.tanh(u[0]), u)
+        t[0] = F.tanh(u[0])
+        half = Jet([(t[0] + 1.0) * 0.5] + [_scaled(x, 0.5) for x in t[1:]])
+        return [None] + [_cauchy(a, half, k) for k in range(1, len(a))]
+    z = Jet([a[0] * math.sqrt(0.5)] + [_scaled(c, math.sqrt(0.5)) for c in a[1:]])
+    e = erf(F, None, z)
+    cdf = Jet([(F.erf(z[0]) + 1.0) * 0.5] + [_scaled(x, 0.5) for x in e[1:]])
+    return [None] + [_cauchy(a, cdf, k) for k in range(1, len(a))]
+
+
+def hypot(F, out, a, b):
+    u = _jet_square(a)
+    v = _jet_square(b)
+    total = Jet([u[0] + v[0]] + [_plus(u[k], v[k]) for k in range(1, len(a))])
+    return sqrt(F, out, total)
+
+
+def _quotient(n, d) -> list:
+    """n / d with None as zero throughout (``d[0]`` a value)."""
+    d0 = d[0]
+    nz = d.nonzero()
+    c = [None if n[0] is None else n[0] / d0]
+    for k in range(1, len(n)):
+        s = _total(d[j] * c[k - j] for j in nz if j <= k and c[k - j] is not None)
+        num = _minus(n[k], s)
+        c.append(None if num is None else num / d0)
+    return c
+
+
+def _derivative(a) -> list:
+    """The series of ``a'(t)``: ``(m + 1) a[m + 1]`` (one coefficient shorter)."""
+    return [_scaled(a[m + 1], float(m + 1)) for m in range(len(a) - 1)]
+
+
+def atan2(F, out, a, b):
+    """theta' = (b a' - a b') / (a^2 + b^2)."""
+    da, db = _derivative(a), _derivative(b)
+    degree = a.degree
+    aa = Jet(list(a[:degree]))
+    bb = Jet(list(b[:degree]))
+    n = Jet([_minus(_cauchy(bb, da, m), _cauchy(aa, db, m)) for m in range(degree)])
+    u, v = _jet_square(aa), _jet_square(bb)
+    d = Jet([u[0] + v[0]] + [_plus(u[k], v[k]) for k in range(1, degree)])
+    q = _quotient(n, d) if degree else []
+    return [None] + [_scaled(q[k - 1], 1.0 / k) for k in range(1, degree + 1)]
+
+
+# ----- v2 rules: reductions, several inputs, losses -------------------------------------------
+
+
+def var(F, out, a, dim=None, correction=1, keepdim=False):
+    """var = sum(c * c) / (n - correction) with c = a - mean(a): a Cauchy square of c."""
+    shape = a[0].shape
+    n = math.prod(shape) if dim is None else math.prod(shape[d] for d in dim)
+    centred = Jet(
+        [a[0] - F.mean(a[0], dim=dim, keepdim=True)]
+        + [None if c is None else c - F.mean(c, dim=dim, keepdim=True) for c in a[1:]]
+    )
+    result = [None]
+    for k in range(1, len(a)):
+        sq = _square_coefficient(centred, k)
+        result.append(
+            None if sq is None else F.sum(sq, dim=dim, keepdim=keepdim) * (1.0 / (n - correction))
+        )
+    return result
+
+
+def std(F, out, a, dim=None, correction=1, keepdim=False):
+    v = var(F, None, a, dim=dim, correction=correction, keepdim=keepdim)
+    v[0] = out * out
+    return sqrt(F, out, Jet(v))
+
+
+def _placed(F, jets, keys, shape):
+    """Coefficient by coefficient, each input's coefficient placed at its key of ``shape``."""
+    result = [None]
+    for k in range(1, len(jets[0])):
+        acc = None
+        for jet, key in zip(jets, keys):
+            c = jet[k]
+            if c is not None:
+                acc = _plus(acc, F.index_backward(c, key=key, shape=shape))
+        result.append(acc)
+    return result
+
+
+def _any_coefficient_shape(jets):
+    for jet in jets:
+        for c in jet[1:]:
+            if c is not None:
+                return tuple(c.shape)
+    return None
+
+
+def cat(F, out, *jets, dim, sizes):
+    some = next(((i, j) for i, j in enumerate(jets) if any(c is not None for c in j[1:])), None)
+    if some is None:
+        return _zero_result(jets[0].degree)
+    _, jet = some
+    shape = list(_any_coefficient_shape([jet]))
+    shape[dim] = sum(sizes)
+    keys = []
+    start = 0
+    for size in sizes:
+        keys.append((slice(None),) * dim + (slice(start, start + size),))
+        start += size
+    return _placed(F, jets, keys, tuple(shape))
+
+
+def stack(F, out, *jets, dim):
+    shape = _any_coefficient_shape(jets)
+    if shape is None:
+        return _zero_result(jets[0].degree)
+    shape = shape[:dim] + (len(jets),) + shape[dim:]
+    keys = [(slice(None),) * dim + (i,) for i in range(len(jets))]
+    return _placed(F, jets, keys, shape)
+
+
+def mse_loss(F, out, a, b, reduction="mean"):
+    d = Jet([a[0] - b[0]] + [_minus(a[k], b[k]) for k in range(1, len(a))])
+    result = [None]
+    for k in range(1, len(a)):
+        sq = _square_coefficient(d, k)
+        if sq is None or reduction == "none":
+            result.append(sq)
+        elif reduction == "sum":
+            result.append(F.sum(sq))
+        else:
+            result.append(F.mean(sq))
+    return result
+
+
+def nll_loss(F, out, a, t, **params):
+    return [None] + [None if c is None else F.nll_loss(c, t[0], **params) for c in a[1:]]
+
+
+def nll_loss_backward(F, out, g, t, **params):
+    return [None] + [None if c is None else F.nll_loss_backward(c, t[0], **params) for c in g[1:]]
+
+
+# ----- v2 rules: extremes, norms and softmax (the reductions that are smooth almost everywhere) --
+
+
+def _kept(F, t, shape, dim, keepdim):
+    """A reduction's result with the reduced dims kept as 1 (a full one's 0-d broadcasts)."""
+    if keepdim or dim is None:
+        return t
+    return F.reshape(t, shape=tuple(1 if i in dim else s for i, s in enumerate(shape)))
+
+
+def _weighted_sums(F, a, w, dim, keepdim):
+    """Coefficient by coefficient: ``sum(c * w)`` over ``dim`` (the weights do not vary)."""
+    return [None] + [None if c is None else F.sum(c * w, dim=dim, keepdim=keepdim) for c in a[1:]]
+
+
+def extreme(F, out, a, dim=None, keepdim=False):
+    """max, min, amax, amin: the series of the extreme elements (ties averaged, as the VJP)."""
+    mask = F.ties(a[0], _kept(F, out, a[0].shape, dim, keepdim))
+    w = mask / F.sum(mask, dim=dim, keepdim=True)
+    return _weighted_sums(F, a, w, dim, keepdim)
+
+
+def _selected(largest):
+    def rule(F, out, a, dim, keepdim=False):
+        w = F.index_mask(a[0], dim=dim, largest=largest)
+        return _weighted_sums(F, a, w, (dim,), keepdim)
+
+    rule.__name__ = rule.__qualname__ = "max_dim" if largest else "min_dim"
+    return rule
+
+
+max_dim = _selected(True)
+min_dim = _selected(False)
+
+
+def norm(F, out, a, p=2.0, dim=None, keepdim=False):
+    degree = a.degree
+    if p == 0:
+        return _zero_result(degree)
+    sign = F.sign(a[0])
+    if p in (math.inf, -math.inf):
+        m = F.abs(a[0])
+        mask = F.ties(m, _kept(F, out, m.shape, dim, keepdim))
+        w = sign * (mask / F.sum(mask, dim=dim, keepdim=True))
+        return _weighted_sums(F, a, w, dim, keepdim)
+    if p == 1:
+        return _weighted_sums(F, a, sign, dim, keepdim)
+    if p == 2:
+        sq = _jet_square(a)
+    else:
+        u = Jet([F.abs(a[0])] + [None if c is None else c * sign for c in a[1:]])
+        sq = Jet(_power_recurrence(u, u[0], u[0] ** p, p))
+    total = Jet(
+        [F.sum(sq[0], dim=dim, keepdim=keepdim)]
+        + [None if c is None else F.sum(c, dim=dim, keepdim=keepdim) for c in sq[1:]]
+    )
+    if p == 2:
+        return sqrt(F, out, total)
+    return _power_recurrence(total, total[0], out, 1.0 / p)
+
+
+def logsumexp(F, out, a, dim, keepdim=False):
+    """log(sum(exp(a))): each exp shifted by the result (stable), summed, then a log series."""
+    e = _exp_series(a, F.exp(a[0] - _kept(F, out, a[0].shape, dim, keepdim)))
+    s = Jet([None if c is None else F.sum(c, dim=dim, keepdim=keepdim) for c in e])
+    return _log_series(s, None)
+
+
+def softmax(F, out, a, dim):
+    """y' = y (a' - sum(y a')), coefficient by coefficient (O(K^2))."""
+    da = _derivative(a)
+    y = [out]
+    u = []  # the series of a' - sum(y a')
+    for k in range(1, len(a)):
+        m = k - 1
+        ya = _cauchy(y, da, m)
+        u.append(_minus(da[m], None if ya is None else F.sum(ya, dim=(dim,), keepdim=True)))
+        y.append(_scaled(_cauchy(y, u, m), 1.0 / k))
+    return y
+
+
+def log_softmax(F, out, a, dim):
+    """z' = a' - sum(p a') with p = exp(z): both series built together."""
+    da = _derivative(a)
+    z = [out]
+    p = [F.exp(out)]
+    for k in range(1, len(a)):
+        m = k - 1
+        pa = _cauchy(p, da, m)
+        zk = _minus(da[m], None if pa is None else F.sum(pa, dim=(dim,), keepdim=True))
+        z.append(_scaled(zk, 1.0 / k))
+        # p' = p z':  p[k] = (1/k) sum_{j=1..k} j z[j] p[k-j]
+        s = _total(
+            z[j] * p[k - j] * float(j)
+            for j in range(1, k + 1)
+            if z[j] is not None and p[k - j] is not None
+        )
+        p.append(_scaled(s, 1.0 / k))
+    return z
+
+
+# ----- v2 rules: products along a dim and the binary cross entropies -----------------------------
+
+
+def _slices(F, a, d, n):
+    """The series of each slice ``a[..., i, ...]`` along dim ``d``."""
+    out = []
+    for i in range(n):
+        key = (slice(None),) * d + (i,)
+        out.append(Jet([None if c is None else F.index(c, key=key) for c in a]))
+    return out
+
+
+def prod(F, out, a, dim=None, keepdim=False):
+    """The Cauchy product of the slices' series, one slice at a time (zeros exact)."""
+    shape = tuple(a[0].shape)
+    if dim is None:
+        a = Jet([None if c is None else F.reshape(c, shape=(-1,)) for c in a])
+        d = 0
+    else:
+        d = dim
+    n = a[0].shape[d]
+    if n == 0:
+        return _zero_result(a.degree)
+    acc = None
+    for s in _slices(F, a, d, n):
+        acc = s if acc is None else _jet_product(acc, s)
+    result = [None] + list(acc[1:])
+    if dim is not None and keepdim:
+        kept = tuple(1 if i == dim else s for i, s in enumerate(shape))
+        result = [None] + [None if c is None else F.reshape(c, shape=kept) for c in result[1:]]
+    return result
+
+
+def cumprod(F, out, a, dim):
+    shape = tuple(a[0].shape)
+    n = shape[dim]
+    partial = []
+    acc = None
+    for s in _slices(F, a, dim, n):
+        acc = s if acc is None else _jet_product(acc, s)
+        partial.append(acc)
+    keys = [(slice(None),) * dim + (i,) for i in range(n)]
+    return _placed(F, partial, keys, shape)
+
+
+def _reduced(F, terms, reduction):
+    if reduction == "none":
+        return terms
+    f = F.sum if reduction == "sum" else F.mean
+    return [None] + [None if c is None else f(c) for c in terms[1:]]
+
+
+def _one_minus(a) -> Jet:
+    return Jet([1.0 - a[0]] + [None if c is None else -c for c in a[1:]])
+
+
+def binary_cross_entropy(F, out, x, t, reduction="mean"):
+    """-(t log x + (1 - t) log(1 - x)), reduced (the clamp of the logs at -100 aside)."""
+    log_x = Jet([F.log(x[0])] + _log_series(x, None)[1:])
+    u = _one_minus(x)
+    log_u = Jet([F.log(u[0])] + _log_series(u, None)[1:])
+    s = _one_minus(t)
+    terms = [None] + [
+        _scaled(_plus(_cauchy(t, log_x, k), _cauchy(s, log_u, k)), -1.0) for k in range(1, len(x))
+    ]
+    return _reduced(F, terms, reduction)
+
+
+def binary_cross_entropy_with_logits(F, out, x, t, reduction="mean"):
+    """softplus(x) - t x, reduced."""
+    soft = Jet([None] + softplus(F, None, x, 1.0, math.inf)[1:])
+    terms = [None] + [_minus(soft[k], _cauchy(t, x, k)) for k in range(1, len(x))]
+    return _reduced(F, terms, reduction)
+
+
+def remainder(F, out, a, b):
+    """a - floor(a / b) * b: away from the jumps, floor(a / b) is a constant q."""
+    q = F.floor_divide(a[0], b[0])
+    result = [None]
+    for k in range(1, len(a)):
+        ak, bk = a[k], b[k]
+        if bk is None:
+            result.append(ak)
+        else:
+            result.append(_minus(ak, q * bk))
+    return result
+
+
+def copy_slices(F, out, a, b, key, shape):
+    """``a`` with ``b`` written at ``key``: linear in both, coefficient by coefficient."""
+    result = [None]
+    for k in range(1, len(a)):
+        ak, bk = a[k], b[k] if isinstance(b, list) else None
+        if ak is None and bk is None:
+            result.append(None)
+        elif ak is None:
+            result.append(F.index_backward(bk, key=key, shape=shape))
+        else:
+            result.append(F.copy_slices(ak, 0.0 if bk is None else bk, key=key, shape=shape))
+    return result

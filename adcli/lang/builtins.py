@@ -26,6 +26,8 @@ class Builtin:
     keywords: frozenset = field(default_factory=frozenset)  # keyword-only names
     lazy: bool = False  # receives its arguments unevaluated (no_grad)
     doc: str = ""
+    #: a program may define a function of this name (the v2 names: v1 programs keep working)
+    redefinable: bool = False
 
     def arity_text(self) -> str:
         if self.variadic:
@@ -42,7 +44,9 @@ class Builtin:
             and (self.variadic or n_args <= len(self.params))
         ):
             return None  # the common case, checked without building anything
-        if n_args < self.required or (not self.variadic and n_args > len(self.params)):
+        # a required parameter may be given by keyword (softmax(x, dim=1))
+        named = sum(1 for kw in keyword_names if kw in self.params[n_args : self.required])
+        if n_args + named < self.required or (not self.variadic and n_args > len(self.params)):
             return arity_message(f"{self.name}()", self.arity_text(), None, n_args)
         allowed = self.keywords | set(self.params[n_args:])
         for kw in keyword_names:
@@ -94,6 +98,9 @@ NODE_ATTRIBUTES = frozenset({"name", "next_functions", "variable"})
 ATTRIBUTES = TENSOR_ATTRIBUTES | NODE_ATTRIBUTES
 
 #: Methods of tensors: name -> (required positionals, max positionals or None, keywords).
+#: These are the language's own; the engine's public ops that are methods (``.exp()``,
+#: ``.sum(dim=)``, ``.view(...)``...) are added from their declarations by
+#: :mod:`adcli.lang.library`.
 METHODS: dict[str, tuple[int, int | None, frozenset]] = {
     "backward": (0, 1, frozenset({"gradient", "retain_graph", "create_graph", "inputs"})),
     "zero_": (0, 0, frozenset()),
@@ -101,18 +108,7 @@ METHODS: dict[str, tuple[int, int | None, frozenset]] = {
     "cuda": (0, 1, frozenset()),
     "cpu": (0, 0, frozenset()),
     "to": (1, 1, frozenset()),
-    "sum": (0, 1, frozenset({"dim", "keepdim"})),
-    "mean": (0, 1, frozenset({"dim", "keepdim"})),
     "item": (0, 0, frozenset()),
-    "numel": (0, 0, frozenset()),
-    "reshape": (1, None, frozenset()),
-    "exp": (0, 0, frozenset()),
-    "log": (0, 0, frozenset()),
-    "sqrt": (0, 0, frozenset()),
-    "abs": (0, 0, frozenset()),
-    "pow": (1, 1, frozenset()),
-    "t": (0, 0, frozenset()),
-    "clone": (0, 0, frozenset()),
     "requires_grad_": (0, 1, frozenset()),
     "retain_grad": (0, 0, frozenset()),
     # casts and linear algebra (opsB)
@@ -131,7 +127,8 @@ def check_method_call(name: str, n_args: int, keyword_names) -> str | None:
     if spec is None:
         return None
     lo, hi, keywords = spec
-    if n_args < lo or (hi is not None and n_args > hi):
+    named = sum(1 for kw in keyword_names if kw in keywords)
+    if n_args + named < lo or (hi is not None and n_args > hi):
         want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
         return arity_message(f".{name}()", want, want != "1", n_args)
     for kw in keyword_names:
@@ -149,6 +146,12 @@ def arity_message(what: str, want: str, plural: bool | None, given: int) -> str:
     if plural is not None:
         want = f"{want} argument{'s' * plural}"
     return f"{what} takes {want}, but {given} {'was' if given == 1 else 'were'} given"
+
+
+def protected(name: str) -> bool:
+    """Whether defining a function called ``name`` is an error (a v1 builtin's name)."""
+    b = BUILTINS.get(name)
+    return b is not None and not b.redefinable
 
 
 def suggestion(name: str, pool) -> str:

@@ -168,7 +168,7 @@ class Evaluator:
         return items
 
     def _funcdef(self, stmt: N.FuncDef, display: bool):
-        if stmt.name in B.BUILTINS:
+        if B.protected(stmt.name):
             raise AdcliError("name", f"cannot redefine the builtin '{stmt.name}'", stmt.name_span)
         problem = S.function_problem(stmt, set(self.functions), self._all_variables())
         if problem is not None:

@@ -8,12 +8,15 @@ what the engine wants, and calls the engine.
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from adcli import engine as E
 from adcli.engine.tensor import Tensor, check_differentiable, no_grad_fn_error
 from adcli.errors import AdcliError
-from adcli.lang.builtins import CREATION_KEYWORDS, builtin
+from adcli.lang import nodes as N
+from adcli.lang.builtins import BUILTINS, CREATION_KEYWORDS, METHODS, Builtin, builtin
 from adcli.lang.text import print_text
 from adcli.lang.values import Output, type_name
 from adcli.lang.wording import kind_of
@@ -231,97 +234,14 @@ def _linspace(s, start, end, steps, **kw):
     )
 
 
-@builtin("zeros_like", ("x",), keywords=frozenset({"requires_grad"}))
-def _zeros_like(s, x, **kw):
-    return E.zeros_like(
-        _t(s, x), requires_grad=_bool(kw.get("requires_grad", False), "requires_grad")
+@builtin("randn_like", ("input",), keywords=frozenset({"dtype", "requires_grad"}))
+def _randn_like(s, x, dtype=None, requires_grad=False):
+    x = _t(s, x)
+    if dtype is not None and not isinstance(dtype, str):
+        raise AdcliError("type", 'dtype= takes a string such as "float64"')
+    return E.randn_like(
+        x, dtype=dtype, requires_grad=_bool(requires_grad, "requires_grad"), generator=s.rng
     )
-
-
-@builtin("ones_like", ("x",), keywords=frozenset({"requires_grad"}))
-def _ones_like(s, x, **kw):
-    return E.ones_like(
-        _t(s, x), requires_grad=_bool(kw.get("requires_grad", False), "requires_grad")
-    )
-
-
-# ----- math ----------------------------------------------------------------------------------
-
-
-def _unary_math(name):
-    fn = getattr(E, name)
-    return lambda s, x: fn(_t(s, x))
-
-
-for _name in ("sqrt", "log", "exp", "abs", "sin", "cos", "tan", "tanh", "sigmoid", "relu", "sign"):
-    builtin(_name, ("x",), doc=f"elementwise {_name}")(_unary_math(_name))
-
-
-@builtin("pow", ("x", "p"))
-def _pow(s, x, p):
-    if not isinstance(x, Tensor) and not isinstance(p, Tensor):
-        x = _t(s, x)
-    return E.pow(x, p)
-
-
-def _binary_tensor(name):
-    fn = getattr(E, name)
-    return lambda s, a, b: fn(_t(s, a), _t(s, b))
-
-
-for _name in ("mm", "matmul", "dot"):
-    builtin(_name, ("a", "b"))(_binary_tensor(_name))
-
-
-@builtin("maximum", ("a", "b"))
-def _maximum(s, a, b):
-    return E.maximum(_t_like(s, a, b), b)
-
-
-@builtin("minimum", ("a", "b"))
-def _minimum(s, a, b):
-    return E.minimum(_t_like(s, a, b), b)
-
-
-@builtin("where", ("cond", "a", "b"))
-def _where(s, cond, a, b):
-    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
-        a = _t(s, a)  # two numbers: the session's dtype, as PyTorch's default dtype
-    return E.where(_t(s, cond), a, b)
-
-
-@builtin("sum", ("x", "dim", "keepdim"), required=1)
-def _sum(s, x, dim=None, keepdim=False):
-    return E.sum(_t(s, x), _dim(dim), _bool(keepdim, "keepdim"))
-
-
-@builtin("mean", ("x", "dim", "keepdim"), required=1)
-def _mean(s, x, dim=None, keepdim=False):
-    return E.mean(_t(s, x), _dim(dim), _bool(keepdim, "keepdim"))
-
-
-@builtin("transpose", ("x", "dim0", "dim1"), required=1)
-def _transpose(s, x, dim0=None, dim1=None):
-    return E.transpose(
-        _t(s, x),
-        None if dim0 is None else whole_number(dim0, "dim0"),
-        None if dim1 is None else whole_number(dim1, "dim1"),
-    )
-
-
-@builtin("reshape", ("x", "shape"), required=2, variadic=True)
-def _reshape(s, x, *shape):
-    return E.reshape(_t(s, x), *_shape(shape))
-
-
-@builtin("permute", ("x", "dims"), required=2, variadic=True)
-def _permute(s, x, *dims):
-    return E.permute(_t(s, x), *_shape(dims, "dims"))
-
-
-@builtin("expand", ("x", "shape"), required=2, variadic=True)
-def _expand(s, x, *shape):
-    return E.expand(_t(s, x), *_shape(shape))
 
 
 # ----- autograd ----------------------------------------------------------------------------------
@@ -500,8 +420,14 @@ def _tensordot(s, a, b, dims=2):
     return E.tensordot(_t(s, a), _t(s, b), dims)
 
 
-for _name in ("det", "inverse"):
-    builtin(_name, ("x",), doc=f"torch.linalg.{_name}")(_unary_math(_name))
+@builtin("det", ("x",), doc="torch.linalg.det")
+def _det(s, x):
+    return E.det(_t(s, x))
+
+
+@builtin("inverse", ("x",), doc="torch.linalg.inv")
+def _inverse(s, x):
+    return E.inverse(_t(s, x))
 
 
 @builtin("solve", ("A", "B"))
@@ -585,19 +511,9 @@ def _shape_of(s, x):
     return tuple(_t(s, x).shape)
 
 
-@builtin("numel", ("x",))
-def _numel(s, x):
-    return _t(s, x).numel()
-
-
 @builtin("item", ("x",))
 def _item(s, x):
     return _t(s, x).item()
-
-
-@builtin("clone", ("x",))
-def _clone(s, x):
-    return E.clone(_t(s, x))
 
 
 # ----- methods -----------------------------------------------------------------------------------
@@ -621,7 +537,7 @@ def _range(s, start, stop=None, step=1):
     return range(start, stop, step)
 
 
-@builtin("len", ("x",), doc="the length of a tuple, a range, or a tensor's first dimension")
+@builtin("len", ("input",), doc="the length of a tuple, a range, or a tensor's first dimension")
 def _len(s, x):
     if isinstance(x, (tuple, range, str)):
         return len(x)
@@ -638,20 +554,7 @@ METHOD_IMPLS.update(
         "detach": lambda s, x: x.detach(),
         "cuda": lambda s, x, index=0: E.to(x, f"cuda:{whole_number(index, 'index')}"),
         "cpu": lambda s, x: E.to(x, "cpu"),
-        "sum": lambda s, x, dim=None, keepdim=False: E.sum(x, _dim(dim), _bool(keepdim, "keepdim")),
-        "mean": lambda s, x, dim=None, keepdim=False: E.mean(
-            x, _dim(dim), _bool(keepdim, "keepdim")
-        ),
         "item": lambda s, x: x.item(),
-        "numel": lambda s, x: x.numel(),
-        "reshape": lambda s, x, *shape: E.reshape(x, *_shape(shape)),
-        "exp": lambda s, x: E.exp(x),
-        "log": lambda s, x: E.log(x),
-        "sqrt": lambda s, x: E.sqrt(x),
-        "abs": lambda s, x: E.abs(x),
-        "pow": lambda s, x, p: E.pow(x, p),
-        "t": lambda s, x: E.transpose(x),
-        "clone": lambda s, x: E.clone(x),
         "retain_grad": lambda s, x: x.retain_grad(),
     }
 )
@@ -670,3 +573,187 @@ def _m_to(s, x, target):
 def _m_requires_grad(s, x, flag=True):
     x.requires_grad = _bool(flag, "requires_grad")
     return x
+
+
+# ----- the engine's public ops: builtins and methods generated from their declarations ---------
+
+
+def _convert(s, p, value, like=None):
+    """An argument for parameter ``p`` of a public op, from a language value.
+
+    ``like`` is the call's first tensor argument: a number given where a tensor is
+    wanted takes its dtype and device (a Python float beside a float64 tensor stays
+    exact, and does not widen a float32 one), as PyTorch's wrapped numbers do."""
+    kind = p.kind
+    if value is None and p.default is None:
+        return None
+    if kind == "tensor":
+        if type(value) is Tensor:
+            return value
+        return _t(s, value) if like is None else _t_like(s, value, like)
+    if kind == "operand":
+        if isinstance(value, bool):
+            return float(value)
+        if isinstance(value, (Tensor, int, float)):
+            return value
+        raise AdcliError("type", f"{p.name} must be a tensor or a number, got {_describe(value)}")
+    if kind == "tensors":
+        if isinstance(value, (tuple, list)):
+            return tuple(_t(s, v) for v in value)
+        return value  # the engine says what it wants
+    if kind == "number":
+        return _num(value, p.name)
+    if kind in ("int", "dim"):
+        return whole_number(value, p.name)
+    if kind == "dims":
+        return _dim(value)
+    if kind == "shape":
+        return _shape((value,), p.name)
+    if kind == "bool":
+        return _bool(value, p.name)
+    if kind == "str" and not isinstance(value, str):
+        raise AdcliError("type", f"{p.name} must be a string, got {_describe(value)}")
+    return value
+
+
+def _language_value(value):
+    """Lists (``tolist``) become the language's tuples."""
+    if isinstance(value, list):
+        return tuple(_language_value(v) for v in value)
+    return value
+
+
+def _adapter(spec, fn):
+    """``fn(s, *args, **kwargs)``: the language's arguments converted, then the engine's op."""
+    params = spec.params
+    if len(params) == 1 and params[0].kind == "tensor" and spec.group != "utility":
+        return lambda s, x: fn(x if type(x) is Tensor else _t(s, x))  # the per-op hot path
+    positional = [p for p in params if not p.keyword_only and not p.variadic]
+    variadic = next((p for p in params if p.variadic), None)
+    by_name = {p.name: p for p in params}
+
+    def call(s, *args, **kwargs):
+        like = next((v for v in args if type(v) is Tensor), None)
+        values = [_convert(s, p, v, like) for p, v in zip(positional, args)]
+        extra = args[len(positional) :]
+        keywords = {}
+        for name, v in kwargs.items():
+            p = by_name[name]
+            if p.keyword_only:
+                keywords[name] = _convert(s, p, v)
+        missing = [p for p in positional[len(values) :]]
+        if any(p.name in kwargs for p in missing):
+            for p in missing:
+                values.append(_convert(s, p, kwargs[p.name]) if p.name in kwargs else p.default)
+        if variadic is not None:
+            values.extend(_shape(extra, variadic.name) if variadic.kind == "shape" else extra)
+        return _language_value(fn(*values, **keywords))
+
+    call.__signature__ = _signature(params)  # so a builtin displays with its defaults
+    return call
+
+
+def _signature(params) -> inspect.Signature:
+    """``(s, input, dim=None, *, keepdim=False)`` of a public op's declaration."""
+    P = inspect.Parameter
+    out = [P("s", P.POSITIONAL_ONLY)]
+    for p in params:
+        if p.variadic:
+            out.append(P(p.name, P.VAR_POSITIONAL))
+        elif p.keyword_only:
+            out.append(P(p.name, P.KEYWORD_ONLY, default=p.default))
+        elif p.required:
+            out.append(P(p.name, P.POSITIONAL_OR_KEYWORD))
+        else:
+            out.append(P(p.name, P.POSITIONAL_OR_KEYWORD, default=p.default))
+    return inspect.Signature(out)
+
+
+def _lazy_adapter(spec, call):
+    """For ops taking a sequence of tensors: a bracket list there is a list of tensors."""
+    kinds = [p.kind for p in spec.params if not p.keyword_only and not p.variadic]
+
+    def lazy(s, node):
+        args = []
+        for i, a in enumerate(node.args):
+            if i < len(kinds) and kinds[i] == "tensors" and isinstance(a, N.ListLit):
+                args.append(tuple(s.eval(item) for item in a.items))
+            else:
+                args.append(s.eval(a))
+        kwargs = {kw.name: s.eval(kw.value) for kw in node.kwargs}
+        try:
+            return call(s, *args, **kwargs)
+        except AdcliError as err:
+            raise err.at(node.span) from None
+
+    return lazy
+
+
+#: the engine's public ops that were builtins in v1 (a program may not redefine them)
+V1_NAMES = frozenset(
+    [
+        "sqrt",
+        "log",
+        "exp",
+        "pow",
+        "abs",
+        "sin",
+        "cos",
+        "tan",
+        "tanh",
+        "sigmoid",
+        "relu",
+        "sign",
+        "mm",
+        "matmul",
+        "dot",
+        "sum",
+        "mean",
+        "transpose",
+        "reshape",
+        "permute",
+        "expand",
+        "maximum",
+        "minimum",
+        "where",
+        "clone",
+        "zeros_like",
+        "ones_like",
+        "numel",
+    ]
+)
+
+
+def _register_public() -> None:
+    for name, public in E.PUBLIC.items():
+        spec = public.api
+        call = _adapter(spec, public.fn)
+        positional = [p for p in spec.params if not p.keyword_only and not p.variadic]
+        variadic = any(p.variadic for p in spec.params)
+        keyword_only = frozenset(p.name for p in spec.params if p.keyword_only and not p.variadic)
+        required = sum(1 for p in positional if p.required)
+        lazy = any(p.kind == "tensors" for p in spec.params)
+        if spec.function and name not in BUILTINS:  # (randn_like: the session's generator)
+            BUILTINS[name] = Builtin(
+                name,
+                _lazy_adapter(spec, call) if lazy else call,
+                tuple(p.name for p in positional),
+                required,
+                variadic,
+                keyword_only,
+                lazy,
+                spec.doc or spec.composite,
+                redefinable=name not in V1_NAMES,
+            )
+        method_name = spec.method_name
+        if method_name and method_name not in METHOD_IMPLS:
+            rest = positional[1:]
+            METHODS[method_name] = (
+                sum(1 for p in rest if p.required),
+                None if variadic else len(rest),
+                frozenset(p.name for p in rest) | keyword_only,
+            )
+            METHOD_IMPLS[method_name] = call
+
+
+_register_public()

@@ -263,7 +263,7 @@ class Checker:
             self.expr(stmt.value, variables, functions)
 
     def function(self, stmt: N.FuncDef) -> None:
-        if stmt.name in B.BUILTINS:
+        if B.protected(stmt.name):
             self.error("name", f"cannot redefine the builtin '{stmt.name}'", stmt.name_span)
         problem = function_problem(stmt, self.functions, self.variables)
         if problem is not None:
