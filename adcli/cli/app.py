@@ -33,6 +33,7 @@ import typer
 from typer.core import TyperGroup
 
 from adcli import __version__
+from adcli.cli import plot
 from adcli.cli.render import (
     Renderer,
     array_json,
@@ -689,6 +690,10 @@ def repl_command(ctx: typer.Context) -> None:
     from adcli.cli.repl import run_repl
 
     raise typer.Exit(run_repl(ctx.obj))
+
+
+# Commands that live in their own modules.
+app.command("plot", epilog=GLOBAL_NOTE)(plot.make_command(open_session, reporting))
 
 
 def main() -> None:

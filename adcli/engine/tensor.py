@@ -35,7 +35,9 @@ class _State:
         "context",
         "deadline",
         "grad_enabled",
+        "keep_inputs",
         "max_elements",
+        "on_accumulate",
         "recorded",
         "time_limit",
         "warn",
@@ -57,6 +59,12 @@ class _State:
         self.time_limit = None
         #: graph nodes recorded so far (diagnostics count nodes by its difference)
         self.recorded = 0
+        #: keep every input of each new node in ``Node.inputs`` (constants too), so the
+        #: tape can be read back as an expression; off by default (it holds constants alive)
+        self.keep_inputs = False
+        #: called as ``on_accumulate(event)`` with an :class:`AccumulationEvent` whenever a
+        #: backward adds into a ``.grad`` that already holds a value (None: nobody listens)
+        self.on_accumulate = None
 
 
 def _default_warn(message: str) -> None:
@@ -354,6 +362,7 @@ class Node:
         "context",
         "freed",
         "in_meta",
+        "inputs",
         "next",
         "op",
         "out_data",
@@ -372,6 +381,22 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<{self.name()}>"
+
+
+class AccumulationEvent:
+    """A backward added ``added`` into a ``.grad`` that held ``before``: now ``after``.
+
+    The arrays are host NumPy copies, taken only when someone listens
+    (:attr:`_State.on_accumulate`).
+    """
+
+    __slots__ = ("added", "after", "before", "variable")
+
+    def __init__(self, variable: Tensor, before, added, after) -> None:
+        self.variable = variable
+        self.before = before
+        self.added = added
+        self.after = after
 
 
 class AccumulateGrad:
@@ -573,6 +598,7 @@ def _record(op, args, params, out, backend) -> Node:
     node.freed = False
     node.context = STATE.context
     node.retained = None
+    node.inputs = args if STATE.keep_inputs else None
     STATE.recorded += 1
     return node
 

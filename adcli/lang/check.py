@@ -15,6 +15,7 @@ from adcli.errors import AdcliError
 from adcli.lang import builtins as B
 from adcli.lang import library as _library  # noqa: F401 - registers the builtins
 from adcli.lang import nodes as N
+from adcli.lang import seeing as _seeing  # noqa: F401 - registers plot and symbolic
 
 
 def check_source(source: str, filename: str, base_dir=None) -> list[AdcliError]:

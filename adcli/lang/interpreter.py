@@ -60,10 +60,30 @@ class Limits:
 class Output:
     """Something a running program shows: a value, a print, or a warning."""
 
-    kind: str  # "value" | "print" | "warning"
+    kind: str  # "value" | "print" | "warning" | "accumulation"
     value: object = None
     text: str | None = None
     span: Span | None = None
+
+
+@dataclass(frozen=True)
+class Accumulation:
+    """The value of an ``accumulation`` output: ``name.grad`` was ``before``, ``added`` came in."""
+
+    name: str
+    event: object = field(repr=False)
+
+    @property
+    def before(self):
+        return self.event.before
+
+    @property
+    def added(self):
+        return self.event.added
+
+    @property
+    def after(self):
+        return self.event.after
 
 
 @dataclass(frozen=True)
@@ -109,6 +129,10 @@ class Session:
         self._statement_span: Span | None = None
         #: what the last statement run displayed (None when it displayed nothing)
         self.last_output: Output | None = None
+        #: record every op's inputs on the tape, so values can be spelled back as
+        #: expressions (``symbolic``); a program that mentions ``symbolic`` turns it on
+        self.keep_tape_inputs = False
+        self._accumulations_seen: set = set()
 
     # ----- the interface the front end uses ---------------------------------------------------
     @property
@@ -130,6 +154,8 @@ class Session:
     def run(self, source: str, filename: str = "<eval>", emit=None, base_dir=None):
         """Parse and run ``source``; return the last statement's value if it is an expression."""
         program = self._parse(source, filename)
+        if "symbolic" in source:
+            self.keep_tape_inputs = True
         if base_dir is None:
             base_dir = (
                 Path(filename).resolve().parent if not filename.startswith("<") else Path.cwd()
@@ -271,6 +297,20 @@ class Session:
 
         return f
 
+    def plot(self, source: str, name: str, a: float, b: float, *, points=200, order=1, emit=None):
+        """:class:`~adcli.lang.seeing.PlotData`: the program's value, ``name`` bound to the
+        points of [a, b] (one vector), and its first ``order`` derivatives, in one pass."""
+        from adcli.lang.seeing import sample
+
+        f = self.function_of(source, name, "<plot>")
+        return self._with_engine_settings(
+            lambda: sample(
+                f, a, b, points=points, order=order, dtype=self.dtype, device=self.backend,
+                wrt=name,
+            ),
+            emit,
+        )
+
     def derivative_checks(self, source: str, wrt: list[str], order: int) -> dict:
         """Per name: Taylor vs nested vs finite differences (Richardson, float64), by order."""
         from adcli.engine import diagnostics
@@ -349,6 +389,9 @@ class Session:
         """
         saved = (STATE.max_elements, STATE.anomaly, STATE.warn, STATE.context, self._emit)
         saved_time = (STATE.deadline, STATE.time_limit)
+        saved_tape = (STATE.keep_inputs, STATE.on_accumulate)
+        STATE.keep_inputs = STATE.keep_inputs or self.keep_tape_inputs
+        STATE.on_accumulate = self._accumulated
         STATE.max_elements = self.limits.max_elements
         STATE.anomaly = self.detect_anomaly
         STATE.warn = self._warn
@@ -387,7 +430,18 @@ class Session:
         finally:
             (STATE.max_elements, STATE.anomaly, STATE.warn, STATE.context, self._emit) = saved
             STATE.deadline, STATE.time_limit = saved_time
+            STATE.keep_inputs, STATE.on_accumulate = saved_tape
             sys.setrecursionlimit(recursion_limit)
+
+    def _accumulated(self, event) -> None:
+        """A backward added into an existing ``.grad``: shown once per leaf and statement."""
+        span = self._statement_span
+        key = (id(event.variable), span)
+        if key in self._accumulations_seen or self._emit is None:
+            return
+        self._accumulations_seen.add(key)
+        name = event.variable.name or "tensor"
+        self._emit(Output("accumulation", Accumulation(name, event), None, span))
 
     def _warn(self, message: str) -> None:
         if self._emit is not None:
@@ -1088,5 +1142,6 @@ _EVAL = {
 
 # The builtins and methods register themselves on import.
 from adcli.lang import library as _library
+from adcli.lang import seeing as _seeing  # noqa: F401 - registers plot and symbolic
 
 _METHOD_IMPLS = _library.METHOD_IMPLS
