@@ -75,8 +75,9 @@ def _finite_runs(xs, ys):
         yield run_x, run_y
 
 
-def plot_text(data: Any, width: int | None = None, height: int | None = None,
-              colour: bool = False) -> str:
+def plot_text(
+    data: Any, width: int | None = None, height: int | None = None, colour: bool = False
+) -> str:
     """The figure as terminal text: plotext, one colour, marker and legend entry per order."""
     import plotext
 
@@ -91,7 +92,9 @@ def plot_text(data: Any, width: int | None = None, height: int | None = None,
     for i, (name, values) in enumerate(data.series.items()):
         ys = [float(v) for v in values]
         label = series_label(name, data.wrt)
-        marker = plotext.marker(MARKERS[i % len(MARKERS)], COLOURS[i % len(COLOURS)] if colour else None)
+        marker = plotext.marker(
+            MARKERS[i % len(MARKERS)], COLOURS[i % len(COLOURS)] if colour else None
+        )
         first = True
         for run_x, run_y in _finite_runs(xs, ys):
             signal = fig.signal(run_x, run_y, marker=marker)
@@ -161,9 +164,7 @@ def _binding(text: str) -> tuple[str, str]:
     name, sep, literal = text.partition("=")
     name = name.strip()
     if not sep or not _NAME.match(name) or not literal.strip():
-        raise typer.BadParameter(
-            f"{text!r} is not NAME=VALUE (say y=1.5)", param_hint="'--at'"
-        )
+        raise typer.BadParameter(f"{text!r} is not NAME=VALUE (say y=1.5)", param_hint="'--at'")
     return name, literal.strip()
 
 

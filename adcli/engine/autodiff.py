@@ -304,7 +304,10 @@ def _report_accumulation(var: Tensor, before, added, after) -> None:
     if listener is not None:
         listener(
             AccumulationEvent(
-                var, np.array(to_numpy(before)), np.array(to_numpy(added)), np.array(to_numpy(after))
+                var,
+                np.array(to_numpy(before)),
+                np.array(to_numpy(added)),
+                np.array(to_numpy(after)),
             )
         )
 

@@ -297,6 +297,27 @@ class Session:
 
         return f
 
+    def symbolic_derivatives(self, y, wrt: list[str], order: int) -> dict[str, list[str]]:
+        """Per name, the derivatives of orders 1..order as programs of the language."""
+        from adcli.lang import symbolic
+
+        self._check_order(order, None)
+        return {
+            name: self._with_engine_settings(
+                lambda name=name: symbolic.derivative_programs(
+                    y, self._wrt_tensor(name), name, order, self.variables_
+                ),
+                None,
+            )
+            for name in wrt
+        }
+
+    def describe_graph(self, value, values: bool = False) -> list[dict]:
+        """The grad_fn graph of ``value`` (see :func:`adcli.lang.seeing.describe_graph`)."""
+        from adcli.lang.seeing import describe_graph
+
+        return self._with_engine_settings(lambda: describe_graph(value, values), None)
+
     def plot(self, source: str, name: str, a: float, b: float, *, points=200, order=1, emit=None):
         """:class:`~adcli.lang.seeing.PlotData`: the program's value, ``name`` bound to the
         points of [a, b] (one vector), and its first ``order`` derivatives, in one pass."""
@@ -305,7 +326,13 @@ class Session:
         f = self.function_of(source, name, "<plot>")
         return self._with_engine_settings(
             lambda: sample(
-                f, a, b, points=points, order=order, dtype=self.dtype, device=self.backend,
+                f,
+                a,
+                b,
+                points=points,
+                order=order,
+                dtype=self.dtype,
+                device=self.backend,
                 wrt=name,
             ),
             emit,

@@ -16,7 +16,7 @@ import numpy as np
 
 from adcli import engine as E
 from adcli.engine.series import NoTaylorRule
-from adcli.engine.tensor import Tensor
+from adcli.engine.tensor import Tensor, grad_node
 from adcli.errors import AdcliError
 from adcli.lang.builtins import builtin
 from adcli.lang.library import whole_number
@@ -47,8 +47,18 @@ def check_interval(a: float, b: float, points: int, order: int) -> None:
         raise AdcliError("value", f"order must be 0 or more, got {order}")
 
 
-def sample(f, a: float, b: float, *, points=DEFAULT_POINTS, order=1, dtype="float64",
-           device="cpu", wrt="x", title="") -> PlotData:
+def sample(
+    f,
+    a: float,
+    b: float,
+    *,
+    points=DEFAULT_POINTS,
+    order=1,
+    dtype="float64",
+    device="cpu",
+    wrt="x",
+    title="",
+) -> PlotData:
     """f and its first ``order`` derivatives at ``points`` points of [a, b], in one pass.
 
     ``f`` maps a tensor to a tensor (elementwise: one value per point).
@@ -134,3 +144,63 @@ def _symbolic(s, y, x=None, order=1):
     name = next((n for n, v in variables.items() if v is x), x.name or "x")
     programs = symbolic.derivative_programs(y, x, name, whole_number(order, "order"), variables)
     return programs[-1]
+
+
+def describe_graph(value, values: bool = False) -> list[dict]:
+    """The grad_fn graph of ``value``, breadth first from its node (id 0).
+
+    Each entry: ``id``, ``name`` (``MulBackward``, ``AccumulateGrad``), ``op`` (the
+    table's op, None for a leaf), ``shape`` (of the node's output), ``next`` (ids of
+    its inputs' nodes, in argument order, leaving out inputs that need no grad) and
+    ``variable`` (a leaf's name). With ``values``: ``value`` and ``grad`` (of the sum
+    of ``value`` with respect to that node's output) as NumPy arrays, where known.
+    """
+    if not isinstance(value, Tensor):
+        return []
+    root = grad_node(value)
+    if root is None:
+        return []
+    ids = {id(root): 0}
+    order = [root]
+    outputs = {id(root): value}
+    for node in order:  # grows as the walk finds new nodes
+        inputs = getattr(node, "inputs", None) or ()
+        for t in inputs:
+            if isinstance(t, Tensor) and t.grad_fn is not None:
+                outputs.setdefault(id(t.grad_fn), t)
+        for child, _ in node.next_functions:
+            if child is not None and id(child) not in ids:
+                ids[id(child)] = len(order)
+                order.append(child)
+    entries = []
+    for node in order:
+        variable = getattr(node, "variable", None)
+        op = getattr(node, "op", None)
+        if variable is not None:
+            shape = variable.shape
+            outputs.setdefault(id(node), variable)
+        else:
+            shape = node.out_shape
+        entries.append(
+            {
+                "id": ids[id(node)],
+                "name": node.name(),
+                "op": op.name if op is not None else None,
+                "shape": list(shape),
+                "next": [ids[id(c)] for c, _ in node.next_functions if c is not None],
+                "variable": variable.name if variable is not None else None,
+            }
+        )
+    if values:
+        known = [(e, outputs.get(id(n))) for e, n in zip(entries, order)]
+        tensors = [t for _, t in known if t is not None]
+        try:
+            grads = E.grad(E.sum(value), tensors, retain_graph=True) if tensors else []
+        except AdcliError:  # the graph was freed by a backward in the program
+            grads = [None] * len(tensors)
+        by_tensor = {id(t): g for t, g in zip(tensors, grads)}
+        for entry, t in known:
+            entry["value"] = t.numpy() if t is not None else None
+            g = by_tensor.get(id(t)) if t is not None else None
+            entry["grad"] = g.numpy() if g is not None else None
+    return entries

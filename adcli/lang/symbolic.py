@@ -775,7 +775,10 @@ def _spell_mul(p, s):
     second = s.args[1]
     if second.op == "div" and id(second) not in p.named:
         # c*(a/b) is written c*a/b: the same number, read left to right.
-        return f"{left}*{p.operand(second.args[0], _MUL + 1)}/{p.operand(second.args[1], _MUL + 1)}", _MUL
+        return (
+            f"{left}*{p.operand(second.args[0], _MUL + 1)}/{p.operand(second.args[1], _MUL + 1)}",
+            _MUL,
+        )
     if second.op == "mul" and id(second) not in p.named:
         return f"{left}*{p.operand(second, _MUL)}", _MUL  # a*(b*c) is a*b*c
     right = p.operand(second, _MUL + 1)
@@ -1026,9 +1029,7 @@ def _worth_naming(s: Sym) -> bool:
         return False
     if s.op == "const":
         return s.shape != () and s.value.size > 4
-    if s.op == "neg" and s.args[0].op in ("var", "const"):
-        return False
-    return True
+    return not (s.op == "neg" and s.args[0].op in ("var", "const"))
 
 
 def program(root: Sym, taken=()) -> str:
