@@ -8,8 +8,6 @@ formats them. SVG goes through Graphviz's ``dot`` where it is installed.
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from collections.abc import Callable
 from enum import Enum
 from typing import Annotated, Any
@@ -73,6 +71,9 @@ def to_dot(entries: list[dict]) -> str:
 
 def to_svg(dot_text: str) -> str:
     """DOT through Graphviz's ``dot -Tsvg``; a clear error where Graphviz is missing."""
+    import shutil
+    import subprocess
+
     exe = shutil.which("dot")
     if exe is None:
         raise AdcliError(

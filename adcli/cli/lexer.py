@@ -88,10 +88,9 @@ class AdLexer(RegexLexer):
     """Pygments lexer for the adcli language."""
 
     name = "adcli"
-    aliases = ["adcli", "ad"]
-    filenames = ["*.ad"]
-    mimetypes = ["text/x-adcli"]
-    url = "https://github.com/adcli/adcli"
+    aliases = ("adcli", "ad")
+    filenames = ("*.ad",)
+    mimetypes = ("text/x-adcli",)
     tokens = _tokens()
 
 

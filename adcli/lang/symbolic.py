@@ -94,7 +94,9 @@ class Sym:
         return self.builder.apply("neg", (self,))
 
     def __pow__(self, other):
-        return self.builder.apply("pow", (self, other))
+        # As the engine's ``**``: a tensor exponent is the op that differentiates in it too.
+        tensor_exponent = isinstance(other, Sym) and other.op != "const"
+        return self.builder.apply("pow_tensor" if tensor_exponent else "pow", (self, other))
 
     def __rpow__(self, other):
         return self.builder.apply("pow_tensor", (other, self))
