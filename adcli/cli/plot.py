@@ -152,11 +152,11 @@ def save_figure(data: Any, path: str) -> None:
 
 def plot_json(data: Any) -> dict:
     """``{"x": [...], "series": {"f": [...], "d1": [...]}}`` (strict JSON: nan/inf as strings)."""
-    from adcli.cli.render import json_number
+    from adcli.cli.render import array_json
 
     return {
-        "x": [json_number(float(v)) for v in data.x],
-        "series": {k: [json_number(float(v)) for v in vs] for k, vs in data.series.items()},
+        "x": array_json(data.x),
+        "series": {k: array_json(vs) for k, vs in data.series.items()},
     }
 
 

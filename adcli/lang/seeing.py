@@ -70,7 +70,7 @@ def sample(
         y = E.full(x.shape, float(y), dtype=dtype, device=device)
     if not isinstance(y, Tensor):
         raise AdcliError("type", "plot: f must give a tensor or a number")
-    if y.shape == ():
+    if y.shape == () and not y.requires_grad:  # a constant: the same at every point
         y = E.expand(y, *x.shape)
     if y.shape != x.shape:
         raise AdcliError(
@@ -79,7 +79,7 @@ def sample(
             f"{list(y.shape)} for {points} points",
             hint="plot an elementwise expression of the variable, not a sum or a matrix product",
         )
-    series = {"f": y.numpy().astype(np.float64)}
+    series = {"f": y.numpy()}
     if order:
         if not y.requires_grad:
             grads = [E.zeros_like(x) for _ in range(order)]
@@ -89,8 +89,8 @@ def sample(
             except NoTaylorRule:
                 grads = E.nth_grads(y, x, order, method="nested")
         for k, d in enumerate(grads, start=1):
-            series[f"d{k}"] = d.numpy().astype(np.float64)
-    return PlotData(x.numpy().astype(np.float64), series, wrt, title)
+            series[f"d{k}"] = d.numpy()
+    return PlotData(x.numpy(), series, wrt, title)
 
 
 @builtin(
