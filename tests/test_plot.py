@@ -143,8 +143,20 @@ GOLDEN_X_SQUARED = """\
 
 def test_golden_plain_text_plot():
     code, out, _ = _cli(
-        ["plot", "x^2", "--wrt", "x", "--range", "-1:1", "--points", "21", "--width", "50",
-         "--height", "12"]
+        [
+            "plot",
+            "x^2",
+            "--wrt",
+            "x",
+            "--range",
+            "-1:1",
+            "--points",
+            "21",
+            "--width",
+            "50",
+            "--height",
+            "12",
+        ]
     )
     assert code == 0
     assert "\x1b[" not in out  # no colour off a terminal
@@ -188,8 +200,9 @@ def test_out_writes_svg_and_png(tmp_path):
     pytest.importorskip("matplotlib")
     for name, magic in (("f.svg", b"<svg"), ("f.png", b"\x89PNG")):
         path = tmp_path / name
-        code, _, err = _cli(["plot", "tanh(x)", "--wrt", "x", "--range", "-2:2", "--order", "2",
-                             "--out", str(path)])
+        code, _, err = _cli(
+            ["plot", "tanh(x)", "--wrt", "x", "--range", "-2:2", "--order", "2", "--out", str(path)]
+        )
         assert code == 0, err
         assert magic in path.read_bytes()[:400]
 
@@ -203,15 +216,17 @@ def test_out_without_matplotlib_names_the_extra(tmp_path, monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
-    code, _, err = _cli(["plot", "x", "--wrt", "x", "--range", "0:1", "--out",
-                         str(tmp_path / "f.svg")])
+    code, _, err = _cli(
+        ["plot", "x", "--wrt", "x", "--range", "0:1", "--out", str(tmp_path / "f.svg")]
+    )
     assert code == 1
     assert "needs matplotlib" in err and "adcli[plot]" in err
     assert not (tmp_path / "f.svg").exists()
 
 
 def test_out_needs_svg_or_png(tmp_path):
-    code, _, err = _cli(["plot", "x", "--wrt", "x", "--range", "0:1", "--out",
-                         str(tmp_path / "f.pdf")])
+    code, _, err = _cli(
+        ["plot", "x", "--wrt", "x", "--range", "0:1", "--out", str(tmp_path / "f.pdf")]
+    )
     assert code == 1
     assert ".svg or .png" in err

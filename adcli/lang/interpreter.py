@@ -154,6 +154,7 @@ class Session:
     def run(self, source: str, filename: str = "<eval>", emit=None, base_dir=None):
         """Parse and run ``source``; return the last statement's value if it is an expression."""
         program = self._parse(source, filename)
+        self._accumulations_seen = set()
         if "symbolic" in source:
             self.keep_tape_inputs = True
         if base_dir is None:
@@ -465,6 +466,8 @@ class Session:
         span = self._statement_span
         key = (id(event.variable), span)
         if key in self._accumulations_seen or self._emit is None:
+            return
+        if not np.any(event.before):  # into a zeroed .grad: what zero_() is for, nothing to say
             return
         self._accumulations_seen.add(key)
         name = event.variable.name or "tensor"
