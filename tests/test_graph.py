@@ -178,5 +178,9 @@ def test_svg_without_dot_on_the_path(monkeypatch):
 
 @pytest.mark.parametrize("fmt", ["tree", "dot", "json"])
 def test_program_errors_are_reported(fmt):
-    code, _, err = _cli(["graph", "x +", "--format", fmt])
+    code, out, err = _cli(["graph", "x +", "--format", fmt])
     assert code == 1
+    if fmt == "json":
+        assert json.loads(out)["error"]["kind"] == "syntax"
+    else:
+        assert "<eval>:1:4: error:" in err
