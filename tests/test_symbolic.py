@@ -279,3 +279,66 @@ def test_symbolic_needs_wrt():
     code, _, err = _cli(["eval", "x^2", "--at", "x=1", "--symbolic"])
     assert code == 2
     assert "--wrt" in err
+
+
+# ----- SymPy (the optional symbolic extra) ------------------------------------------------------
+SCALAR_CORPUS = [c for c in CORPUS if all(shape == () for shape in c[1].values())]
+
+
+@pytest.mark.parametrize(
+    ("program", "shapes", "order"), SCALAR_CORPUS, ids=[c[0] for c in SCALAR_CORPUS]
+)
+def test_sympy_simplified_forms_still_evaluate_to_the_ad_value(program, shapes, order):
+    pytest.importorskip("sympy")
+    rng = np.random.default_rng(11)
+    values = _random_values(shapes, rng)
+    s = _session()
+    _bind(s, values)
+    y = s.run(program)
+    ad = s.derivatives(y, ["x"], order, method="nested")["x"]
+    forms = s.symbolic_derivatives(y, ["x"], order, simplify="sympy")["x"]
+    for expected, form in zip(ad, forms):
+        np.testing.assert_allclose(_run_form(form, values), expected.numpy(), rtol=1e-9)
+
+
+def test_sympy_simplifies_further():
+    pytest.importorskip("sympy")
+    s = _session()
+    _bind(s, {"x": 0.3})
+    y = s.run("sin(x)^2 + cos(x)^2 + x")
+    basic = s.symbolic_derivatives(y, ["x"], 1, simplify="basic")["x"][0]
+    assert basic != "1"
+    assert s.symbolic_derivatives(y, ["x"], 1, simplify="sympy")["x"] == ["1"]
+
+
+def test_latex():
+    pytest.importorskip("sympy")
+    code, out, _ = _cli(
+        ["--json", "eval", "sqrt(x^2 + 1)", "--at", "x=2", "--wrt", "x", "--symbolic", "--latex"]
+    )
+    assert code == 0
+    assert json.loads(out)["latex"] == {"x": ["\\frac{x}{\\sqrt{x^{2} + 1}}"]}
+
+
+def test_latex_without_sympy_names_the_extra(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_sympy(name, *args, **kwargs):
+        if name.split(".")[0] == "sympy":
+            raise ImportError("no sympy here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_sympy)
+    code, _, err = _cli(["eval", "x^2", "--at", "x=2", "--wrt", "x", "--symbolic", "--latex"])
+    assert code == 1
+    assert "needs SymPy" in err and "adcli[symbolic]" in err
+    code, out, _ = _cli(["eval", "x^2", "--at", "x=2", "--wrt", "x", "--symbolic"])
+    assert code == 0 and "d/dx = 2*x" in out  # --symbolic alone works without SymPy
+
+
+def test_latex_needs_symbolic():
+    code, _, err = _cli(["eval", "x^2", "--at", "x=2", "--wrt", "x", "--latex"])
+    assert code == 2
+    assert "--symbolic" in err

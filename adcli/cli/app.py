@@ -441,6 +441,14 @@ def eval_command(
             "rebuilt from the tape and simplified.",
         ),
     ] = False,
+    latex: Annotated[
+        bool,
+        typer.Option(
+            "--latex",
+            help="With --symbolic: also each derivative as LaTeX (needs SymPy: the symbolic "
+            "extra).",
+        ),
+    ] = False,
 ) -> None:
     """Run a one-liner and show the value of its last expression."""
     opts: GlobalOptions = ctx.obj
@@ -451,6 +459,8 @@ def eval_command(
     for flag, on in (("--check", check), ("--cost", cost), ("--symbolic", symbolic)):
         if on and not wrt_names:
             raise typer.BadParameter("needs --wrt NAME", param_hint=f"'{flag}'")
+    if latex and not symbolic:
+        raise typer.BadParameter("needs --symbolic", param_hint="'--latex'")
 
     renderer = Renderer(json_mode=opts.json, debug=opts.debug)
     session = _session_or_exit(renderer, opts)
@@ -475,7 +485,11 @@ def eval_command(
         if wrt_names:
             derivatives = session.derivatives(value, wrt_names, order, method.value)
         checks = session.derivative_checks(program, wrt_names, order) if check else None
-        formulas = session.symbolic_derivatives(value, wrt_names, order) if symbolic else None
+        formulas = latex_forms = None
+        if symbolic:
+            formulas = session.symbolic_derivatives(value, wrt_names, order, simplify="auto")
+        if latex:
+            latex_forms = session.symbolic_derivatives(value, wrt_names, order, latex=True)
         costs = None
         if cost:
             methods = [method.value] + (["nested"] if check and method.value != "nested" else [])
@@ -497,6 +511,8 @@ def eval_command(
             result["check"] = checks
         if formulas is not None:
             result["symbolic"] = formulas
+        if latex_forms is not None:
+            result["latex"] = latex_forms
         if costs is not None:
             result["cost"] = costs
         renderer.json(result)
@@ -509,6 +525,8 @@ def eval_command(
         renderer.graph(value)
     if formulas is not None:
         renderer.formulas(formulas)
+    if latex_forms is not None:
+        renderer.formulas(latex_forms, latex=True)
     if checks is not None:
         renderer.derivative_checks(checks)
     if costs is not None:

@@ -699,14 +699,17 @@ class Renderer:
                     )
                 self.out.print(table)
 
-    def formulas(self, formulas: dict[str, list[str]]) -> None:
-        """Derivatives as programs of the language (``eval --symbolic``)."""
+    def formulas(self, formulas: dict[str, list[str]], latex: bool = False) -> None:
+        """Derivatives as programs of the language (``eval --symbolic``), or as LaTeX."""
         from rich.text import Text
 
         for name, programs in formulas.items():
             for k, text in enumerate(programs, start=1):
                 head = f"d/d{name}" if k == 1 else f"d{k}/d{name}{k}"
-                line = Text(f"{head} = ", style="bold")
+                if latex:
+                    head = "latex " + head
+                # A program with statements reads better after a colon than an equals sign.
+                line = Text(f"{head}: " if ";" in text else f"{head} = ", style="bold")
                 line.append(text)
                 self.out.print(line, soft_wrap=True)
 

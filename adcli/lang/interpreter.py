@@ -298,19 +298,26 @@ class Session:
 
         return f
 
-    def symbolic_derivatives(self, y, wrt: list[str], order: int) -> dict[str, list[str]]:
-        """Per name, the derivatives of orders 1..order as programs of the language."""
+    def symbolic_derivatives(
+        self, y, wrt: list[str], order: int, simplify: str = "basic", latex: bool = False
+    ) -> dict[str, list[str]]:
+        """Per name, the derivatives of orders 1..order as programs of the language.
+
+        ``simplify``: ``"basic"``, ``"sympy"`` or ``"auto"`` (see
+        :func:`adcli.lang.symbolic.derivative_programs`); ``latex``: LaTeX instead.
+        """
         from adcli.lang import symbolic
 
         self._check_order(order, None)
+
+        def spell(name):
+            x = self._wrt_tensor(name)
+            if latex:
+                return symbolic.derivative_latex(y, x, name, order, self.variables_)
+            return symbolic.derivative_programs(y, x, name, order, self.variables_, simplify)
+
         return {
-            name: self._with_engine_settings(
-                lambda name=name: symbolic.derivative_programs(
-                    y, self._wrt_tensor(name), name, order, self.variables_
-                ),
-                None,
-            )
-            for name in wrt
+            name: self._with_engine_settings(lambda name=name: spell(name), None) for name in wrt
         }
 
     def describe_graph(self, value, values: bool = False) -> list[dict]:

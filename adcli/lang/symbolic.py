@@ -1056,6 +1056,150 @@ def program(root: Sym, taken=()) -> str:
     return "; ".join(statements)
 
 
+# ----- SymPy (the optional ``symbolic`` extra) ----------------------------------------------------
+def sympy_available() -> bool:
+    try:
+        import sympy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+#: The elementwise ops SymPy knows, as functions of the ``sympy`` module.
+_SYMPY_FUNCTIONS = {
+    "exp": "exp",
+    "log": "log",
+    "sqrt": "sqrt",
+    "sin": "sin",
+    "cos": "cos",
+    "tan": "tan",
+    "tanh": "tanh",
+    "abs": "Abs",
+    "sign": "sign",
+}
+_FROM_SYMPY = {v: k for k, v in _SYMPY_FUNCTIONS.items()}
+
+#: Past this many operations SymPy's simplify is slow: the basic form is kept.
+SYMPY_MAX_OPS = 400
+
+
+def to_sympy(s: Sym):
+    """The SymPy expression of a DAG of scalars, or None where it has other ops or shapes."""
+    import sympy
+
+    memo: dict = {}
+    for node in _topological(s):
+        if node.shape != ():
+            return None
+        op = node.op
+        if op == "var":
+            value = sympy.Symbol(node.name, real=True)
+        elif op == "const":
+            v = float(node.value)
+            # Short decimals (2, 0.5, 1.5) as exact rationals, so SymPy can cancel them.
+            exact = math.isfinite(v) and len(repr(v)) <= 8
+            value = sympy.nsimplify(v, rational=True) if exact else sympy.Float(v)
+        else:
+            args = [memo[id(a)] for a in node.args]
+            if op == "add":
+                value = args[0] + args[1]
+            elif op == "sub":
+                value = args[0] - args[1]
+            elif op == "mul":
+                value = args[0] * args[1]
+            elif op == "div":
+                value = args[0] / args[1]
+            elif op == "neg":
+                value = -args[0]
+            elif op in ("pow", "pow_tensor"):
+                value = args[0] ** args[1]
+            elif op == "sigmoid":
+                value = 1 / (1 + sympy.exp(-args[0]))
+            elif op in _SYMPY_FUNCTIONS:
+                value = getattr(sympy, _SYMPY_FUNCTIONS[op])(args[0])
+            else:
+                return None
+        memo[id(node)] = value
+    return memo[id(s)]
+
+
+def from_sympy(builder: Builder, expr) -> Sym | None:
+    """A SymPy expression back as a symbol, or None where it uses what the language lacks."""
+    import sympy
+
+    if expr.is_Symbol:
+        return builder.var(expr.name, ())
+    if expr.is_Number:
+        return builder.const(float(expr)) if expr.is_finite else None
+    if expr is sympy.pi or expr is sympy.E:
+        return builder.const(float(expr))
+    args = [from_sympy(builder, a) for a in expr.args]
+    if any(a is None for a in args):
+        return None
+    if expr.is_Add:
+        out = args[0]
+        for a in args[1:]:
+            out = builder.apply("add", (out, a))
+        return out
+    if expr.is_Mul:
+        out = args[0]
+        for a in args[1:]:
+            out = builder.apply("mul", (out, a))
+        return out
+    if expr.is_Pow:
+        base, exponent = args
+        e = _scalar(exponent)
+        if e == 0.5:
+            return builder.apply("sqrt", (base,))
+        if e == -0.5:
+            return builder.apply("div", (1.0, builder.apply("sqrt", (base,))))
+        if e is not None and e < 0:
+            return builder.apply("div", (1.0, builder.apply("pow", (base, -e))))
+        if base.op == "const" and abs(float(base.value) - math.e) < 1e-15:
+            return builder.apply("exp", (exponent,))
+        return builder.apply("pow" if e is not None else "pow_tensor", (base, exponent))
+    name = type(expr).__name__
+    if name in _FROM_SYMPY and len(args) == 1:
+        return builder.apply(_FROM_SYMPY[name], (args[0],))
+    return None
+
+
+def sympy_simplified(builder: Builder, s: Sym) -> tuple[Sym, object] | None:
+    """``(symbol, sympy expression)`` of ``s`` simplified by SymPy, or None where it cannot."""
+    import sympy
+
+    expr = to_sympy(s)
+    if expr is None or sympy.count_ops(expr) > SYMPY_MAX_OPS:
+        return None
+    try:
+        simpler = sympy.simplify(expr)
+    except Exception:  # noqa: BLE001 - SymPy gave up: keep the basic form
+        return None
+    back = from_sympy(builder, simpler)
+    return None if back is None else (back, simpler)
+
+
+def latex_of(s: Sym) -> str:
+    """LaTeX of a derivative of scalars (needs SymPy: the ``symbolic`` extra)."""
+    try:
+        import sympy
+    except ImportError:
+        raise AdcliError(
+            "value",
+            "--latex needs SymPy, which is not installed",
+            hint="install the symbolic extra: pip install 'adcli[symbolic]'",
+        ) from None
+    expr = to_sympy(s)
+    if expr is None:
+        raise AdcliError(
+            "value",
+            "--latex: this derivative has tensor-valued parts that LaTeX output cannot show",
+            hint="--latex works for derivatives of scalar variables",
+        )
+    found = sympy_simplified(s.builder, s)
+    return sympy.latex(found[1] if found is not None else expr)
+
+
 # ----- what the interpreter and the command line call ------------------------------------------
 def _names_of(variables: dict) -> dict:
     return {id(v): name for name, v in variables.items() if isinstance(v, Tensor)}
@@ -1068,11 +1212,39 @@ def value_program(value, variables: dict) -> str:
     return program(from_tape(builder, value, names), set(variables))
 
 
-def derivative_programs(value, x: Tensor, name: str, order: int, variables: dict) -> list[str]:
-    """``[D1, ..., Dn]`` of ``value`` with respect to the variable ``x``, as programs."""
+def derivative_symbols(value, x: Tensor, name: str, order: int, variables: dict) -> list[Sym]:
+    """``[D1, ..., Dn]`` of ``value`` with respect to the variable ``x``, as symbols."""
     builder = Builder()
     names = _names_of(variables)
     names[id(x)] = name
     y = from_tape(builder, value, names)
-    xs = builder.var(name, x.shape)
-    return [program(d, set(variables)) for d in derivatives(builder, y, xs, order)]
+    return derivatives(builder, y, builder.var(name, x.shape), order)
+
+
+def derivative_programs(
+    value, x: Tensor, name: str, order: int, variables: dict, simplify: str = "basic"
+) -> list[str]:
+    """``[D1, ..., Dn]`` of ``value`` with respect to ``x``, as programs.
+
+    ``simplify``: ``"basic"`` (this module's rules), ``"sympy"`` (then SymPy's
+    simplify where the derivative is of scalars, kept when it is shorter), or
+    ``"auto"`` (SymPy when it is installed).
+    """
+    if simplify == "auto":
+        simplify = "sympy" if sympy_available() else "basic"
+    out = []
+    for d in derivative_symbols(value, x, name, order, variables):
+        text = program(d, set(variables))
+        if simplify == "sympy":
+            found = sympy_simplified(d.builder, d)
+            if found is not None:
+                other = program(found[0], set(variables))
+                if len(other) < len(text):
+                    text = other
+        out.append(text)
+    return out
+
+
+def derivative_latex(value, x: Tensor, name: str, order: int, variables: dict) -> list[str]:
+    """``[D1, ..., Dn]`` as LaTeX (SymPy, the ``symbolic`` extra)."""
+    return [latex_of(d) for d in derivative_symbols(value, x, name, order, variables)]
