@@ -128,17 +128,18 @@ def test_a_program_error_has_its_place():
 # ----- drawing --------------------------------------------------------------------------------
 GOLDEN_X_SQUARED = """\
   ┌──────────────────────────────────────────────┐
- 2┤┌──────┐                                   +++│
-  ││      │                             ++++++   │
- 1┤│ • f  │                       ++++++     ••••│
-  ││      │•••               +++++    •••••••    │
- 0┤│ + f' │   •••••••••++++++•••••••••           │
-  ││      │       +++++                          │
--1┤└──────┘ ++++++                               │
+ 2┤                                           +++│
+  │                                     ++++++   │
+ 1┤••••                           ++++++     ••••│
+  │    •••••••               +++++    •••••••    │
+ 0┤           •••••••••++++++•••••••••           │
+  │               +++++                          │
+-1┤         ++++++                               │
   │   ++++++                                     │
 -2┤+++                                           │
   └┬───────┬──────┬───────┬──────┬──────┬───────┬┘
-   -1.00 -0.67  -0.33    0.00   0.33   0.67  1.00"""
+   -1.00 -0.67  -0.33    0.00   0.33   0.67  1.00
+   • f   + f'"""
 
 
 def test_golden_plain_text_plot():
@@ -167,8 +168,7 @@ def test_one_legend_entry_per_order():
     x = np.linspace(-1, 1, 30)
     data = PlotData(x, {"f": x**4, "d1": 4 * x**3, "d2": 12 * x**2, "d3": 24 * x}, "x")
     text = plot_text(data, 60, 20)
-    for label in ("• f ", "+ f' ", "x f'' ", "o f^(3)"):
-        assert text.count(label) == 1, label
+    assert text.splitlines()[-1] == "   • f   + f'   x f''   o f^(3)"
 
 
 def test_a_curve_has_a_gap_where_f_is_not_finite():
@@ -179,7 +179,8 @@ def test_a_curve_has_a_gap_where_f_is_not_finite():
     with np.errstate(divide="ignore"):
         data = PlotData(x, {"f": 1 / x}, "x")
     text = plot_text(data, 50, 12)
-    assert "• f" in text.replace("  ", " ")
+    assert text.splitlines()[-1] == "   • f"
+    assert "•" in "".join(text.splitlines()[:-1])
 
 
 def test_colour_only_when_asked():

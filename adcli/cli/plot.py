@@ -75,10 +75,14 @@ def _finite_runs(xs, ys):
         yield run_x, run_y
 
 
+_ANSI = {"blue": 34, "red": 31, "green": 32, "magenta": 35, "cyan": 36, "yellow": 33}
+
+
 def plot_text(
     data: Any, width: int | None = None, height: int | None = None, colour: bool = False
 ) -> str:
-    """The figure as terminal text: plotext, one colour, marker and legend entry per order."""
+    """The figure as terminal text: plotext, one colour and marker per order, and a legend
+    line under the axes (inside the canvas it would hide the curves)."""
     import plotext
 
     fig = plotext.figure
@@ -88,29 +92,30 @@ def plot_text(
     if not colour:
         fig.theme("colorless")
     xs = [float(v) for v in data.x]
+    legend = []
     drawn = 0
     for i, (name, values) in enumerate(data.series.items()):
         ys = [float(v) for v in values]
-        label = series_label(name, data.wrt)
-        marker = plotext.marker(
-            MARKERS[i % len(MARKERS)], COLOURS[i % len(COLOURS)] if colour else None
-        )
-        first = True
+        symbol = MARKERS[i % len(MARKERS)]
+        hue = COLOURS[i % len(COLOURS)]
+        marker = plotext.marker(symbol, hue if colour else None)
         for run_x, run_y in _finite_runs(xs, ys):
             signal = fig.signal(run_x, run_y, marker=marker)
             signal.lines(True)
-            if first:
-                signal.label(label)
-                first = False
             fig.draw(signal)
             drawn += 1
+        key = f"\x1b[{_ANSI[hue]}m{symbol}\x1b[0m" if colour else symbol
+        legend.append(f"{key} {series_label(name, data.wrt)}")
     if data.title:
         fig.title(data.title)
     if not drawn:
+        fig.clear()
         return "(nothing to plot: no value is finite)"
     text = fig.build().string(colorless=not colour)
     fig.clear()
-    return "\n".join(line.rstrip() for line in text.splitlines())
+    lines = [line.rstrip() for line in text.splitlines()]
+    lines.append("   " + "   ".join(legend))
+    return "\n".join(lines)
 
 
 def save_figure(data: Any, path: str) -> None:
