@@ -49,6 +49,9 @@ CORPUS = [
     ("sum(clone(x)^2 + sqrt(x))", {"x": (2,)}, 2),
     ("sqrt(x^2 + 1)*exp(x^2 + 1)", {"x": ()}, 2),
     ("sum(log(x)/(x + M))", {"x": (3,), "M": (2, 3)}, 2),
+    ("sqrt(sum(x^2, dim=0))", {"x": (2,)}, 3),
+    ("sum(x*no_grad(x*3) + exp(y)^2*x)", {"x": (3,), "y": (3,)}, 2),
+    ("mean(log(x^2 + y^2) + z*x*y)", {"x": (3,), "y": (3,), "z": (3,)}, 2),
 ]
 
 #: Ops that the language cannot record on the CPU (moves between dtypes and devices): the
@@ -208,6 +211,18 @@ def test_symbolic_in_a_script_gives_the_derivative_as_a_string():
     s = Session(dtype="float64")
     out = s.run("x = tensor(2.0, requires_grad=true); y = x^3; symbolic(y, x, order=2)")
     assert out == "6*x"
+
+
+def test_constants_computed_from_variables_are_spelled_with_them():
+    _, forms = _ad_and_symbolic("x*exp(y)^2 + y^2", {"x": 0.5, "y": 2.0}, 1)
+    assert forms == ["exp(y)^2"]
+    _, forms = _ad_and_symbolic("x*no_grad(x*3)", {"x": 0.5}, 1)
+    assert forms == ["1.5"]  # no_grad made a constant of x*3: its value, not x*3
+
+
+def test_fractions_are_written_as_fractions():
+    _, forms = _ad_and_symbolic("mean(x^2)", {"x": [1.0, 2.0, 3.0]}, 1)
+    assert forms == ["2/3*x"]
 
 
 def test_symbolic_of_a_tape_recorded_without_inputs_says_so():

@@ -59,8 +59,9 @@ class _State:
         self.time_limit = None
         #: graph nodes recorded so far (diagnostics count nodes by its difference)
         self.recorded = 0
-        #: keep every input of each new node in ``Node.inputs`` (constants too), so the
-        #: tape can be read back as an expression; off by default (it holds constants alive)
+        #: keep every input of each new node in ``Node.inputs`` (constants too), and what made
+        #: each result that records no node (:func:`origin_of`), so the tape can be read back
+        #: as an expression; off by default (it holds constants alive)
         self.keep_inputs = False
         #: called as ``on_accumulate(event)`` with an :class:`AccumulationEvent` whenever a
         #: backward adds into a ``.grad`` that already holds a value (None: nobody listens)
@@ -150,6 +151,7 @@ class Tensor:
         "_data",
         "_grad",
         "_grad_fn",
+        "_origin",
         "_requires_grad",
         "_retains_grad",
         "name",
@@ -549,7 +551,19 @@ def _result(op, args, params, out, backend, requires) -> Tensor:
     else:
         t._requires_grad = False
         t._grad_fn = None
+        if STATE.keep_inputs:  # no node, but the expression can still be read back
+            t._origin = (op, args, params)
     return t
+
+
+def origin_of(t: Tensor):
+    """``(op, inputs, params)`` of a result that recorded no node, when inputs were kept.
+
+    With :attr:`_State.keep_inputs`, an op whose result needs no grad (its inputs are
+    constants, or it is not differentiable, or grad mode is off) still remembers what
+    made it, so the expression can be read back; otherwise None.
+    """
+    return getattr(t, "_origin", None)
 
 
 _new_tensor = Tensor.__new__

@@ -28,7 +28,7 @@ from collections.abc import Callable
 import numpy as np
 
 from adcli.engine.ops import TABLE
-from adcli.engine.tensor import Tensor
+from adcli.engine.tensor import Tensor, origin_of
 from adcli.errors import AdcliError
 
 #: most nodes a spelled expression may have (beyond it the formula is unreadable anyway)
@@ -248,17 +248,22 @@ def _infer_shape(name: str, args, params) -> tuple:
 _MAX_TERMS = 64
 
 
-def _terms(s: Sym, sign: float, out: list) -> bool:
+def _terms(s: Sym, sign: float, out: list, b: Builder | None = None) -> bool:
     """Append ``(coefficient, term)`` pairs of the sum ``sign * s``; False when too long."""
     if len(out) > _MAX_TERMS:
         return False
     op = s.op
     if op == "add":
-        return _terms(s.args[0], sign, out) and _terms(s.args[1], sign, out)
+        return _terms(s.args[0], sign, out, b) and _terms(s.args[1], sign, out, b)
     if op == "sub":
-        return _terms(s.args[0], sign, out) and _terms(s.args[1], -sign, out)
+        return _terms(s.args[0], sign, out, b) and _terms(s.args[1], -sign, out, b)
     if op == "neg":
-        return _terms(s.args[0], -sign, out)
+        return _terms(s.args[0], -sign, out, b)
+    if op == "div" and b is not None:
+        c = _scalar(s.args[0])
+        if c is not None and c < 0:  # -2/t is the term 2/t, subtracted
+            out.append((-sign, b.node("div", (b.const(-c), s.args[1]))))
+            return True
     c = _scalar(s)
     if c is not None:
         out.append((sign * c, None))
@@ -290,7 +295,7 @@ def _linear(b: Builder, args, signs, shape) -> Sym | None:
     """A sum or difference with like terms collected and constants added up."""
     terms: list = []
     for a, sign in zip(args, signs):
-        if not _terms(a, sign, terms):
+        if not _terms(a, sign, terms, b):
             return None
     constant = 0.0
     coefficients: dict = {}
@@ -357,6 +362,8 @@ def _factors(s: Sym, out: list) -> float | None:
         inner = _factors(s.args[0], out)
         return None if inner is None else -inner
     c = _scalar(s)
+    if c is None and s.op == "const" and s.value.size and np.all(s.value == s.value.flat[0]):
+        c = float(s.value.flat[0])  # full(shape, c): its shape is restored by the caller
     if c is not None:
         return c
     if op == "div" and _scalar(s.args[1]) is None:
@@ -423,9 +430,14 @@ def _simplify_mul(b, args, params, divide: bool = False):
             above = b.node("div", (above, below))
         result = _scaled(b, coefficient, above)
     if result.shape != shape:
-        if result.op == "const" and result.shape == ():
-            return b.full(shape, float(result.value))
-        return None
+        if result.op == "const":
+            return b.full(shape, float(np.asarray(result.value).flat[0]))
+        try:
+            if tuple(np.broadcast_shapes(result.shape, shape)) != shape:
+                return None
+        except ValueError:
+            return None
+        return b.node("expand", (result,), {"shape": shape})
     return result
 
 
@@ -466,9 +478,12 @@ def _simplify_pow(b, args, params):
 
 def _simplify_sum(b, args, params):
     a = args[0]
-    dim = (params or {}).get("dim")
+    params = params or {}
+    dim = params.get("dim")
     if a.shape == () and dim in (None, ()):
         return a
+    if dim is None and not params.get("keepdim") and a.op == "sum":
+        return b.apply("sum", (a.args[0],))  # a sum of all of a partial sum is the sum of all
     return None
 
 
@@ -479,8 +494,11 @@ def _simplify_reshape(b, args, params):
         return a
     if a.op == "reshape":
         return b.apply("reshape", (a.args[0],), {"shape": shape})
+    if shape == () and a.op == "sum_to":  # one element: summing everything is the same
+        return b.apply("sum", (a.args[0],))
     if a.op == "const":
-        return b.const(np.reshape(np.asarray(a.value), shape) if shape else float(a.value))
+        value = np.reshape(np.asarray(a.value), shape)
+        return b.const(value if shape else float(value))
     return None
 
 
@@ -598,16 +616,77 @@ def from_tape(builder: Builder, value, names: dict) -> Sym:
 
 
 def _leaf_or_node(builder, t: Tensor, names, memo):
-    """The symbol of a tensor without a recorded node (a variable or a constant), else None."""
+    """The symbol of a tensor without a recorded node (a variable, a constant, or an op on
+    constants read back from its origin); None for a tensor whose node is not built yet."""
     name = names.get(id(t))
     if t.grad_fn is None:
         if name is not None:
             return builder.var(name, t.shape)
-        data = t.numpy().astype(np.float64)
-        return builder.const(data if data.ndim else float(data))
+        return _from_origin(builder, t, names, memo)
     if id(t.grad_fn) in memo:
         return memo[id(t.grad_fn)]
     return None
+
+
+def _spellable_origin(t: Tensor):
+    """The origin of ``t`` if spelling it keeps derivatives right, else None.
+
+    An op that is not differentiable (``x > 0``) has a zero derivative either way; an op
+    on inputs that need no grad depends on no variable being differentiated. But an op
+    run under ``no_grad`` on an input that requires grad is a constant: it stays one.
+    """
+    origin = origin_of(t)
+    if origin is None:
+        return None
+    op, inputs, _ = origin
+    if op.differentiable and any(
+        isinstance(a, Tensor) and (a.requires_grad or a.grad_fn is not None) for a in inputs
+    ):
+        return None
+    return origin
+
+
+def _from_origin(builder, t: Tensor, names, memo) -> Sym:
+    """``t`` as a constant, or as the op on constants that made it (iteratively)."""
+    key = ("origin", id(t))
+    if key in memo:
+        return memo[key]
+    stack = [(t, False)]
+    while stack:
+        current, expanded = stack.pop()
+        ckey = ("origin", id(current))
+        if ckey in memo:
+            continue
+        origin = _spellable_origin(current)
+        if origin is None:
+            data = current.numpy().astype(np.float64)
+            memo[ckey] = builder.const(data if data.ndim else float(data))
+            continue
+        op, inputs, params = origin
+        pending = [
+            a
+            for a in inputs
+            if isinstance(a, Tensor)
+            and a.grad_fn is None
+            and id(a) not in names
+            and ("origin", id(a)) not in memo
+        ]
+        if not expanded and pending:
+            stack.append((current, True))
+            stack.extend((a, False) for a in pending)
+            continue
+        args = []
+        for a in inputs:
+            if not isinstance(a, Tensor):
+                args.append(a)
+            elif id(a) in names:
+                args.append(builder.var(names[id(a)], a.shape))
+            elif a.grad_fn is not None:  # a non-differentiable op of a tensor that needs grad
+                args.append(from_tape(builder, a, names))
+            else:
+                args.append(memo[("origin", id(a))])
+        memo[ckey] = builder.apply(op.name, args, params)
+    return memo[key]
 
 
 # ----- symbolic reverse mode --------------------------------------------------------------------
@@ -712,7 +791,20 @@ def format_number(v: float) -> str:
 
 
 def _number_level(text: str) -> int:
+    if "/" in text:
+        return _MUL
     return _UNARY if text.startswith("-") else _ATOM
+
+
+def _fraction(v: float) -> str | None:
+    """``2/3`` for 0.6666666666666666: a small fraction that reads back as exactly ``v``."""
+    if v.is_integer() or not math.isfinite(v):
+        return None
+    for k in range(2, 13):
+        n = round(v * k)
+        if n != 0 and abs(n) < 10_000 and n / k == v:
+            return f"{n}/{k}"
+    return None
 
 
 def _shape_args(shape) -> str:
@@ -721,7 +813,11 @@ def _shape_args(shape) -> str:
 
 def _const_text(s: Sym) -> tuple[str, int]:
     if s.shape == ():
-        text = format_number(s.value)
+        v = float(s.value)
+        text = format_number(v)
+        fraction = _fraction(v)
+        if fraction is not None and len(fraction) < len(text):
+            text = fraction
         return text, _number_level(text)
     v = np.asarray(s.value)
     flat = v.reshape(-1)
