@@ -184,3 +184,11 @@ def test_program_errors_are_reported(fmt):
         assert json.loads(out)["error"]["kind"] == "syntax"
     else:
         assert "<eval>:1:4: error:" in err
+
+
+def test_the_graph_of_a_grad_fn_value():
+    code, out, _ = _cli(
+        ["graph", "x = tensor(2., requires_grad=true); (x*x).grad_fn", "--format", "json"]
+    )
+    assert code == 0
+    assert [e["name"] for e in json.loads(out)["graph"]] == ["MulBackward", "AccumulateGrad"]

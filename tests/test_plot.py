@@ -231,3 +231,9 @@ def test_out_needs_svg_or_png(tmp_path):
     )
     assert code == 1
     assert ".svg or .png" in err
+
+
+def test_plot_in_the_repl():
+    result = CliRunner().invoke(app, ["repl"], input="f(t) = t^2\nplot(f, -1, 1, points=5)\n")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.rstrip().splitlines()[-1].strip() == "• f   + f'"

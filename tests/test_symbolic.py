@@ -357,3 +357,10 @@ def test_latex_needs_symbolic():
     code, _, err = _cli(["eval", "x^2", "--at", "x=2", "--wrt", "x", "--latex"])
     assert code == 2
     assert "--symbolic" in err
+
+
+def test_symbolic_in_the_repl_reads_what_earlier_entries_computed():
+    entries = "x = tensor(2.0, requires_grad=true)\ny = x^3 + x\nsymbolic(y, x)\n"
+    result = CliRunner().invoke(app, ["repl"], input=entries)
+    assert result.exit_code == 0, result.stderr
+    assert '"3*x^2 + 1"' in result.stdout

@@ -55,7 +55,10 @@ def grammar_literals(text: str | None = None) -> tuple[set[str], set[str]]:
 
 
 def _builtin_names() -> list[str]:
-    from adcli.lang import interpreter  # noqa: F401 - registers every builtin
+    try:
+        from adcli.lang import interpreter  # noqa: F401 - registers every builtin
+    except ImportError:  # pygmentize without adcli's dependencies: names stay plain
+        return []
     from adcli.lang.builtins import BUILTINS
 
     return sorted(BUILTINS)

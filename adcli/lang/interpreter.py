@@ -309,6 +309,8 @@ class Session:
         from adcli.lang import symbolic
 
         self._check_order(order, None)
+        if latex and not symbolic.sympy_available():
+            symbolic.latex_of(None)  # says which extra is missing (no place in the program)
 
         def spell(name):
             x = self._wrt_tensor(name)

@@ -155,14 +155,17 @@ def describe_graph(value, values: bool = False) -> list[dict]:
     ``variable`` (a leaf's name). With ``values``: ``value`` and ``grad`` (of the sum
     of ``value`` with respect to that node's output) as NumPy arrays, where known.
     """
-    if not isinstance(value, Tensor):
+    if isinstance(value, Tensor):
+        root = grad_node(value)
+        outputs = {id(root): value}
+    elif hasattr(value, "next_functions"):  # a grad_fn itself (``y.grad_fn``)
+        root, outputs = value, {}
+    else:
         return []
-    root = grad_node(value)
     if root is None:
         return []
     ids = {id(root): 0}
     order = [root]
-    outputs = {id(root): value}
     for node in order:  # grows as the walk finds new nodes
         inputs = getattr(node, "inputs", None) or ()
         for t in inputs:
@@ -192,6 +195,8 @@ def describe_graph(value, values: bool = False) -> list[dict]:
             }
         )
     if values:
+        if not isinstance(value, Tensor):
+            raise AdcliError("value", "--values needs the tensor, not its grad_fn")
         known = [(e, outputs.get(id(n))) for e, n in zip(entries, order)]
         tensors = [t for _, t in known if t is not None]
         try:

@@ -1275,8 +1275,9 @@ def sympy_simplified(builder: Builder, s: Sym) -> tuple[Sym, object] | None:
     return None if back is None else (back, simpler)
 
 
-def latex_of(s: Sym) -> str:
-    """LaTeX of a derivative of scalars (needs SymPy: the ``symbolic`` extra)."""
+def latex_of(s: Sym | None) -> str:
+    """LaTeX of a derivative of scalars (needs SymPy: the ``symbolic`` extra; without it,
+    this is the error that says so, whatever ``s`` is)."""
     try:
         import sympy
     except ImportError:
