@@ -220,6 +220,17 @@ def test_constants_computed_from_variables_are_spelled_with_them():
     assert forms == ["1.5"]  # no_grad made a constant of x*3: its value, not x*3
 
 
+def test_a_large_unnamed_constant_is_a_limit_error_and_a_named_one_is_used_by_name():
+    s = _session()
+    _bind(s, {"x": [0.5, 1.5]})
+    y = s.run("sum(sin(x*reshape(linspace(0, 1, 2000), 1000, 2)))")
+    with pytest.raises(AdcliError, match="too large to write as a literal") as info:
+        s.symbolic_derivatives(y, ["x"], 1)
+    assert info.value.kind == "limit"
+    y = s.run("c = reshape(linspace(0, 1, 2000), 1000, 2); sum(x*c)")
+    assert s.symbolic_derivatives(y, ["x"], 1)["x"] == ["reshape(sum(c, dim=0, keepdim=true), 2)"]
+
+
 def test_fractions_are_written_as_fractions():
     _, forms = _ad_and_symbolic("mean(x^2)", {"x": [1.0, 2.0, 3.0]}, 1)
     assert forms == ["2/3*x"]

@@ -33,6 +33,8 @@ from adcli.errors import AdcliError
 
 #: most nodes a spelled expression may have (beyond it the formula is unreadable anyway)
 MAX_NODES = 20_000
+#: most numbers a constant written as a bracket literal may have
+MAX_LITERAL = 1_000
 
 _NUMBER = (int, float)
 
@@ -102,14 +104,6 @@ class Sym:
         return self.builder.apply("pow_tensor", (other, self))
 
     __hash__ = object.__hash__
-
-
-def _const_value(s: Sym):
-    return s.value if s.op == "const" else None
-
-
-def _is_const(s) -> bool:
-    return isinstance(s, Sym) and s.op == "const"
 
 
 def _all_equal(s: Sym, number: float) -> bool:
@@ -828,6 +822,13 @@ def _const_text(s: Sym) -> tuple[str, int]:
         if first == 1:
             return f"ones({_shape_args(s.shape)})", _ATOM
         return f"full([{_shape_args(s.shape)}], {format_number(first)})", _ATOM
+    if flat.size > MAX_LITERAL:
+        raise AdcliError(
+            "limit",
+            f"symbolic: a constant of shape {list(s.shape)} ({flat.size:,} numbers) is too "
+            "large to write as a literal",
+            hint="bind it to a variable first: the formula then names it",
+        )
     return _bracket(v.tolist()), _ATOM
 
 
@@ -926,6 +927,8 @@ def _spell_permute(p, s):
 def _spell_sum_to(p, s):
     a = s.args[0]
     shape = tuple(s.params["shape"])
+    if shape == ():
+        return f"sum({p.arg(a)})", _ATOM
     lead = a.ndim - len(shape)
     axes = list(range(lead))
     for i, n in enumerate(shape):
