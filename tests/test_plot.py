@@ -237,3 +237,43 @@ def test_plot_in_the_repl():
     result = CliRunner().invoke(app, ["repl"], input="f(t) = t^2\nplot(f, -1, 1, points=5)\n")
     assert result.exit_code == 0, result.stderr
     assert result.stdout.rstrip().splitlines()[-1].strip() == "• f   + f'"
+
+
+def test_plot_as_a_real_subprocess():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "adcli",
+            "plot",
+            "-x^2",
+            "--wrt",
+            "x",
+            "--range",
+            "-1:1",
+            "--points",
+            "3",
+            "--order",
+            "2",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=repo,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert _strict(proc.stdout) == {
+        "x": [-1.0, 0.0, 1.0],
+        "series": {"f": [-1.0, -0.0, -1.0], "d1": [2.0, -0.0, -2.0], "d2": [-2.0, -2.0, -2.0]},
+    }
