@@ -33,6 +33,7 @@ import typer
 from typer.core import TyperGroup
 
 from adcli import __version__
+from adcli.cli import graph, plot
 from adcli.cli.render import (
     Renderer,
     array_json,
@@ -444,6 +445,22 @@ def eval_command(
         bool,
         typer.Option("--cost", help="With --wrt: graph nodes, time and peak memory per order."),
     ] = False,
+    symbolic: Annotated[
+        bool,
+        typer.Option(
+            "--symbolic",
+            help="With --wrt: also each derivative as an expression of the language, "
+            "rebuilt from the tape and simplified.",
+        ),
+    ] = False,
+    latex: Annotated[
+        bool,
+        typer.Option(
+            "--latex",
+            help="With --symbolic: also each derivative as LaTeX (needs SymPy: the symbolic "
+            "extra).",
+        ),
+    ] = False,
 ) -> None:
     """Run a one-liner and show the value of its last expression."""
     opts: GlobalOptions = ctx.obj
@@ -451,12 +468,15 @@ def eval_command(
     wrt_names = _check_names(wrt or [], "--wrt")
     if order > 1 and not wrt_names:
         raise typer.BadParameter("needs --wrt NAME", param_hint="'--order'")
-    for flag, on in (("--check", check), ("--cost", cost)):
+    for flag, on in (("--check", check), ("--cost", cost), ("--symbolic", symbolic)):
         if on and not wrt_names:
             raise typer.BadParameter("needs --wrt NAME", param_hint=f"'{flag}'")
+    if latex and not symbolic:
+        raise typer.BadParameter("needs --symbolic", param_hint="'--latex'")
 
     renderer = Renderer(json_mode=opts.json, debug=opts.debug)
     session = _session_or_exit(renderer, opts)
+    session.keep_tape_inputs = symbolic
     leaves = []
     for name, literal in bindings:
         try:
@@ -477,6 +497,11 @@ def eval_command(
         if wrt_names:
             derivatives = session.derivatives(value, wrt_names, order, method.value)
         checks = session.derivative_checks(program, wrt_names, order) if check else None
+        formulas = latex_forms = None
+        if symbolic:
+            formulas = session.symbolic_derivatives(value, wrt_names, order, simplify="auto")
+        if latex:
+            latex_forms = session.symbolic_derivatives(value, wrt_names, order, latex=True)
         costs = None
         if cost:
             methods = [method.value] + (["nested"] if check and method.value != "nested" else [])
@@ -496,6 +521,10 @@ def eval_command(
             )
         if checks is not None:
             result["check"] = checks
+        if formulas is not None:
+            result["symbolic"] = formulas
+        if latex_forms is not None:
+            result["latex"] = latex_forms
         if costs is not None:
             result["cost"] = costs
         renderer.json(result)
@@ -506,6 +535,10 @@ def eval_command(
         renderer.derivatives(derivatives)
     if graph and not is_node(value):  # a grad_fn value is already shown as its chain
         renderer.graph(value)
+    if formulas is not None:
+        renderer.formulas(formulas)
+    if latex_forms is not None:
+        renderer.formulas(latex_forms, latex=True)
     if checks is not None:
         renderer.derivative_checks(checks)
     if costs is not None:
@@ -701,6 +734,11 @@ def repl_command(ctx: typer.Context) -> None:
     from adcli.cli.repl import run_repl
 
     raise typer.Exit(run_repl(ctx.obj))
+
+
+# Commands that live in their own modules.
+app.command("plot", epilog=GLOBAL_NOTE)(plot.make_command(open_session, reporting))
+app.command("graph", epilog=GLOBAL_NOTE)(graph.make_command(open_session, reporting))
 
 
 def main() -> None:

@@ -40,6 +40,11 @@ def is_node(value: object) -> bool:
     return hasattr(value, "next_functions") and callable(getattr(value, "name", None))
 
 
+def is_plot(value: object) -> bool:
+    """Whether ``value`` is what ``plot(...)`` returns (sampled curves)."""
+    return hasattr(value, "series") and hasattr(value, "x") and hasattr(value, "wrt")
+
+
 def node_label(node: Any) -> str:
     """``SqrtBackward``, or ``AccumulateGrad (x)`` for a leaf with a variable name."""
     name = node.name()
@@ -123,6 +128,10 @@ def value_renderable(value: object) -> Any:
         return Group(Text(format_tensor(value)), Text(tensor_footer(value), style="dim"))
     if is_node(value):
         return graph_tree(value)
+    if is_plot(value):
+        from adcli.cli.plot import plot_text
+
+        return Text(plot_text(value))
     return Text(format_plain(value))
 
 
@@ -213,7 +222,11 @@ def hint_of(err: AdcliError) -> str | None:
 
 
 def error_text(
-    err: AdcliError, source_lines: SourceLines | None = None, *, explain: bool = False
+    err: AdcliError,
+    source_lines: SourceLines | None = None,
+    *,
+    explain: bool = False,
+    highlight: bool = False,
 ) -> Any:
     """``file:line:column: error: message``, the source line, a caret, and the hint.
 
@@ -232,7 +245,14 @@ def error_text(
         lines = source_lines(span.file) if source_lines is not None else None
         if lines and 1 <= span.line <= len(lines):
             source, caret = caret_lines(lines[span.line - 1], span)
-            text.append("\n" + source)
+            text.append("\n")
+            if highlight:  # on a colour terminal: the source line through the .ad lexer
+                from adcli.cli.lexer import highlight_line
+
+                for piece, style in highlight_line(source):
+                    text.append(piece, style=style or None)
+            else:
+                text.append(source)
             text.append("\n" + caret, style="bold red")
     see = f"adcli explain {err.code}" if explain and span is not None else None
     hint = hint_of(err)
@@ -297,6 +317,20 @@ def caret_lines(source: str, span: Span) -> tuple[str, str]:
 # ---------------------------------------------------------------------------------------------
 # JSON
 # ---------------------------------------------------------------------------------------------
+def brief_array(array: Any, limit: int = 6) -> str:
+    """A short form of some numbers: ``3``, ``[1, 2.5]``, or ``[...] (shape [100])``."""
+    import numpy as np
+
+    a = np.asarray(array)
+    if a.ndim == 0:
+        return f"{float(a):.4g}" if a.dtype.kind == "f" else str(a.item())
+    if a.size > limit:
+        return f"[...] (shape {format_shape(a.shape)})"
+    return np.array2string(
+        a, separator=", ", formatter={"float_kind": lambda v: f"{v:.4g}"}
+    ).replace("\n", "")
+
+
 def json_number(x: float) -> float | str:
     """A number for strict JSON: NaN and infinities become ``"nan"``, ``"inf"``, ``"-inf"``."""
     if isinstance(x, float) and not math.isfinite(x):
@@ -345,6 +379,10 @@ def value_json(value: object) -> dict[str, Any]:
         }
     if is_node(value):
         return {"type": "grad_fn", "value": value.name(), **base, "graph": graph_json(value)}
+    if is_plot(value):
+        from adcli.cli.plot import plot_json
+
+        return {"type": "plot", **plot_json(value), **base}
     return {**_plain_json(value), **base}
 
 
@@ -433,10 +471,32 @@ def failure_json(exc: BaseException) -> dict[str, Any]:
     return error_json(exc) if isinstance(exc, AdcliError) else internal_error_json(exc)
 
 
+def accumulation_message(acc: Any) -> str:
+    """``x.grad: 3 + 6 -> 9 (accumulated; zero it with x.grad.zero_() or use grad(...))``."""
+    return (
+        f"{acc.name}.grad: {brief_array(acc.before)} + {brief_array(acc.added)} -> "
+        f"{brief_array(acc.after)} (accumulated; zero it with {acc.name}.grad.zero_() "
+        "or use grad(...))"
+    )
+
+
 def output_json(output: Any) -> dict[str, Any]:
-    """One displayed output (value, print or warning) as a JSON object."""
+    """One displayed output (value, print, warning or accumulation) as a JSON object."""
     if output.kind == "value":
         return value_json(output.value)
+    if output.kind == "accumulation":
+        acc = output.value
+        span = output.span
+        return {
+            "type": "accumulation",
+            "variable": acc.name,
+            "accumulated": True,
+            "before": array_json(acc.before),
+            "added": array_json(acc.added),
+            "grad": array_json(acc.after),
+            "line": span.line if span else None,
+            "column": span.column if span else None,
+        }
     entry: dict[str, Any] = {"type": output.kind, "text": output.text}
     if output.kind == "warning":
         span = output.span
@@ -561,6 +621,8 @@ class Renderer:
             self.value(output.value)
         elif output.kind == "print":
             self.print_text(output.text or "")
+        elif output.kind == "accumulation":
+            self.accumulation(output.value, output.span)
         else:
             self.warning(output.text or "", output.span)
 
@@ -573,6 +635,17 @@ class Renderer:
         from rich.text import Text
 
         self.out.print(Text(text), soft_wrap=True)
+
+    def accumulation(self, acc: Any, span: Span | None = None) -> None:
+        """``x.grad: 3 + 6 -> 9 (accumulated; ...)`` on stderr, once per leaf and statement."""
+        from rich.text import Text
+
+        text = Text()
+        if span is not None:
+            text.append(f"{span.file}:{span.line}:{span.column}: ", style="bold")
+        text.append("note:", style="bold cyan")
+        text.append(f" {accumulation_message(acc)}")
+        self.err.print(text, soft_wrap=True)
 
     def warning(self, message: str, span: Span | None = None) -> None:
         """A warning line on stderr: ``file:line:column: warning: message``."""
@@ -634,6 +707,20 @@ class Renderer:
                     )
                 self.out.print(table)
 
+    def formulas(self, formulas: dict[str, list[str]], latex: bool = False) -> None:
+        """Derivatives as programs of the language (``eval --symbolic``), or as LaTeX."""
+        from rich.text import Text
+
+        for name, programs in formulas.items():
+            for k, text in enumerate(programs, start=1):
+                head = f"d/d{name}" if k == 1 else f"d{k}/d{name}{k}"
+                if latex:
+                    head = "latex " + head
+                # A program with statements reads better after a colon than an equals sign.
+                line = Text(f"{head}: " if ";" in text else f"{head} = ", style="bold")
+                line.append(text)
+                self.out.print(line, soft_wrap=True)
+
     def derivatives(self, derivatives: dict[str, list[Any]]) -> None:
         """Gradients, or all orders of derivatives as a table."""
         self.out.print(derivatives_renderable(derivatives, self.partial), soft_wrap=True)
@@ -680,6 +767,11 @@ class Renderer:
         text.append("\n'adcli explain CODE' (or the kind, say 'adcli explain shape') tells more.")
         self.out.print(text, soft_wrap=True)
 
+    def raw(self, text: str) -> None:
+        """Text exactly as given on stdout (DOT, SVG): no wrapping, no styling."""
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
     def line(self, text: str) -> None:
         """A plain line of text on stdout."""
         from rich.text import Text
@@ -692,7 +784,10 @@ class Renderer:
         if self.debug:
             self._traceback(err)
         if not self.json_mode:
-            self.err.print(error_text(err, source_lines, explain=True), soft_wrap=True)
+            colour = bool(self.err.is_terminal and self.err.color_system is not None)
+            self.err.print(
+                error_text(err, source_lines, explain=True, highlight=colour), soft_wrap=True
+            )
 
     def report(self, exc: BaseException, source_lines: SourceLines | None = None) -> None:
         """Report any failure: an AdcliError as such, anything else as an internal error."""

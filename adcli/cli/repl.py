@@ -57,6 +57,7 @@ def run_repl(opts: Any) -> int:
     except AdcliError as err:
         renderer.fail(err)
         return 1
+    session.keep_tape_inputs = True  # symbolic(...) can spell what earlier lines computed
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     read = _terminal_reader(session) if interactive else _stream_reader(sys.stdin)
     if interactive:
@@ -197,7 +198,15 @@ def _terminal_reader(session: Any) -> Callable[[], str]:
     except OSError:
         history = InMemoryHistory()
 
+    options: dict[str, Any] = {}
+    if os.environ.get("NO_COLOR", "") == "":
+        from prompt_toolkit.lexers import PygmentsLexer
+
+        from adcli.cli.lexer import AdLexer
+
+        options["lexer"] = PygmentsLexer(AdLexer)
     prompt = PromptSession(
+        **options,
         message=PROMPT,
         multiline=True,
         prompt_continuation=CONTINUATION,

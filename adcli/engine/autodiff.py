@@ -13,6 +13,7 @@ import gc
 
 import numpy as np
 
+from adcli.backend import to_numpy
 from adcli.engine import ops as _ops
 from adcli.engine.functional import cast, index_put, reshape, stack_rows, wrong_type
 from adcli.engine.functional import sum as sum_all
@@ -21,6 +22,7 @@ from adcli.engine.tensor import (
     MODIFIED_IN_PLACE,
     STATE,
     AccumulateGrad,
+    AccumulationEvent,
     Meta,
     Node,
     Tensor,
@@ -316,6 +318,7 @@ def _accumulate(var: Tensor, g, create_graph: bool, handed: set) -> None:
             var._grad = g
         else:
             var._grad = old + g
+            _report_accumulation(var, old._data, g._data, var._grad._data)
         return
     xp = var._backend.xp
     if g.shape != shape:
@@ -331,10 +334,27 @@ def _accumulate(var: Tensor, g, create_graph: bool, handed: set) -> None:
         made._origin = "backward"
         return
     data = old._data
+    before = to_numpy(data).copy() if STATE.on_accumulate is not None else None
     if isinstance(data, np.generic) or not _owns_or_view_writeable(data):
         old._data = data + g
     else:
         data += g  # in place: whoever holds this .grad sees it, as in PyTorch
+    if before is not None:
+        _report_accumulation(var, before, g, old._data)
+
+
+def _report_accumulation(var: Tensor, before, added, after) -> None:
+    """Tell the listener (if any) that a backward added into an existing ``.grad``."""
+    listener = STATE.on_accumulate
+    if listener is not None:
+        listener(
+            AccumulationEvent(
+                var,
+                np.array(to_numpy(before)),
+                np.array(to_numpy(added)),
+                np.array(to_numpy(after)),
+            )
+        )
 
 
 def _owns_or_view_writeable(array) -> bool:

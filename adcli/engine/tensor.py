@@ -37,8 +37,10 @@ class _State:
         "context",
         "deadline",
         "grad_enabled",
+        "keep_inputs",
         "max_elements",
         "mutations",
+        "on_accumulate",
         "recorded",
         "time_limit",
         "warn",
@@ -63,6 +65,13 @@ class _State:
         #: in-place operations so far: each stamps the tensor it changed, and a
         #: node remembers the count when it was recorded (see :func:`mark_modified`)
         self.mutations = 0
+        #: keep every input of each new node in ``Node.inputs`` (constants too), and what made
+        #: each result that records no node (:func:`origin_of`), so the tape can be read back
+        #: as an expression; off by default (it holds constants alive)
+        self.keep_inputs = False
+        #: called as ``on_accumulate(event)`` with an :class:`AccumulationEvent` whenever a
+        #: backward adds into a ``.grad`` that already holds a value (None: nobody listens)
+        self.on_accumulate = None
 
 
 def _default_warn(message: str) -> None:
@@ -152,6 +161,7 @@ class Tensor:
         "_data",
         "_grad",
         "_grad_fn",
+        "_made_by",
         "_origin",
         "_requires_grad",
         "_retains_grad",
@@ -394,6 +404,7 @@ class Node:
         "context",
         "freed",
         "in_meta",
+        "inputs",
         "next",
         "op",
         "out_data",
@@ -413,6 +424,22 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<{self.name()}>"
+
+
+class AccumulationEvent:
+    """A backward added ``added`` into a ``.grad`` that held ``before``: now ``after``.
+
+    The arrays are host NumPy copies, taken only when someone listens
+    (:attr:`_State.on_accumulate`).
+    """
+
+    __slots__ = ("added", "after", "before", "variable")
+
+    def __init__(self, variable: Tensor, before, added, after) -> None:
+        self.variable = variable
+        self.before = before
+        self.added = added
+        self.after = after
 
 
 class AccumulateGrad:
@@ -602,7 +629,19 @@ def _result(op, args, params, out, backend, requires) -> Tensor:
     else:
         t._requires_grad = False
         t._grad_fn = None
+        if STATE.keep_inputs:  # no node, but the expression can still be read back
+            t._made_by = (op, args, params)
     return t
+
+
+def origin_of(t: Tensor):
+    """``(op, inputs, params)`` of a result that recorded no node, when inputs were kept.
+
+    With :attr:`_State.keep_inputs`, an op whose result needs no grad (its inputs are
+    constants, or it is not differentiable, or grad mode is off) still remembers what
+    made it, so the expression can be read back; otherwise None.
+    """
+    return getattr(t, "_made_by", None)
 
 
 _new_tensor = Tensor.__new__
@@ -654,6 +693,7 @@ def _record(op, args, params, out, backend) -> Node:
     node.context = STATE.context
     node.retained = None
     node.stamp = STATE.mutations
+    node.inputs = args if STATE.keep_inputs else None
     STATE.recorded += 1
     return node
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from adcli.errors import AdcliError
 from adcli.lang import library as _library  # noqa: F401 - registers the builtins
+from adcli.lang import seeing as _seeing  # noqa: F401 - registers plot and symbolic
 from adcli.lang.scope import Checker, check_program
 
 __all__ = ["Checker", "check_source"]

@@ -11,6 +11,7 @@ from pathlib import Path
 from adcli import engine as E
 from adcli.engine.tensor import Tensor, no_grad_fn_error, origin
 from adcli.errors import AdcliError
+from adcli.lang import seeing
 from adcli.lang.wording import worded
 
 
@@ -69,6 +70,52 @@ class DerivativeServices:
                 self._held, self._held_total = held
 
         return f
+
+    def symbolic_derivatives(
+        self, y, wrt: list[str], order: int, simplify: str = "basic", latex: bool = False
+    ) -> dict[str, list[str]]:
+        """Per name, the derivatives of orders 1..order as programs of the language.
+
+        ``simplify``: ``"basic"``, ``"sympy"`` or ``"auto"`` (see
+        :func:`adcli.lang.symbolic.derivative_programs`); ``latex``: LaTeX instead.
+        """
+        from adcli.lang import symbolic  # start-up: only --symbolic needs it
+
+        self._check_order(order, None)
+        if latex and not symbolic.sympy_available():
+            symbolic.latex_of(None)  # says which extra is missing (no place in the program)
+
+        def spell(name):
+            x = self._wrt_tensor(name)
+            if latex:
+                return symbolic.derivative_latex(y, x, name, order, self.variables_)
+            return symbolic.derivative_programs(y, x, name, order, self.variables_, simplify)
+
+        return {
+            name: self._with_engine_settings(lambda name=name: spell(name), None) for name in wrt
+        }
+
+    def describe_graph(self, value, values: bool = False) -> list[dict]:
+        """The grad_fn graph of ``value`` (see :func:`adcli.lang.seeing.describe_graph`)."""
+        return self._with_engine_settings(lambda: seeing.describe_graph(value, values), None)
+
+    def plot(self, source: str, name: str, a: float, b: float, *, points=200, order=1, emit=None):
+        """:class:`~adcli.lang.seeing.PlotData`: the program's value, ``name`` bound to the
+        points of [a, b] (one vector), and its first ``order`` derivatives, in one pass."""
+        f = self.function_of(source, name, "<plot>")
+        return self._with_engine_settings(
+            lambda: seeing.sample(
+                f,
+                a,
+                b,
+                points=points,
+                order=order,
+                dtype=self.dtype,
+                device=self.backend,
+                wrt=name,
+            ),
+            emit,
+        )
 
     def derivative_checks(self, source: str, wrt: list[str], order: int) -> dict:
         """Per name: Taylor vs nested vs finite differences (Richardson, float64), by order."""

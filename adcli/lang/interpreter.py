@@ -29,7 +29,7 @@ from adcli.lang import builtins as B
 from adcli.lang import nodes as N
 from adcli.lang.derivatives import DerivativeServices
 from adcli.lang.evaluator import CONSTANTS, Evaluator, _is_literal
-from adcli.lang.values import DEFAULT_MAX_ELEMENTS, Limits, Output, UserFunction
+from adcli.lang.values import DEFAULT_MAX_ELEMENTS, Accumulation, Limits, Output, UserFunction
 from adcli.lang.wording import worded
 
 __all__ = ["DEFAULT_MAX_ELEMENTS", "Limits", "Output", "Session", "UserFunction"]
@@ -91,6 +91,10 @@ class Session(Evaluator, DerivativeServices):
         self._compiled: dict[int, tuple] = {}  # loop and function bodies, compiled once
         #: what the last statement run displayed (None when it displayed nothing)
         self.last_output: Output | None = None
+        #: record every op's inputs on the tape, so values can be spelled back as
+        #: expressions (``symbolic``); a program that mentions ``symbolic`` turns it on
+        self.keep_tape_inputs = False
+        self._accumulations_seen: set = set()
 
     # ----- the interface the front end uses ---------------------------------------------------
     @property
@@ -112,6 +116,9 @@ class Session(Evaluator, DerivativeServices):
     def run(self, source: str, filename: str = "<eval>", emit=None, base_dir=None):
         """Parse and run ``source``; return the last statement's value if it is an expression."""
         program = self._parse(source, filename)
+        self._accumulations_seen = set()
+        if "symbolic" in source:
+            self.keep_tape_inputs = True
         self._steps = 0
         self._compiled.clear()  # bodies are compiled again per program: memory stays bounded
         if base_dir is None:
@@ -256,6 +263,9 @@ class Session(Evaluator, DerivativeServices):
         """
         saved = (STATE.max_elements, STATE.anomaly, STATE.warn, STATE.context, self._emit)
         saved_time = (STATE.deadline, STATE.time_limit)
+        saved_tape = (STATE.keep_inputs, STATE.on_accumulate)
+        STATE.keep_inputs = STATE.keep_inputs or self.keep_tape_inputs
+        STATE.on_accumulate = self._accumulated
         saved_dtype = get_default_dtype()
         if self.dtype in ("float32", "float64"):
             set_default_dtype(self.dtype)  # what Python floats and int / int become
@@ -297,8 +307,21 @@ class Session(Evaluator, DerivativeServices):
         finally:
             (STATE.max_elements, STATE.anomaly, STATE.warn, STATE.context, self._emit) = saved
             STATE.deadline, STATE.time_limit = saved_time
+            STATE.keep_inputs, STATE.on_accumulate = saved_tape
             set_default_dtype(saved_dtype)
             sys.setrecursionlimit(recursion_limit)
+
+    def _accumulated(self, event) -> None:
+        """A backward added into an existing ``.grad``: shown once per leaf and statement."""
+        span = self._statement_span
+        key = (id(event.variable), span)
+        if key in self._accumulations_seen or self._emit is None:
+            return
+        if not np.any(event.before):  # into a zeroed .grad: what zero_() is for, nothing to say
+            return
+        self._accumulations_seen.add(key)
+        name = event.variable.name or "tensor"
+        self._emit(Output("accumulation", Accumulation(name, event), None, span))
 
     def _warn(self, message: str) -> None:
         if self._emit is not None:

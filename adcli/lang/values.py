@@ -48,10 +48,30 @@ class Limits:
 class Output:
     """Something a running program shows: a value, a print, or a warning."""
 
-    kind: str  # "value" | "print" | "warning"
+    kind: str  # "value" | "print" | "warning" | "accumulation"
     value: object = None
     text: str | None = None
     span: Span | None = None
+
+
+@dataclass(frozen=True)
+class Accumulation:
+    """The value of an ``accumulation`` output: ``name.grad`` was ``before``, ``added`` came in."""
+
+    name: str
+    event: object = field(repr=False)
+
+    @property
+    def before(self):
+        return self.event.before
+
+    @property
+    def added(self):
+        return self.event.added
+
+    @property
+    def after(self):
+        return self.event.after
 
 
 @dataclass(frozen=True)
