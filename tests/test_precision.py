@@ -176,3 +176,11 @@ def test_engine_allclose_with_a_number_uses_the_tensors_dtype():
 
     assert E.allclose(E.tensor(0.1, dtype="float64"), 0.1, rtol=0, atol=0)
     assert E.allclose(0.1, E.tensor(0.1, dtype="float64"), rtol=0, atol=0)
+
+
+def test_engine_where_of_two_numbers_is_in_the_default_dtype():
+    from adcli import engine as E
+
+    c = E.gt(E.tensor([1.0, -1.0]), 0.0)
+    assert E.where(c, 0.5, 0.25).dtype == "float32"
+    assert E.where(c, E.tensor(0.1, dtype="float64"), 0.2).numpy().tolist() == [0.1, 0.2]
