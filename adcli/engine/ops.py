@@ -559,6 +559,7 @@ REMAINDER = op(
     (lambda F, g, out, a, b: g, lambda F, g, out, a, b: -g * F.floor_divide(a, b)),
     save=(0, 1),
     elementwise=True,
+    taylor=series.remainder,
 )
 
 
@@ -577,6 +578,8 @@ COPY_SLICES = op(
         lambda F, g, out, a, b, key: F.copy_slices(g, 0.0, key=key),
         lambda F, g, out, a, b, key: F.index(g, key=key),
     ),
+    save=(0,),  # for the Taylor rule (a zero coefficient of a's shape)
+    taylor=series.copy_slices,
 )
 
 

@@ -408,3 +408,24 @@ def tanh(F, out, a):
 def sigmoid(F, out, a):
     """sigmoid' = y (1 - y) = y - y^2."""
     return _riccati(a, out, out * (1.0 - out), lambda y, k: _minus(y[k], _square_coefficient(y, k)))
+
+
+# ----- remainder and index assignment (the language's % and a[i] = v) ----------------------------
+
+
+def remainder(F, out, a, b):
+    """``a % b = a - floor(a / b) * b``, the floor locally constant."""
+    q = F.floor_divide(a[0], b[0])
+    return [None] + [_minus(a[k], None if b[k] is None else q * b[k]) for k in range(1, len(a))]
+
+
+def copy_slices(F, out, a, b, key):
+    """Linear in both: the value's coefficients written into the tensor's."""
+    result = [None]
+    for k in range(1, len(a)):
+        if a[k] is None and b[k] is None:
+            result.append(None)
+            continue
+        base = a[k] if a[k] is not None else a[0] * 0.0
+        result.append(F.copy_slices(base, 0.0 if b[k] is None else b[k], key=key))
+    return result
