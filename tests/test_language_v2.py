@@ -427,3 +427,30 @@ def test_a_python_file_is_named_as_python(tmp_path):
     with pytest.raises(AdcliError) as info:
         Session().run_file(script)
     assert "is a Python file" in info.value.message
+
+
+def test_eval_shows_the_value_displayed_by_a_top_level_if(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    done = subprocess.run(
+        [sys.executable, "-m", "adcli", "eval", "s = 0; for i in range(5) { s += i }; s"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "10"
+    done = subprocess.run(
+        [sys.executable, "-m", "adcli", "eval", "if 2 > 1 { 42 } else { 0 }"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "42"

@@ -79,7 +79,10 @@ class Evaluator:
         if type(stmt) is N.Import:
             self._import(stmt, base_dir)
             return None
-        return _EXEC[type(stmt)](self, stmt, True)
+        value = _EXEC[type(stmt)](self, stmt, True)
+        if type(stmt) in _DISPLAYING_BLOCKS and self.last_output is not None:
+            return self.last_output.value  # an if/no_grad block's last displayed value
+        return value
 
     def _run_block(self, statements, display: bool) -> None:
         for stmt in statements:
@@ -1107,6 +1110,7 @@ _EXEC = {
 }
 
 Evaluator.EXEC = _EXEC
+_DISPLAYING_BLOCKS = frozenset({N.If, N.GradMode})
 _SETTABLE = frozenset({"grad", "data", "requires_grad"})
 #: Builtins whose inputs argument (at this position) reads a bracket list as a list.
 _LIST_INPUTS = {"grad": 1, "jacobian": 1, "hessian": 1, "jvp": 1, "vjp": 1, "hvp": 1}
