@@ -599,6 +599,12 @@ def _index_key(x: Tensor, key) -> tuple:
     """
     if not isinstance(key, tuple):
         key = (key,)
+    for k in key:
+        kind = type(k)
+        if kind is not int and kind is not slice:
+            break
+    else:
+        return _basic_key(x, key)  # whole numbers and slices: the common, cheap case
     items = [_index_item(x, k) for k in key]
     consumed = [_dims_taken(k) for k in items]
     if builtins.sum(consumed) > x.ndim:
@@ -616,6 +622,31 @@ def _index_key(x: Tensor, key) -> tuple:
         out.append(_bounded(x, k, dim))
         dim += consumed[i]
     return tuple(out)
+
+
+def _basic_key(x: Tensor, key: tuple) -> tuple:
+    """A key of whole numbers and slices only, checked (one subscript per dim)."""
+    if len(key) > x.ndim:
+        raise AdcliError("shape", f"too many indices for a tensor of dimension {x.ndim}")
+    shape = x.shape
+    for dim, k in enumerate(key):
+        if type(k) is int:
+            size = shape[dim]
+            if not -size <= k < size:
+                raise AdcliError(
+                    "shape", f"index {k} is out of bounds for dimension {dim} with size {size}"
+                )
+        else:
+            _index_item(x, k)  # checks the slice's parts
+    return key
+
+
+def _is_basic(key: tuple) -> bool:
+    """Whether ``key`` (checked) holds no index arrays: its result is a view of ``x``."""
+    for k in key:
+        if hasattr(k, "dtype"):
+            return False
+    return True
 
 
 def _dims_taken(k) -> int:
@@ -728,11 +759,14 @@ def index(x, key):
     """
     x = _as_tensor(x)
     key = _index_key(x, key)
-    check_elements(_index_shape(x, key), "the result of indexing")
+    if not _is_basic(key):  # a gather may be larger than x: check before it is made
+        check_elements(_index_shape(x, key), "the result of indexing")
     return apply(T.INDEX, (x,), {"key": key})
 
 
 def _index_shape(x: Tensor, key) -> tuple:
+    if _is_basic(key):
+        return x._data[key].shape  # a view: nothing is copied
     probe = np.lib.stride_tricks.as_strided(np.zeros((), np.int8), x.shape, (0,) * x.ndim)
     host_key = tuple(to_numpy(k) if hasattr(k, "dtype") else k for k in key)
     return probe[host_key].shape
