@@ -96,23 +96,7 @@ def stack_nested(s, values) -> Tensor:
         return _t(s, values)
     if not values:
         return E.tensor([], dtype=s.dtype, device=s.backend)
-    items = [stack_nested(s, v) for v in values]
-    first = items[0]
-    for item in items[1:]:
-        if item.shape != first.shape:
-            raise AdcliError(
-                "shape",
-                f"stack expects each tensor to be equal size, but got {list(first.shape)} "
-                f"and {list(item.shape)}",
-            )
-    dtype = first.dtype
-    for item in items:
-        if item.dtype == "float64":
-            dtype = "float64"
-    out = E.zeros(len(items), *first.shape, dtype=dtype, device=first.backend)
-    for i, item in enumerate(items):
-        E.index_put_(out, i, item)
-    return out
+    return E.stack([stack_nested(s, v) for v in values])
 
 
 def _shape(values, what="shape") -> tuple:
