@@ -8,37 +8,60 @@ in every imported file (each once; cycles are an error).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from adcli.errors import AdcliError
 from adcli.lang import builtins as B
 from adcli.lang import library as _library  # noqa: F401 - registers the builtins
 from adcli.lang import nodes as N
+from adcli.lang import sources
 
 
-def check_source(source: str, filename: str, base_dir=None) -> list[AdcliError]:
-    """Every problem found in ``source`` (an empty list when it looks fine)."""
+def check_source(
+    source: str, filename: str, base_dir=None, lines: dict | None = None, limits=None
+) -> list[AdcliError]:
+    """Every problem found in ``source`` (an empty list when it looks fine).
+
+    With ``lines`` (a dict), the source line under each error's caret is stored there
+    as ``lines[(file, line)]``, for imported files too, so that drawing a caret never
+    reads a file again.
+    """
     from adcli.lang.parser import parse
 
+    options = {}
+    if limits is not None:
+        options = {"max_depth": limits.max_depth, "max_source_bytes": limits.max_source_bytes}
+    checker = _Checker(lines, limits)
     try:
-        program = parse(source, filename)
+        program = parse(source, filename, **options)
     except AdcliError as err:
+        checker.keep_lines(source, filename, [err])
         return [err]
     if base_dir is None:
-        base_dir = Path(filename).resolve().parent if not filename.startswith("<") else Path.cwd()
-    checker = _Checker()
-    checker.program(program, Path(base_dir), [str(Path(filename).resolve())])
+        base_dir = sources.base_dir_of(filename)
+    checker.program(program, Path(base_dir), [sources.identity(filename)])
+    checker.keep_lines(source, filename, checker.errors)
     return checker.errors
 
 
 class _Checker:
-    def __init__(self) -> None:
+    def __init__(self, lines: dict | None = None, limits=None) -> None:
+        self.lines = lines
+        self.limits = limits
         self.errors: list[AdcliError] = []
         self.variables: set[str] = set()
         self.functions: dict[str, tuple] = {}  # name -> its parameters
         self.seen_files: set[str] = set()
         self.defined_later: set[str] = set()  # names some statement of the file binds
+
+    def keep_lines(self, source: str, filename: str, errors: list[AdcliError]) -> None:
+        """Store the source line of each error in ``filename`` (only those lines)."""
+        if self.lines is None:
+            return
+        wanted = {e.span.line for e in errors if e.span is not None and e.span.file == filename}
+        for number in wanted:
+            if (filename, number) not in self.lines:
+                self.lines[(filename, number)] = _line_of(source, number)
 
     def error(self, kind, message, span) -> None:
         self.errors.append(AdcliError(kind, message, span))
@@ -78,38 +101,44 @@ class _Checker:
             self.import_(stmt, base_dir, stack)
 
     def import_(self, stmt: N.Import, base_dir: Path, stack: list[str]) -> None:
-        from adcli.lang.parser import parse, read_source
+        from adcli.lang.parser import parse
 
-        if not stmt.path.endswith(".ad"):
-            self.error("value", f"import takes only .ad files, not {stmt.path!r}", stmt.path_span)
+        try:
+            target = sources.resolve_import(stmt.path, base_dir, stmt.path_span)
+        except AdcliError as err:
+            self.errors.append(err)
             return
-        path = (base_dir / stmt.path).resolve()
-        key = str(path)
+        path, key, filename = target.path, target.key, target.filename
         if key in stack:
             chain = " -> ".join(Path(p).name for p in stack + [key])
             self.error("value", f"import cycle: {chain}", stmt.path_span)
             return
         if key in self.seen_files:
             return
-        if not path.is_file():
-            self.error(
-                "value", f"cannot import {stmt.path!r}: no such file ({path})", stmt.path_span
-            )
-            return
         self.seen_files.add(key)
-        # Named as the interpreter names it, so a caret can find the file's lines.
-        filename = os.path.relpath(path) if not os.path.isabs(stmt.path) else str(path)
+        options: dict = {}
+        if self.limits is not None:
+            options = {"max_depth": self.limits.max_depth}
+        first = len(self.errors)
         try:
-            program = parse(read_source(path, filename), filename)
+            source = sources.read_source(
+                path,
+                filename,
+                *([self.limits.max_source_bytes] if self.limits is not None else []),
+                regular_only=True,
+                what=f"import {stmt.path!r}",
+                span=stmt.path_span,
+            )
         except AdcliError as err:
             self.errors.append(err)
             return
-        except OSError as exc:
-            self.error(
-                "value", f"cannot import {stmt.path!r}: {exc.strerror or exc}", stmt.path_span
-            )
-            return
-        self.program(program, path.parent, stack + [key])
+        try:
+            program = parse(source, filename, **options)
+        except AdcliError as err:
+            self.errors.append(err)
+        else:
+            self.program(program, path.parent, stack + [key])
+        self.keep_lines(source, filename, self.errors[first:])
 
     def expr(self, root, variables, functions, in_function=None) -> None:
         for node in N.walk(root):
@@ -191,3 +220,14 @@ class _Checker:
             problem = builtin.check_call(len(node.args), kwnames)
             if problem:
                 self.error("type", problem, node.span)
+
+
+def _line_of(source: str, number: int) -> str | None:
+    """Line ``number`` (1-based) of ``source``, found without splitting the whole text."""
+    start = 0
+    for _ in range(number - 1):
+        start = source.find("\n", start) + 1
+        if start == 0:
+            return None
+    end = source.find("\n", start)
+    return source[start:] if end < 0 else source[start:end]

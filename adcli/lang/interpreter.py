@@ -13,7 +13,6 @@ come from fixed tables; ``import`` reads only ``.ad`` files.
 from __future__ import annotations
 
 import operator
-import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -29,31 +28,10 @@ from adcli.engine.tensor import STATE, AccumulateGrad, Node, Tensor, check_deadl
 from adcli.errors import AdcliError, Span
 from adcli.lang import builtins as B
 from adcli.lang import nodes as N
+from adcli.lang import sources
+from adcli.lang.limits import DEFAULT_MAX_ELEMENTS, Limits
 
-DEFAULT_MAX_ELEMENTS = 50_000_000
-
-
-@dataclass
-class Limits:
-    """What one session may use; each is a clear ``limit`` error when exceeded.
-
-    The command line sets them with ``--max-elements``, ``--max-bytes``,
-    ``--max-depth`` (which sets ``max_depth`` to N and ``max_expr_depth`` to
-    10 N), ``--max-call-depth``, ``--max-calls``, ``--max-order``,
-    ``--max-source-bytes`` and ``--timeout``.
-    """
-
-    max_elements: int = DEFAULT_MAX_ELEMENTS  # elements in any one tensor
-    # Bytes of any one new tensor (checked before allocating), and of all the
-    # tensors bound to variables together (checked as each is bound).
-    max_bytes: int = 4 * 1024**3
-    max_depth: int = 200  # bracket nesting in the source
-    max_expr_depth: int = 2_000  # nesting of the expression tree (operators, calls)
-    max_call_depth: int = 64  # user function calls inside one another
-    max_calls: int = 1_000_000  # user function calls made by one statement
-    max_order: int = 64  # derivative order
-    max_source_bytes: int = 10 * 1024 * 1024  # one script
-    timeout: float | None = None  # seconds one program may run (None: no limit)
+__all__ = ["DEFAULT_MAX_ELEMENTS", "Limits", "Output", "Session", "UserFunction"]
 
 
 @dataclass(frozen=True)
@@ -131,13 +109,11 @@ class Session:
         """Parse and run ``source``; return the last statement's value if it is an expression."""
         program = self._parse(source, filename)
         if base_dir is None:
-            base_dir = (
-                Path(filename).resolve().parent if not filename.startswith("<") else Path.cwd()
-            )
+            base_dir = sources.base_dir_of(filename)
         # A script is on the import stack while it runs: importing it back is a cycle.
         on_stack = not filename.startswith("<")
         if on_stack:
-            self.import_stack.append(str(Path(filename).resolve()))
+            self.import_stack.append(sources.identity(filename))
         try:
             return self._with_engine_settings(
                 lambda: self._run_program(program, Path(base_dir)), emit
@@ -148,15 +124,9 @@ class Session:
 
     def run_file(self, path, emit=None):
         """Run the script at ``path`` (its imports resolve relative to it)."""
-        from adcli.lang.parser import read_source
-
-        p = Path(path)
-        try:
-            source = read_source(p, str(path), self.limits.max_source_bytes)
-        except OSError as exc:
-            raise AdcliError("value", f"cannot read {path}: {exc.strerror or exc}") from None
-        self.imported.add(str(p.resolve()))
-        return self.run(source, str(path), emit, base_dir=p.resolve().parent)
+        source = sources.read_source(path, str(path), self.limits.max_source_bytes)
+        self.imported.add(sources.identity(str(path)))
+        return self.run(source, str(path), emit, base_dir=sources.base_dir_of(str(path)))
 
     def source_lines(self, filename: str) -> list[str] | None:
         return self.sources.get(filename)
@@ -488,29 +458,22 @@ class Session:
         return lines[span.line - 1][span.column - 1 :] + " ..."
 
     def _import(self, stmt: N.Import, base_dir: Path) -> None:
-        from adcli.lang.parser import read_source
-
         raw = stmt.path
-        if not raw.endswith(".ad"):
-            raise AdcliError("value", f"import takes only .ad files, not {raw!r}", stmt.path_span)
-        path = (base_dir / raw).resolve()
-        key = str(path)
+        target = sources.resolve_import(raw, base_dir, stmt.path_span)
+        path, key, filename = target.path, target.key, target.filename
         if key in self.import_stack:
             chain = " -> ".join(Path(p).name for p in self.import_stack + [key])
             raise AdcliError("value", f"import cycle: {chain}", stmt.path_span)
         if key in self.imported:
             return
-        if not path.is_file():
-            raise AdcliError(
-                "value", f"cannot import {raw!r}: no such file ({path})", stmt.path_span
-            )
-        filename = os.path.relpath(path) if not os.path.isabs(raw) else str(path)
-        try:
-            source = read_source(path, filename, self.limits.max_source_bytes)
-        except OSError as exc:
-            raise AdcliError(
-                "value", f"cannot import {raw!r}: {exc.strerror or exc}", stmt.path_span
-            ) from None
+        source = sources.read_source(
+            path,
+            filename,
+            self.limits.max_source_bytes,
+            regular_only=True,
+            what=f"import {raw!r}",
+            span=stmt.path_span,
+        )
         program = self._parse(source, filename)
         self.import_stack.append(key)
         saved_span = self._statement_span
