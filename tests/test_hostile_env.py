@@ -35,7 +35,7 @@ def adcli(*args, input=None, env=None, cwd=None, timeout=120, **popen):
         timeout=timeout,
         **popen,
     )
-    decode = lambda b: (b or b"").decode("utf-8", "replace")  # noqa: E731
+    decode = lambda b: (b or b"").decode("utf-8", "replace")
     return proc.returncode, decode(proc.stdout), decode(proc.stderr)
 
 
@@ -103,7 +103,7 @@ def test_a_huge_line_with_a_syntax_error_gives_a_short_error(tmp_path):
 
 def test_a_huge_name_is_cut_in_the_message(tmp_path):
     (tmp_path / "name.ad").write_text("1 + " + "v" * 1_000_000 + "\n")
-    code, out, err = adcli("run", str(tmp_path / "name.ad"))
+    code, _out, err = adcli("run", str(tmp_path / "name.ad"))
     assert code == 1
     assert len(err) < 2_000
     assert "vvv...vvv" in err
@@ -113,7 +113,7 @@ def test_control_characters_in_source_are_escaped_in_error_snippets(tmp_path):
     script = tmp_path / "evil.ad"
     script.write_bytes(b'x = "\x1b]0;PWNED\x07\x1b[2J" + nope\n')
     for args in (("run", str(script)), ("check", str(script))):
-        code, out, err = adcli(*args)
+        code, _out, err = adcli(*args)
         assert code == 1
         assert "\x1b" not in err and "\x07" not in err
         assert "\\x1b]0;PWNED\\x07" in err
@@ -160,7 +160,7 @@ def test_junit_on_a_full_disk_keeps_the_previous_report_and_leaves_no_temporary_
     many = [f"s{i}.ad" for i in range(20)]
     for name in many:
         (scripts / name).write_text("1\n")
-    code, out, err = adcli(
+    code, _out, err = adcli(
         "run", *many, "--quiet", "--junit", str(report), cwd=scripts,
         preexec_fn=_limit_file_size(200),
     )  # fmt: skip
@@ -185,7 +185,7 @@ def test_junit_into_a_read_only_folder_is_a_usage_error(scripts):
     folder.mkdir()
     folder.chmod(0o555)
     try:
-        code, out, err = adcli("run", "ok.ad", "--junit", str(folder / "r.xml"), cwd=scripts)
+        code, out, _err = adcli("run", "ok.ad", "--junit", str(folder / "r.xml"), cwd=scripts)
     finally:
         folder.chmod(0o755)
     assert code == 2 and "ran ok" not in out
@@ -268,7 +268,7 @@ def test_paths_that_cannot_be_looked_at_are_clean_errors_from_import(tmp_path):
     for text, reason in cases.items():
         (tmp_path / "main.ad").write_text(text)
         for command in ("run", "check"):
-            code, out, err = adcli(command, "main.ad", cwd=tmp_path)
+            code, _out, err = adcli(command, "main.ad", cwd=tmp_path)
             assert code == 1, err
             assert reason in err, err
             no_traceback(err)
@@ -293,7 +293,7 @@ def test_a_folder_without_search_permission_is_a_clean_error(tmp_path):
 @pytest.mark.parametrize("command", ["run", "check", "repl"])
 def test_a_closed_stdin_is_a_clean_error(command):
     args = (command, "-") if command != "repl" else (command,)
-    code, out, err = adcli(*args, stdin=None, preexec_fn=lambda: os.close(0))
+    code, _out, err = adcli(*args, stdin=None, preexec_fn=lambda: os.close(0))
     assert code == 1
     assert "standard input is closed" in err
     no_traceback(err)
@@ -327,7 +327,7 @@ def test_check_never_reads_an_imported_file_again_to_draw_a_caret(tmp_path, monk
      ("--max-source-bytes", str(10**30)), ("--max-elements", str(2**70))],
 )  # fmt: skip
 def test_limit_options_are_validated_where_they_are_read(option, value):
-    code, out, err = adcli(option, value, "eval", "1")
+    code, _out, err = adcli(option, value, "eval", "1")
     assert code == 2, err
     assert option in err
     no_traceback(err)
@@ -402,7 +402,7 @@ def test_ctrl_c_during_start_up_exits_130_quietly():
         )
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        _out, err = proc.communicate(timeout=60)
         if proc.returncode == 1 and b"adcli" not in err:
             continue  # Python itself was still starting (site, runpy): no adcli code ran yet
         # Before Python installs its handler, SIGINT kills it (-2): quiet too.
@@ -413,7 +413,7 @@ def test_ctrl_c_during_start_up_exits_130_quietly():
 # --------------------------------------------------------------------------- the REPL
 def test_repl_reading_dev_zero_is_bounded():
     with open("/dev/zero", "rb") as zero:
-        code, out, err = adcli("--max-source-bytes", "100000", "repl", stdin=zero, timeout=60)
+        code, _out, err = adcli("--max-source-bytes", "100000", "repl", stdin=zero, timeout=60)
     assert code == 1
     assert "error: input too large" in err
     no_traceback(err)
