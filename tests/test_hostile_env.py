@@ -509,3 +509,22 @@ def test_errno_of_lost_output_is_reported_in_words():
 
     lost = OutputLost(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
     assert (lost.errno, lost.reason) == (errno.ENOSPC, "No space left on device")
+
+
+def test_control_characters_in_file_names_keep_reports_well_formed(tmp_path):
+    name = "evil\x1b[2J.ad"
+    (tmp_path / name).write_text('assert false, "bell \\x07?"\n')
+    (tmp_path / "ok.ad").write_text("1\n")
+    code, out, err = adcli("run", name, "ok.ad", "--junit", "r.xml", cwd=tmp_path)
+    assert code == 1
+    assert "\x1b" not in out + err
+    assert "==> evil\\x1b[2J.ad <==" in out
+    suite = ET.parse(tmp_path / "r.xml").getroot()
+    assert [c.get("name") for c in suite.iter("testcase")] == ["evil\\x1b[2J.ad", "ok.ad"]
+
+
+def test_a_closed_stderr_costs_no_output_and_keeps_the_exit_code():
+    code, out, _ = adcli("eval", "1+1", stdout=subprocess.PIPE, preexec_fn=lambda: os.close(2))
+    assert (code, out) == (0, "2\n")
+    code, out, _ = adcli("eval", "1+foo", stdout=subprocess.PIPE, preexec_fn=lambda: os.close(2))
+    assert (code, out) == (1, "")

@@ -562,8 +562,14 @@ def junit_xml(results: list[tuple], not_run: list[str]) -> bytes:
         skipped=str(len(not_run)),
         time=f"{sum(result[1] for result in results):.3f}",
     )
+
+    def safe(text: str) -> str:  # XML 1.0 has no control characters, not even escaped
+        return printable(text, keep_tabs=True, keep_newlines=True)
+
     for file, seconds, error, *rest in results:
-        case = ET.SubElement(suite, "testcase", classname="adcli", name=file, time=f"{seconds:.3f}")
+        case = ET.SubElement(
+            suite, "testcase", classname="adcli", name=safe(file), time=f"{seconds:.3f}"
+        )
         if error is None:
             continue
         info = error if isinstance(error, dict) else failure_json(error)
@@ -571,16 +577,16 @@ def junit_xml(results: list[tuple], not_run: list[str]) -> bytes:
         if info["line"] is not None:
             where = f"{info['file']}:{info['line']}:{info['column']}: "
         failure = ET.SubElement(
-            case, "failure", message=f"{where}{info['message']}", type=info["kind"]
+            case, "failure", message=safe(f"{where}{info['message']}"), type=info["kind"]
         )
         if info["line"] is not None:
             failure.set("line", str(info["line"]))
         text = rest[0] if rest and rest[0] else None
         if text is None:
             text = error_text(error).plain if isinstance(error, AdcliError) else info["message"]
-        failure.text = text
+        failure.text = safe(text)
     for file in not_run:
-        case = ET.SubElement(suite, "testcase", classname="adcli", name=file, time="0.000")
+        case = ET.SubElement(suite, "testcase", classname="adcli", name=safe(file), time="0.000")
         ET.SubElement(case, "skipped", message="not run: --fail-fast stopped at a failure")
     return ET.tostring(suite, encoding="utf-8", xml_declaration=True) + b"\n"
 
@@ -940,7 +946,7 @@ class Renderer:
     def file_header(self, name: str) -> None:
         """Before a file's output when ``run`` has several: ``==> a.ad <==``."""
         if not self.json_mode and not self.quiet:
-            self.line(f"==> {name} <==")
+            self.line(f"==> {printable(name)} <==")
 
     def file_result(self, result: Any, annotate: bool = False) -> None:
         """The end of one file of ``run``: its JSON line, and its GitHub annotation."""
