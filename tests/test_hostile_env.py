@@ -528,3 +528,22 @@ def test_a_closed_stderr_costs_no_output_and_keeps_the_exit_code():
     assert (code, out) == (0, "2\n")
     code, out, _ = adcli("eval", "1+foo", stdout=subprocess.PIPE, preexec_fn=lambda: os.close(2))
     assert (code, out) == (1, "")
+
+
+def test_ctrl_c_during_a_parallel_run_ends_every_process_quietly(tmp_path):
+    from test_repl import LONG
+
+    (tmp_path / "slow.ad").write_text("\n".join([*LONG, "f10(ones(200, 200))"]) + "\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "adcli", "run", "slow.ad", "slow.ad", "-j", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=subprocess_env(),
+        cwd=tmp_path,
+        start_new_session=True,
+    )
+    time.sleep(4)
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert b"Traceback" not in err, err

@@ -653,7 +653,9 @@ def _run_files(opts: GlobalOptions, files: list[str], renderer: Renderer, jobs: 
             stdin_text = err
     style = {"json": renderer.json_mode, "quiet": renderer.quiet, "several": several}
     with ProcessPoolExecutor(
-        max_workers=min(jobs, len(files)), mp_context=get_context("spawn")
+        max_workers=min(jobs, len(files)),
+        mp_context=get_context("spawn"),
+        initializer=_worker_started,
     ) as pool:
         futures = [
             pool.submit(run_file_captured, opts, path, stdin_text if path == "-" else None, style)
@@ -665,6 +667,14 @@ def _run_files(opts: GlobalOptions, files: list[str], renderer: Renderer, jobs: 
         finally:
             for future in futures:
                 future.cancel()
+
+
+def _worker_started() -> None:
+    """In a ``-j`` worker: Ctrl-C (sent to the whole process group) ends it at once and
+    quietly; the parent reports the interruption."""
+    import signal
+
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
 
 
 def run_file(
