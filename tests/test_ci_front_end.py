@@ -163,7 +163,11 @@ def test_every_limit_option_reaches_the_session():
 
 def test_a_limit_given_after_the_command_works_too(scripts):
     (scripts / "deep.ad").write_text("x = [[[[1]]]]\n")
-    for args in (["--max-depth", "3", "run", "deep.ad"], ["run", "deep.ad", "--max-depth", "3"]):
+    for args in (
+        ["--max-depth", "3", "run", "deep.ad"],
+        ["run", "deep.ad", "--max-depth", "3"],
+        ["--max-depth", "3", "check", "deep.ad"],
+    ):
         result = via_runner(args, cwd=scripts)
         assert result.code == 1 and "nested too deeply" in result.err, result.err
 
