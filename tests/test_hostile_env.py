@@ -547,3 +547,39 @@ def test_ctrl_c_during_a_parallel_run_ends_every_process_quietly(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert b"Traceback" not in err, err
+
+
+def test_junit_to_a_symlink_keeps_the_link(scripts):
+    (scripts / "link.xml").symlink_to("real.xml")
+    code, *_ = adcli("run", "ok.ad", "--junit", "link.xml", cwd=scripts)
+    assert code == 0
+    assert (scripts / "link.xml").is_symlink()
+    ET.parse(scripts / "real.xml")
+
+
+def test_junit_to_a_fifo_feeds_it_instead_of_replacing_it(scripts):
+    import stat
+    import threading
+
+    fifo = scripts / "report.fifo"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    code, *_ = adcli("run", "ok.ad", "--junit", str(fifo), cwd=scripts)
+    reader.join(60)
+    assert code == 0
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    ET.fromstring(received[0])
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="mknod needs root")
+def test_junit_to_a_full_device_is_an_error_and_the_device_stays(scripts):
+    import stat
+
+    device = scripts / "full"
+    os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 7))  # a private /dev/full
+    code, _, err = adcli("run", "ok.ad", "--quiet", "--junit", str(device), cwd=scripts)
+    assert code == 1
+    assert "cannot write the JUnit report" in err and "No space left on device" in err
+    assert stat.S_ISCHR(os.stat(device).st_mode)

@@ -521,20 +521,43 @@ def _display_name(path: str) -> str:
     return "<stdin>" if path == "-" else path
 
 
+def _report_target(path: Path) -> Path:
+    """Where a report at ``path`` really goes: symlinks followed, so that the link stays."""
+    try:
+        return Path(os.path.realpath(path))
+    except (OSError, ValueError):
+        return path
+
+
+def _is_special(path: Path) -> bool:
+    """Whether ``path`` exists and is not a regular file (a device, a FIFO, a socket)."""
+    import stat
+
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode) and not path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
 def _check_report_path(path: Path, option: str) -> None:
     """A report can be written at ``path``: its folder exists and takes a new file (exit 2)."""
     import tempfile
 
     from adcli.lang.sources import describe_os_error
 
-    folder = path.parent if str(path.parent) else Path(".")
     shown = clip(printable(str(path)))
+    if _is_special(path):  # /dev/stdout, a FIFO: written in place, never replaced
+        if not os.access(path, os.W_OK):
+            raise typer.BadParameter(f"cannot write {shown!r}", param_hint=option)
+        return
+    target = _report_target(path)
+    if target.is_dir():
+        raise typer.BadParameter(f"{shown!r} is a directory", param_hint=option)
+    folder = target.parent
     if not folder.is_dir():
         raise typer.BadParameter(f"no directory for {shown!r}", param_hint=option)
-    if path.is_dir():
-        raise typer.BadParameter(f"{shown!r} is a directory", param_hint=option)
     try:
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
         os.close(fd)
         os.unlink(probe)
     except (OSError, ValueError) as exc:
@@ -545,10 +568,19 @@ def _check_report_path(path: Path, option: str) -> None:
 
 def write_atomically(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` all or nothing: a temporary file in the same folder,
-    flushed to disk and renamed over ``path`` (an earlier file survives any failure)."""
+    flushed to disk and renamed over ``path`` (an earlier file survives any failure).
+
+    A symlink is followed (the link stays a link); a path that is not a regular file
+    (``/dev/stdout``, a FIFO) is written in place: it cannot be replaced, only fed.
+    """
     import tempfile
 
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if _is_special(path):
+        with open(path, "wb") as file:
+            file.write(data)
+        return
+    target = _report_target(path)
+    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         umask = os.umask(0)
         os.umask(umask)
@@ -557,7 +589,7 @@ def write_atomically(path: Path, data: bytes) -> None:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temporary, path)
+        os.replace(temporary, target)
     except BaseException:
         try:
             os.unlink(temporary)
