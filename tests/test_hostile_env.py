@@ -583,3 +583,12 @@ def test_junit_to_a_full_device_is_an_error_and_the_device_stays(scripts):
     assert code == 1
     assert "cannot write the JUnit report" in err and "No space left on device" in err
     assert stat.S_ISCHR(os.stat(device).st_mode)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8:strict", "utf-8:surrogateescape"])
+def test_standard_input_that_is_not_utf8_is_a_syntax_error(encoding):
+    code, _, err = adcli("run", "-", input=b"x = 1\n\xff\n", env={"PYTHONIOENCODING": encoding})
+    assert code == 1
+    assert "error: byte 0xFF is not UTF-8 text" in err
+    assert "\\udc" not in err
+    no_traceback(err)

@@ -357,6 +357,8 @@ def printable(text: str, *, keep_tabs: bool = False, keep_newlines: bool = False
             out.append(" ")
         else:
             code = ord(ch)
+            if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
+                code -= 0xDC00
             out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
     return "".join(out)
 

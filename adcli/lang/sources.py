@@ -161,6 +161,13 @@ def read_stream(
         raise AdcliError("value", f"cannot read {filename}: standard input is closed")
     try:
         text = stream.read(max_source_bytes + 1)
+    except UnicodeDecodeError as exc:
+        raise AdcliError(
+            "syntax",
+            f"byte 0x{exc.object[exc.start]:02X} is not UTF-8 text",
+            Span(filename, 1, 1, 1, 1),
+            hint="save the script as UTF-8",
+        ) from None
     except (OSError, ValueError) as exc:
         if isinstance(exc, ValueError) and "closed" not in str(exc):
             raise
@@ -168,8 +175,6 @@ def read_stream(
             "standard input is closed" if isinstance(exc, ValueError) else describe_os_error(exc)
         )
         raise AdcliError("value", f"cannot read {filename}: {reason}") from None
-    except UnicodeDecodeError as exc:  # pragma: no cover - a subclass of ValueError, kept clear
-        raise AdcliError("syntax", f"{filename} is not UTF-8 text: {exc.reason}") from None
     if len(text) > max_source_bytes:
         raise _too_large(filename, max_source_bytes)
     return text
