@@ -492,7 +492,13 @@ OutputFormatOption = Annotated[
 
 
 def _existing_files(files: list[str]) -> list[str]:
-    """The files, checked up front: a missing or unusable one is a command-line error (exit 2)."""
+    """The files, checked up front: a missing or unusable one is a command-line error (exit 2).
+
+    A name that cannot even be looked at (too long, a symlink loop, a folder without
+    search permission) is said so in words, never as a traceback.
+    """
+    import stat
+
     from adcli.lang.sources import describe_os_error
 
     for name in files:
@@ -502,8 +508,7 @@ def _existing_files(files: list[str]) -> list[str]:
         try:
             if "\0" in name:
                 raise ValueError("embedded null byte")
-            is_dir = os.path.isdir(name) if os.path.exists(name) else None
-            os.stat(name)
+            mode = os.stat(name).st_mode
         except FileNotFoundError:
             raise typer.BadParameter(
                 f"file {shown!r} does not exist", param_hint="'FILE...'"
@@ -512,7 +517,7 @@ def _existing_files(files: list[str]) -> list[str]:
             raise typer.BadParameter(
                 f"cannot use {shown!r}: {describe_os_error(exc)}", param_hint="'FILE...'"
             ) from None
-        if is_dir:
+        if stat.S_ISDIR(mode):
             raise typer.BadParameter(f"{shown!r} is a directory", param_hint="'FILE...'")
     return files
 
