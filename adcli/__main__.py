@@ -1,6 +1,20 @@
-"""``python -m adcli``: the same as the ``adcli`` command."""
+"""``python -m adcli``: the same as the ``adcli`` command.
 
-from adcli.cli.app import main
+Ctrl-C while the modules are still being imported (the first tenth of a second)
+ends adcli quietly with status 130, like Ctrl-C at any later moment.
+"""
+
+import sys
+
+
+def main() -> None:
+    """The ``adcli`` console script (see :func:`adcli.cli.app.main`)."""
+    try:
+        from adcli.cli.app import main as app_main
+    except KeyboardInterrupt:
+        sys.exit(130)
+    app_main()
+
 
 if __name__ == "__main__":
     main()

@@ -137,7 +137,8 @@ def test_a_limit_that_is_not_a_positive_number_is_a_usage_error(option, value):
 
 
 def test_command_line_limits_reach_the_session():
-    limits = session_limits(GlobalOptions(max_depth=5, max_elements=7, timeout=1.5))
+    given = {"max_depth": 5, "max_elements": 7, "timeout": 1.5}
+    limits = session_limits(GlobalOptions(limits=given))
     assert (limits.max_depth, limits.max_expr_depth) == (5, 50)
     assert (limits.max_elements, limits.timeout) == (7, 1.5)
     assert limits.max_order == Limits().max_order  # the rest keep their defaults

@@ -20,30 +20,29 @@ Exit codes, and which failure gets which:
 
 from __future__ import annotations
 
+import errno
+import inspect
+import os
 import re
 import sys
 from contextlib import contextmanager
-from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from time import perf_counter
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from adcli import __version__
 from adcli.cli import graph, plot
-from adcli.cli.render import (
-    Renderer,
-    array_json,
-    error_json,
-    failure_json,
-    graph_json,
-    is_node,
-    value_json,
-)
+from adcli.cli.options import GlobalOptions, open_session, session_limits
+from adcli.cli.render import OutputLost, Renderer, clip, error_text, failure_json, printable
+from adcli.cli.results import CheckResult, EvalResult, FileResult, RunResult
 from adcli.errors import AdcliError
+from adcli.lang.limits import LimitOption, limit_options
+
+__all__ = ["GlobalOptions", "app", "main", "open_session", "session_limits"]
 
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 DEVICE_RE = re.compile(r"(cpu|cuda(:\d+)?)\Z")
@@ -54,28 +53,6 @@ GLOBAL_NOTE = (
     "The global options (--device, --dtype, --seed, --json, --debug, --detect-anomaly, "
     "--timeout and the --max-* limits) may also come after the command name."
 )
-
-
-@dataclass(frozen=True)
-class GlobalOptions:
-    """The options every command takes."""
-
-    device: str = "cpu"
-    dtype: str = "float32"
-    seed: int | None = None
-    json: bool = False
-    debug: bool = False
-    detect_anomaly: bool = False
-    #: limits given on the command line (the others keep the session's defaults)
-    max_elements: int | None = None
-    max_bytes: int | None = None
-    max_depth: int | None = None
-    max_call_depth: int | None = None
-    max_calls: int | None = None
-    max_order: int | None = None
-    max_source_bytes: int | None = None
-    max_steps: int | None = None
-    timeout: float | None = None
 
 
 class Dtype(str, Enum):
@@ -103,7 +80,11 @@ class GlobalOptionsAnywhere(TyperGroup):
     """
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, self._hoist(ctx, list(args)))
+        with _close_suggestions_only():
+            return super().parse_args(ctx, self._hoist(ctx, list(args)))
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        return _plain_usage(super().collect_usage_pieces(ctx))
 
     def _hoist(self, ctx: Any, args: list[str]) -> list[str]:
         group_flags, group_valued = _option_names(self.get_params(ctx))
@@ -144,6 +125,45 @@ class GlobalOptionsAnywhere(TyperGroup):
         return [*args[:i], *hoisted, args[i], *rest, *tail]
 
 
+class Command(TyperCommand):
+    """A command whose usage line reads ``PROGRAM``, not Typer's ``{PROGRAM}``, and whose
+    "did you mean" suggestions are only close ones (``--bogus`` suggests nothing)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        with _close_suggestions_only():
+            return super().parse_args(ctx, args)
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        return _plain_usage(super().collect_usage_pieces(ctx))
+
+
+def _plain_usage(pieces: list[str]) -> list[str]:
+    return [re.sub(r"\{([^{}]*)\}", r"\1", piece) for piece in pieces]
+
+
+@contextmanager
+def _close_suggestions_only():
+    """Drop suggestions for an unknown option that are not really close to it.
+
+    Click compares the names with their dashes, so ``--bogus`` and ``--cost`` look
+    alike (the ``--`` matches); here only the names after the dashes count.
+    """
+    from difflib import SequenceMatcher
+
+    try:
+        yield
+    except typer.BadParameter.__mro__[1] as exc:  # Click's UsageError, as Typer ships it
+        if not hasattr(exc, "possibilities") or not hasattr(exc, "option_name"):
+            raise  # not an unknown option
+        wrong = exc.option_name.lstrip("-")
+        exc.possibilities = [
+            p
+            for p in exc.possibilities or []
+            if SequenceMatcher(None, wrong, p.lstrip("-")).ratio() >= 0.7
+        ]
+        raise
+
+
 def _option_names(params: list[Any]) -> tuple[set[str], set[str]]:
     """The names of the options in ``params``: those that are flags, those that take a value."""
     flags: set[str] = set()
@@ -170,6 +190,11 @@ app = typer.Typer(
 )
 
 
+def command(name: str):
+    """``@app.command(name)`` with the project's usage and suggestions, and the global note."""
+    return app.command(name, cls=Command, epilog=GLOBAL_NOTE)
+
+
 def _show_version(value: bool) -> None:
     if value:
         Renderer().line(f"adcli {__version__}")
@@ -182,7 +207,49 @@ def _check_device(value: str) -> str:
     return value
 
 
+def with_limit_options(func):
+    """Add one global option per limit of :class:`~adcli.lang.limits.Limits` to ``func``.
+
+    The options (``--max-call-depth N``, ``--timeout SECONDS``, ...) are generated from
+    the fields: name, help, metavar, default and allowed range come from there, and
+    each value is checked as it is read (``--timeout nan`` and ``--max-source-bytes``
+    beyond any file are usage errors). ``func`` receives them as ``**limits``.
+    """
+    signature = inspect.signature(func, eval_str=True)
+    params = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    added = []
+    for spec in limit_options():
+        option = typer.Option(
+            spec.flag,
+            metavar=spec.metavar,
+            help=f"{spec.help} [default: {spec.shown}]",
+            callback=_limit_checker(spec),
+            show_default=False,
+        )
+        annotation = Annotated[spec.kind | None, option]  # type: ignore[operator]
+        added.append(
+            inspect.Parameter(
+                spec.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation
+            )
+        )
+    func.__signature__ = signature.replace(parameters=[*params, *added])
+    func.__annotations__ = {**func.__annotations__, **{p.name: p.annotation for p in added}}
+    return func
+
+
+def _limit_checker(spec: LimitOption):
+    def check(value: Any) -> Any:
+        if value is not None:
+            problem = spec.problem(value)
+            if problem:
+                raise typer.BadParameter(problem)
+        return value
+
+    return check
+
+
 @app.callback(invoke_without_command=True, epilog="Run 'adcli COMMAND --help' for a command.")
+@with_limit_options
 def root(
     ctx: typer.Context,
     device: Annotated[
@@ -212,74 +279,13 @@ def root(
             "operation that made one (slower).",
         ),
     ] = False,
-    max_elements: Annotated[
-        int | None,
-        typer.Option(min=1, metavar="N", help="Most elements in one tensor [default: 50000000]."),
-    ] = None,
-    max_bytes: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            metavar="N",
-            help="Most bytes in one new tensor, and in all the tensors variables hold "
-            "[default: 4294967296].",
-        ),
-    ] = None,
-    max_depth: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            metavar="N",
-            help="Deepest nesting of brackets; expressions may nest 10 N deep [default: 200].",
-        ),
-    ] = None,
-    max_call_depth: Annotated[
-        int | None,
-        typer.Option(min=1, metavar="N", help="Deepest nesting of function calls [default: 64]."),
-    ] = None,
-    max_calls: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            metavar="N",
-            help="Most function calls one statement may make [default: 1000000].",
-        ),
-    ] = None,
-    max_order: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            metavar="N",
-            help="Highest derivative order (grad order=, --order) [default: 64].",
-        ),
-    ] = None,
-    max_source_bytes: Annotated[
-        int | None,
-        typer.Option(min=1, metavar="N", help="Largest script, in bytes [default: 10485760]."),
-    ] = None,
-    max_steps: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            metavar="N",
-            help="Most statements one program may run (loops) [default: 10000000].",
-        ),
-    ] = None,
-    timeout: Annotated[
-        float | None,
-        typer.Option(
-            min=0.001,
-            metavar="SECONDS",
-            help="Stop a program (each file, each REPL entry) that runs longer "
-            "[default: no limit].",
-        ),
-    ] = None,
     version: Annotated[
         bool,
         typer.Option(
             "--version", is_eager=True, callback=_show_version, help="Show the version and exit."
         ),
     ] = False,
+    **limits: Any,
 ) -> None:
     """Differentiate expressions with PyTorch's autograd semantics.
 
@@ -292,19 +298,16 @@ def root(
         json=json_output,
         debug=debug,
         detect_anomaly=detect_anomaly,
-        max_elements=max_elements,
-        max_bytes=max_bytes,
-        max_depth=max_depth,
-        max_call_depth=max_call_depth,
-        max_calls=max_calls,
-        max_order=max_order,
-        max_source_bytes=max_source_bytes,
-        max_steps=max_steps,
-        timeout=timeout,
+        limits={name: value for name, value in limits.items() if value is not None},
     )
     if ctx.invoked_subcommand is not None or ctx.resilient_parsing:
         return
-    if sys.stdin.isatty() and sys.stdout.isatty():
+    if (
+        sys.stdin is not None
+        and sys.stdout is not None
+        and sys.stdin.isatty()
+        and sys.stdout.isatty()
+    ):
         from adcli.cli.repl import run_repl
 
         raise typer.Exit(run_repl(ctx.obj))
@@ -315,43 +318,6 @@ def root(
 # -------------------------------------------------------------------------------------------
 # Helpers the commands share
 # -------------------------------------------------------------------------------------------
-def open_session(opts: GlobalOptions) -> Any:
-    """A fresh interpreter session with the global options (may raise a device error)."""
-    from adcli.lang.interpreter import Session
-
-    return Session(
-        device=opts.device,
-        dtype=opts.dtype,
-        seed=opts.seed,
-        limits=session_limits(opts),
-        detect_anomaly=opts.detect_anomaly,
-    )
-
-
-def session_limits(opts: GlobalOptions) -> Any:
-    """The session's :class:`~adcli.lang.interpreter.Limits`, with those given on the command line."""
-    from adcli.lang.interpreter import Limits
-
-    given = {
-        name: getattr(opts, name)
-        for name in (
-            "max_elements",
-            "max_bytes",
-            "max_call_depth",
-            "max_calls",
-            "max_order",
-            "max_source_bytes",
-            "max_steps",
-            "timeout",
-        )
-        if getattr(opts, name) is not None
-    }
-    if opts.max_depth is not None:
-        given["max_depth"] = opts.max_depth
-        given["max_expr_depth"] = 10 * opts.max_depth
-    return Limits(**given)
-
-
 def _session_or_exit(renderer: Renderer, opts: GlobalOptions) -> Any:
     """A session, or exit 1 with the error if the machine cannot give what was asked."""
     with reporting(renderer, None):
@@ -378,7 +344,8 @@ def _split_binding(text: str) -> tuple[str, str]:
     name = name.strip()
     if not sep or not NAME_RE.match(name) or not literal.strip():
         raise typer.BadParameter(
-            f"{text!r} is not NAME=VALUE (say x=1.5 or x=[1, 2.5, -3])", param_hint="'--at'"
+            f"{clip(printable(text))!r} is not NAME=VALUE (say x=1.5 or x=[1, 2.5, -3])",
+            param_hint="'--at'",
         )
     return name, literal.strip()
 
@@ -386,14 +353,16 @@ def _split_binding(text: str) -> tuple[str, str]:
 def _check_names(names: list[str], option: str) -> list[str]:
     for name in names:
         if not NAME_RE.match(name):
-            raise typer.BadParameter(f"{name!r} is not a variable name", param_hint=f"'{option}'")
+            raise typer.BadParameter(
+                f"{clip(printable(name))!r} is not a variable name", param_hint=f"'{option}'"
+            )
     return list(dict.fromkeys(names))
 
 
 # -------------------------------------------------------------------------------------------
 # The commands
 # -------------------------------------------------------------------------------------------
-@app.command("eval", epilog=GLOBAL_NOTE)
+@command("eval")
 def eval_command(
     ctx: typer.Context,
     program: Annotated[
@@ -483,66 +452,32 @@ def eval_command(
             leaves.append((name, session.make_tensor(literal, requires_grad=name in wrt_names)))
         except AdcliError as err:
             raise typer.BadParameter(
-                f"{name}={literal}: {err.message}", param_hint="'--at'"
+                f"{name}={clip(printable(literal))}: {err.message}", param_hint="'--at'"
             ) from None
 
-    derivatives = None
+    result = EvalResult(graph=graph)
     with reporting(renderer, session):
         session.mark_wrt(wrt_names)  # a --wrt name the program binds becomes a leaf needing grad
         for name, tensor in leaves:
             session.bind(name, tensor)
-        value = session.run(program, "<eval>", emit=_held_back(renderer))
+        result.value = session.run(program, "<eval>", emit=_held_back(renderer))
         # `x.grad` shows None; `x = 1` shows nothing.
-        displays_none = value is None and session.last_output is not None
+        result.displays_none = result.value is None and session.last_output is not None
         if wrt_names:
-            derivatives = session.derivatives(value, wrt_names, order, method.value)
-        checks = session.derivative_checks(program, wrt_names, order) if check else None
-        formulas = latex_forms = None
+            result.derivatives = session.derivatives(result.value, wrt_names, order, method.value)
+        if check:
+            result.checks = session.derivative_checks(program, wrt_names, order)
         if symbolic:
-            formulas = session.symbolic_derivatives(value, wrt_names, order, simplify="auto")
+            result.symbolic = session.symbolic_derivatives(
+                result.value, wrt_names, order, simplify="auto"
+            )
         if latex:
-            latex_forms = session.symbolic_derivatives(value, wrt_names, order, latex=True)
-        costs = None
+            result.latex = session.symbolic_derivatives(result.value, wrt_names, order, latex=True)
         if cost:
             methods = [method.value] + (["nested"] if check and method.value != "nested" else [])
-            costs = session.derivative_costs(program, wrt_names, order, methods)
-
-    if renderer.json_mode:
-        result = value_json(value)
-        result["outputs"] = renderer.outputs
-        if derivatives is not None:
-            result["grads"] = {n: array_json(ds[0].numpy()) for n, ds in derivatives.items()}
-            result["derivatives"] = {
-                n: [array_json(d.numpy()) for d in ds] for n, ds in derivatives.items()
-            }
-        if graph:
-            result["graph"] = graph_json(
-                value if is_node(value) else getattr(value, "grad_fn", None)
-            )
-        if checks is not None:
-            result["check"] = checks
-        if formulas is not None:
-            result["symbolic"] = formulas
-        if latex_forms is not None:
-            result["latex"] = latex_forms
-        if costs is not None:
-            result["cost"] = costs
-        renderer.json(result)
-        return
-    if value is not None or displays_none:
-        renderer.value(value)
-    if derivatives is not None:
-        renderer.derivatives(derivatives)
-    if graph and not is_node(value):  # a grad_fn value is already shown as its chain
-        renderer.graph(value)
-    if formulas is not None:
-        renderer.formulas(formulas)
-    if latex_forms is not None:
-        renderer.formulas(latex_forms, latex=True)
-    if checks is not None:
-        renderer.derivative_checks(checks)
-    if costs is not None:
-        renderer.derivative_costs(costs)
+            result.costs = session.derivative_costs(program, wrt_names, order, methods)
+    result.outputs = renderer.outputs
+    renderer.eval_result(result)
 
 
 def _held_back(renderer: Renderer) -> Any:
@@ -555,26 +490,62 @@ def _held_back(renderer: Renderer) -> Any:
     return emit
 
 
-FilesArgument = Annotated[
-    list[str],
-    typer.Argument(
-        metavar="FILE...",
-        help="Scripts to run in order; '-' reads standard input.",
-        show_default=False,
+def _files_argument(help: str) -> Any:
+    return Annotated[
+        list[str],
+        typer.Argument(metavar="FILE...", help=help, show_default=False),
+    ]
+
+
+RunFiles = _files_argument("Scripts to run in order; '-' reads standard input.")
+CheckFiles = _files_argument("Scripts to check, in order; '-' reads standard input.")
+
+
+class OutputFormat(str, Enum):
+    """How errors are reported besides the usual text."""
+
+    text = "text"
+    github = "github"
+
+
+OutputFormatOption = Annotated[
+    OutputFormat,
+    typer.Option(
+        "--output-format",
+        help="'github' also prints each error as a GitHub Actions annotation "
+        "(::error file=F,line=L,col=C::message).",
     ),
 ]
 
 
 def _existing_files(files: list[str]) -> list[str]:
-    """The files, checked up front: a missing one is a command-line error (exit 2)."""
+    """The files, checked up front: a missing or unusable one is a command-line error (exit 2).
+
+    A name that cannot even be looked at (too long, a symlink loop, a folder without
+    search permission) is said so in words, never as a traceback.
+    """
+    import stat
+
+    from adcli.lang.sources import describe_os_error
+
     for name in files:
         if name == "-":
             continue
-        path = Path(name)
-        if not path.exists():
-            raise typer.BadParameter(f"file {name!r} does not exist", param_hint="'FILE...'")
-        if path.is_dir():
-            raise typer.BadParameter(f"{name!r} is a directory", param_hint="'FILE...'")
+        shown = clip(printable(name))
+        try:
+            if "\0" in name:
+                raise ValueError("embedded null byte")
+            mode = os.stat(name).st_mode
+        except FileNotFoundError:
+            raise typer.BadParameter(
+                f"file {shown!r} does not exist", param_hint="'FILE...'"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise typer.BadParameter(
+                f"cannot use {shown!r}: {describe_os_error(exc)}", param_hint="'FILE...'"
+            ) from None
+        if stat.S_ISDIR(mode):
+            raise typer.BadParameter(f"{shown!r} is a directory", param_hint="'FILE...'")
     return files
 
 
@@ -582,10 +553,87 @@ def _display_name(path: str) -> str:
     return "<stdin>" if path == "-" else path
 
 
-@app.command("run", epilog=GLOBAL_NOTE)
+def _report_target(path: Path) -> Path:
+    """Where a report at ``path`` really goes: symlinks followed, so that the link stays."""
+    try:
+        return Path(os.path.realpath(path))
+    except (OSError, ValueError):
+        return path
+
+
+def _is_special(path: Path) -> bool:
+    """Whether ``path`` exists and is not a regular file (a device, a FIFO, a socket)."""
+    import stat
+
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode) and not path.is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def _check_report_path(path: Path, option: str) -> None:
+    """A report can be written at ``path``: its folder exists and takes a new file (exit 2)."""
+    import tempfile
+
+    from adcli.lang.sources import describe_os_error
+
+    shown = clip(printable(str(path)))
+    if _is_special(path):  # /dev/stdout, a FIFO: written in place, never replaced
+        if not os.access(path, os.W_OK):
+            raise typer.BadParameter(f"cannot write {shown!r}", param_hint=option)
+        return
+    target = _report_target(path)
+    if target.is_dir():
+        raise typer.BadParameter(f"{shown!r} is a directory", param_hint=option)
+    folder = target.parent
+    if not folder.is_dir():
+        raise typer.BadParameter(f"no directory for {shown!r}", param_hint=option)
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(
+            f"cannot write {shown!r}: {describe_os_error(exc)}", param_hint=option
+        ) from None
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` all or nothing: a temporary file in the same folder,
+    flushed to disk and renamed over ``path`` (an earlier file survives any failure).
+
+    A symlink is followed (the link stays a link); a path that is not a regular file
+    (``/dev/stdout``, a FIFO) is written in place: it cannot be replaced, only fed.
+    """
+    import tempfile
+
+    if _is_special(path):
+        with open(path, "wb") as file:
+            file.write(data)
+        return
+    target = _report_target(path)
+    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+
+
+@command("run")
 def run_command(
     ctx: typer.Context,
-    files: FilesArgument,
+    files: RunFiles,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Show only errors.")] = False,
     fail_fast: Annotated[
         bool, typer.Option("--fail-fast", help="Stop at the first failing file.")
@@ -594,110 +642,212 @@ def run_command(
         Path | None,
         typer.Option(metavar="PATH", dir_okay=False, help="Write a JUnit XML report to PATH."),
     ] = None,
+    output_format: OutputFormatOption = OutputFormat.text,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            max=256,
+            metavar="N",
+            help="Run the files in N processes; output and reports stay in file order.",
+        ),
+    ] = 1,
 ) -> None:
     """Run .ad scripts in order, each in a fresh session."""
     opts: GlobalOptions = ctx.obj
-    if junit is not None and not junit.resolve().parent.is_dir():
-        raise typer.BadParameter(f"no directory for {str(junit)!r}", param_hint="'--junit'")
+    if junit is not None:
+        _check_report_path(junit, "'--junit'")
+    _existing_files(files)
     renderer = Renderer(json_mode=opts.json, debug=opts.debug, quiet=quiet)
-    results: list[tuple[str, float, Any]] = []
-    names = [_display_name(path) for path in _existing_files(files)]
-    for index, path in enumerate(files):
-        session = _session_or_exit(renderer, opts)
-        renderer.outputs = []
-        started = perf_counter()
-        error: BaseException | None = None
-        try:
-            if path == "-":
-                # Read no more than may run: `yes | adcli run -` must not fill the memory.
-                source = sys.stdin.read(session.limits.max_source_bytes + 1)
-                session.run(source, "<stdin>", emit=renderer.emit)
-            else:
-                session.run_file(path, emit=renderer.emit)
-        except Exception as exc:  # noqa: BLE001 - an AdcliError, or a bug reported as one
-            error = exc
-        if error is not None:
-            renderer.report(error, session.source_lines)
-        if renderer.json_mode:
-            renderer.json(
-                {
-                    "file": names[index],
-                    "ok": error is None,
-                    "outputs": renderer.outputs,
-                    "error": failure_json(error) if error is not None else None,
-                }
-            )
-        results.append((names[index], perf_counter() - started, error))
-        if error is not None and fail_fast:
+    annotate = output_format is OutputFormat.github
+    several = len(files) > 1
+    started = perf_counter()
+    done: list[FileResult] = []
+    for result in _run_files(opts, files, renderer, jobs, several):
+        if result.captured:
+            for stream, text in result.captured:
+                (renderer.write_out if stream == "out" else renderer.write_err)(text)
+        renderer.file_result(result, annotate)
+        done.append(result)
+        if not result.ok and fail_fast:
             break
+    run = RunResult(done, [_display_name(p) for p in files[len(done) :]], perf_counter() - started)
+    if several and not quiet:
+        renderer.run_summary(run)
 
     if junit is not None:
         from adcli.cli.render import junit_xml
 
+        report = junit_xml([(f.name, f.seconds, f.error, f.report) for f in run.files], run.not_run)
         try:
-            junit.write_bytes(junit_xml(results, names[len(results) :]))
+            write_atomically(junit, report)
         except OSError as exc:
-            raise typer.BadParameter(
-                f"cannot write {str(junit)!r}: {exc.strerror}", param_hint="'--junit'"
-            ) from None
-    if any(error is not None for _, _, error in results):
+            renderer.fail(
+                AdcliError(
+                    "value",
+                    f"cannot write the JUnit report {clip(printable(str(junit)))!r}: "
+                    f"{exc.strerror or exc}",
+                )
+            )
+            raise typer.Exit(1) from None
+    if run.failed:
         raise typer.Exit(1)
 
 
-@app.command("check", epilog=GLOBAL_NOTE)
-def check_command(ctx: typer.Context, files: FilesArgument) -> None:
+def _run_files(opts: GlobalOptions, files: list[str], renderer: Renderer, jobs: int, several: bool):
+    """Run each file, yielding its result in file order (in ``jobs`` processes when > 1)."""
+    if jobs <= 1 or len(files) <= 1:
+        for path in files:
+            if several:
+                renderer.file_header(_display_name(path))
+            yield run_file(opts, path, renderer)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from adcli.lang.sources import read_stream
+
+    stdin_text = None
+    if "-" in files:
+        try:
+            stdin_text = read_stream(sys.stdin, "<stdin>", session_limits(opts).max_source_bytes)
+        except AdcliError as err:
+            stdin_text = err
+    style = {"json": renderer.json_mode, "quiet": renderer.quiet, "several": several}
+    with ProcessPoolExecutor(
+        max_workers=min(jobs, len(files)),
+        mp_context=get_context("spawn"),
+        initializer=_worker_started,
+    ) as pool:
+        futures = [
+            pool.submit(run_file_captured, opts, path, stdin_text if path == "-" else None, style)
+            for path in files
+        ]
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def _worker_started() -> None:
+    """In a ``-j`` worker: Ctrl-C (sent to the whole process group) ends it at once and
+    quietly; the parent reports the interruption."""
+    import signal
+
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+
+
+def run_file(
+    opts: GlobalOptions, path: str, renderer: Renderer, stdin_text: Any = None
+) -> FileResult:
+    """Run one script in a fresh session, showing its output through ``renderer`` as it comes."""
+    from adcli.lang.sources import read_stream
+
+    name = _display_name(path)
+    renderer.outputs = []
+    started = perf_counter()
+    error: BaseException | None = None
+    session = None
+    try:
+        session = open_session(opts)
+        if path == "-":
+            if isinstance(stdin_text, AdcliError):
+                raise stdin_text
+            # Read no more than may run: `yes | adcli run -` must not fill the memory.
+            source = (
+                stdin_text
+                if stdin_text is not None
+                else read_stream(sys.stdin, "<stdin>", session.limits.max_source_bytes)
+            )
+            session.run(source, "<stdin>", emit=renderer.emit)
+        else:
+            session.run_file(path, emit=renderer.emit)
+    except Exception as exc:  # noqa: BLE001 - an AdcliError, or a bug reported as one
+        error = exc
+    seconds = perf_counter() - started
+    if error is None:
+        return FileResult(name, True, seconds, renderer.outputs)
+    lines = session.source_lines if session is not None else None
+    renderer.report(error, lines)
+    report = (
+        error_text(error, lines, explain=True).plain
+        if isinstance(error, AdcliError)
+        else failure_json(error)["message"]
+    )
+    return FileResult(name, False, seconds, renderer.outputs, failure_json(error), report)
+
+
+def run_file_captured(opts: GlobalOptions, path: str, stdin_text: Any, style: dict) -> FileResult:
+    """:func:`run_file` in a worker process: what it would show is captured, in order."""
+    captured: list[tuple[str, str]] = []
+
+    class Capture:
+        def __init__(self, stream: str) -> None:
+            self.stream = stream
+            self.encoding = "utf-8"
+
+        def write(self, text: str) -> int:
+            if captured and captured[-1][0] == self.stream:
+                captured[-1] = (self.stream, captured[-1][1] + text)
+            else:
+                captured.append((self.stream, text))
+            return len(text)
+
+        def flush(self) -> None:
+            pass
+
+        def isatty(self) -> bool:
+            return False
+
+    renderer = Renderer(
+        json_mode=style["json"],
+        debug=opts.debug,
+        quiet=style["quiet"],
+        out_file=Capture("out"),
+        err_file=Capture("err"),
+    )
+    if style["several"]:
+        renderer.file_header(_display_name(path))
+    result = run_file(opts, path, renderer, stdin_text)
+    result.captured = captured
+    return result
+
+
+@command("check")
+def check_command(
+    ctx: typer.Context, files: CheckFiles, output_format: OutputFormatOption = OutputFormat.text
+) -> None:
     """Parse and check scripts (syntax, unknown names, arity) without running them."""
     from adcli.lang.check import check_source
+    from adcli.lang.sources import read_source, read_stream
 
     opts: GlobalOptions = ctx.obj
+    limits = session_limits(opts)
     renderer = Renderer(json_mode=opts.json, debug=opts.debug)
+    annotate = output_format is OutputFormat.github
     failed = False
     for path in _existing_files(files):
         name = _display_name(path)
+        result = CheckResult(name, [])
         try:
-            source = sys.stdin.read(_STDIN_LIMIT) if path == "-" else _read(path)
-            errors = list(check_source(source, name, limits=session_limits(opts)))
+            if path == "-":
+                source = read_stream(sys.stdin, name, limits.max_source_bytes)
+            else:
+                source = read_source(path, name, limits.max_source_bytes)
+            result.errors = list(check_source(source, name, lines=result.lines, limits=limits))
         except AdcliError as err:
-            source, errors = "", [err]
-        failed = failed or bool(errors)
-        if renderer.json_mode:
-            renderer.json(
-                {"file": name, "ok": not errors, "errors": [error_json(e) for e in errors]}
-            )
-            continue
-        lines = source.splitlines()
-        for err in errors:
-            renderer.report(err, lambda file, lines=lines, name=name: _lines_of(file, name, lines))
-        if not errors:
-            renderer.line(f"{name}: ok")
+            result.errors = [err]
+        failed = failed or bool(result.errors)
+        renderer.check_result(result, annotate)
     if failed:
         raise typer.Exit(1)
 
 
-#: ``check -`` reads no more than parse accepts (and one more, so that parse says so).
-_STDIN_LIMIT = 10 * 1024 * 1024 + 1
-
-
-def _read(path: str) -> str:
-    from adcli.lang.parser import read_source
-
-    try:
-        return read_source(path)
-    except OSError as exc:
-        raise AdcliError("value", f"cannot read {path}: {exc.strerror or exc}") from None
-
-
-def _lines_of(file: str, checked: str, lines: list[str]) -> list[str] | None:
-    """Source lines for an error's caret: the checked text, or an imported file from disk."""
-    if file == checked:
-        return lines
-    try:
-        return Path(file).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
-@app.command("explain", epilog=GLOBAL_NOTE)
+@command("explain")
 def explain_command(
     ctx: typer.Context,
     code: Annotated[
@@ -721,14 +871,14 @@ def explain_command(
     if entry is None:
         codes = ", ".join(f"{e.code} ({e.kind})" for e in EXPLANATIONS.values())
         renderer.usage(
-            f"Usage: adcli explain [CODE]\nError: unknown error code {code!r}; "
+            f"Usage: adcli explain [CODE]\nError: unknown error code {clip(printable(code))!r}; "
             f"the codes are {codes}."
         )
         raise typer.Exit(2)
     renderer.explain([entry])
 
 
-@app.command("repl", epilog=GLOBAL_NOTE)
+@command("repl")
 def repl_command(ctx: typer.Context) -> None:
     """An interactive session (':help' inside it for its commands)."""
     from adcli.cli.repl import run_repl
@@ -736,11 +886,112 @@ def repl_command(ctx: typer.Context) -> None:
     raise typer.Exit(run_repl(ctx.obj))
 
 
+# -------------------------------------------------------------------------------------------
+# The console script
+# -------------------------------------------------------------------------------------------
 # Commands that live in their own modules.
 app.command("plot", epilog=GLOBAL_NOTE)(plot.make_command(open_session, reporting))
 app.command("graph", epilog=GLOBAL_NOTE)(graph.make_command(open_session, reporting))
 
 
 def main() -> None:
-    """The ``adcli`` console script."""
-    app(prog_name="adcli")
+    """The ``adcli`` console script: the app, made safe against a hostile environment.
+
+    Closed standard descriptors are held by ``/dev/null`` opened the wrong way round
+    (so a write fails instead of landing in a file opened later); a stream that cannot
+    encode Unicode falls back to ASCII; output that cannot be written ends adcli with
+    one line on stderr and exit 1 (quietly for a closed pipe); Ctrl-C exits 130.
+    """
+    try:
+        _guard_standard_streams()
+        code = _run_app()
+    except KeyboardInterrupt:
+        code = 130
+    except OutputLost as lost:
+        code = _output_lost(lost.errno, lost.reason)
+    code = _flush_standard_streams(code)
+    sys.exit(code)
+
+
+def _run_app() -> int:
+    """Run the Typer app (which shows usage errors and turns Ctrl-C into 130): its exit code."""
+    try:
+        app(prog_name="adcli")
+    except SystemExit as done:
+        code = done.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    except OSError as exc:  # Click writing its help or usage to a stdout that is gone
+        if exc.errno in (errno.EPIPE, errno.ENOSPC, errno.EBADF, errno.EFBIG, errno.EIO):
+            return _output_lost(exc.errno, exc.strerror or str(exc))
+        raise
+    return 0
+
+
+def _output_lost(number: int | None, reason: str) -> int:
+    _silence_stdout()
+    if number != errno.EPIPE:
+        try:
+            sys.stderr.write(f"adcli: error: cannot write standard output: {reason}\n")
+            sys.stderr.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's own last flush cannot fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    except OSError:
+        pass
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until exit
+
+
+def _flush_standard_streams(code: int) -> int:
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except (OSError, ValueError) as exc:
+        code = _output_lost(getattr(exc, "errno", None), getattr(exc, "strerror", None) or str(exc))
+    try:
+        if sys.stderr is not None:
+            sys.stderr.flush()
+    except (OSError, ValueError):
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives until exit
+    return code
+
+
+def _guard_standard_streams() -> None:
+    """Make closed descriptors 0-2 fail cleanly, and non-Unicode streams write ASCII."""
+    for fd, name, flags in (
+        (0, "stdin", os.O_WRONLY),
+        (1, "stdout", os.O_RDONLY),
+        (2, "stderr", os.O_RDONLY),
+    ):
+        try:
+            os.fstat(fd)
+        except OSError:
+            # Opened the wrong way round: reading or writing it fails with EBADF, and the
+            # descriptor cannot be handed to a file opened later (a report, a script).
+            try:
+                held = os.open(os.devnull, flags)
+                if held != fd:
+                    os.dup2(held, fd)
+                    os.close(held)
+            except OSError:
+                continue
+            if name == "stdin":
+                sys.stdin = None
+            else:
+                setattr(sys, name, open(fd, "w", encoding="utf-8", closefd=False))  # noqa: SIM115
+    for stream in (sys.stdout, sys.stderr):
+        if stream is None:
+            continue
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if not encoding.startswith("utf"):
+            try:
+                stream.reconfigure(errors="replace")
+            except (AttributeError, ValueError):
+                pass

@@ -23,6 +23,11 @@ SourceLines = Callable[[str], "list[str] | None"]
 
 #: How many grad_fn nodes a tree shows before it says how many it left out.
 TREE_NODE_LIMIT = 200
+#: Columns of a source line shown under an error (the rest is cut around the caret).
+SNIPPET_WIDTH = 100
+#: Longest name or word of a message shown whole; longest message shown whole.
+NAME_WIDTH = 80
+MESSAGE_WIDTH = 2000
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,7 +124,7 @@ def summary(value: object) -> str:
 # ---------------------------------------------------------------------------------------------
 # Rich renderables
 # ---------------------------------------------------------------------------------------------
-def value_renderable(value: object) -> Any:
+def value_renderable(value: object, ascii_only: bool = False) -> Any:
     """What the display of a value looks like: numbers and footer, a tree, or plain text."""
     from rich.console import Group
     from rich.text import Text
@@ -127,7 +132,7 @@ def value_renderable(value: object) -> Any:
     if is_tensor(value):
         return Group(Text(format_tensor(value)), Text(tensor_footer(value), style="dim"))
     if is_node(value):
-        return graph_tree(value)
+        return graph_tree(value, ascii_only=ascii_only)
     if is_plot(value):
         from adcli.cli.plot import plot_text
 
@@ -135,7 +140,7 @@ def value_renderable(value: object) -> Any:
     return Text(format_plain(value))
 
 
-def graph_tree(root: Any, limit: int = TREE_NODE_LIMIT) -> Any:
+def graph_tree(root: Any, limit: int = TREE_NODE_LIMIT, ascii_only: bool = False) -> Any:
     """The grad_fn chain below ``root`` as a Rich Tree, down to ``AccumulateGrad`` leaves.
 
     A node reached a second time (the graph is a DAG) is shown once in full and
@@ -152,7 +157,8 @@ def graph_tree(root: Any, limit: int = TREE_NODE_LIMIT) -> Any:
     while stack:
         node, branch = stack.pop()
         if id(node) in expanded:
-            branch.label = Text(f"{node_label(node)} ↑ (shown above)", style="dim")
+            mark = "^" if ascii_only else "↑"
+            branch.label = Text(f"{node_label(node)} {mark} (shown above)", style="dim")
             continue
         expanded.add(id(node))
         children = []
@@ -160,7 +166,8 @@ def graph_tree(root: Any, limit: int = TREE_NODE_LIMIT) -> Any:
             if child is None:
                 continue
             if shown >= limit:
-                branch.add(Text("… (more nodes not shown)", style="dim"))
+                more = "..." if ascii_only else "…"
+                branch.add(Text(f"{more} (more nodes not shown)", style="dim"))
                 return tree
             shown += 1
             style = "green" if getattr(child, "variable", None) is not None else "cyan"
@@ -238,9 +245,9 @@ def error_text(
     text = Text()
     span = err.span
     if span is not None:
-        text.append(f"{span.file}:{span.line}:{span.column}: ", style="bold")
+        text.append(f"{shown_file(span.file)}:{span.line}:{span.column}: ", style="bold")
     text.append("error:", style="bold red")
-    text.append(f" {err.message}")
+    text.append(f" {bounded_message(err.message)}")
     if span is not None:
         lines = source_lines(span.file) if source_lines is not None else None
         if lines and 1 <= span.line <= len(lines):
@@ -259,12 +266,17 @@ def error_text(
     if hint:
         text.append("\n")
         text.append("hint:", style="bold cyan")
-        text.append(f" {hint}")
+        text.append(f" {bounded_message(hint)}")
         if see:
             text.append(f" (see: {see})", style="dim")
     elif see:
         text.append(f"\nsee: {see}", style="dim")
     return text
+
+
+def shown_file(name: str) -> str:
+    """A file name as messages show it: escaped, and cut when absurdly long."""
+    return clip(printable(name), 200)
 
 
 def explanation_text(entry: Any) -> Any:
@@ -300,18 +312,102 @@ def explanation_json(entry: Any) -> dict[str, Any]:
     }
 
 
-def caret_lines(source: str, span: Span) -> tuple[str, str]:
-    """The source line and the line under it: spaces, then ``^`` or ``^~~~`` under the span."""
+def caret_lines(source: str, span: Span, width: int = SNIPPET_WIDTH) -> tuple[str, str]:
+    """The source line and the line under it: spaces, then ``^`` or ``^~~~`` under the span.
+
+    The line is shown safely: control characters are escaped (``\\x1b``), and a long
+    line is cut to about ``width`` columns around the caret, with ``...`` where it was
+    cut. Wide (CJK) characters take two columns, so the caret lands under the culprit.
+    """
     source = source.rstrip("\r\n")
     start = min(max(span.column, 1), len(source) + 1)
     if span.end_line == span.line:
-        width = span.end_column - span.column
+        length = span.end_column - span.column
     else:
-        width = len(source) - start + 1
-    width = max(1, min(width, len(source) - start + 1))
+        length = len(source) - start + 1
+    length = max(1, min(length, len(source) - start + 1))
+    # Cut first (by characters), so a 10 MB line costs no more than a short one.
+    lo = max(0, start - 1 - width // 2)
+    hi = min(len(source), max(start - 1 + min(length, width // 2), lo + width))
+    lo = max(0, min(lo, hi - width))
+    before, culprit, after = (
+        source[lo : start - 1],
+        source[start - 1 : min(start - 1 + length, hi)],
+        source[start - 1 + len(source[start - 1 : min(start - 1 + length, hi)]) : hi],
+    )
+    head = "..." if lo > 0 else ""
+    tail = "..." if hi < len(source) else ""
+    shown_before = head + printable(before, keep_tabs=True)
+    shown_culprit = printable(culprit, keep_tabs=True) or " "
+    line = (
+        shown_before + printable(culprit, keep_tabs=True) + printable(after, keep_tabs=True) + tail
+    )
     # Keep tabs as tabs so the caret lands under the culprit whatever the tab width.
-    pad = "".join("\t" if ch == "\t" else " " for ch in source[: start - 1])
-    return source, pad + "^" + "~" * (width - 1)
+    pad = "".join("\t" if ch == "\t" else " " * _columns(ch) for ch in shown_before)
+    marks = max(1, sum(_columns(ch) for ch in shown_culprit))
+    return line, pad + "^" + "~" * (marks - 1)
+
+
+def _columns(ch: str) -> int:
+    """How many terminal columns a character takes: 2 for wide (CJK), 0 for combining."""
+    import unicodedata
+
+    if ch.isascii():
+        return 1
+    if unicodedata.combining(ch):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def printable(text: str, *, keep_tabs: bool = False, keep_newlines: bool = False) -> str:
+    """``text`` with terminal control characters escaped (``\\x1b``, ``\\x07``, ``\\u202e``).
+
+    Source and names reach the terminal only through here, so a program cannot set the
+    window title, clear the screen or reorder text from inside an error message.
+    """
+    if text.isprintable():
+        return text
+    import unicodedata
+
+    out = []
+    for ch in text:
+        if (
+            (ch == "\t" and keep_tabs)
+            or (ch == "\n" and keep_newlines)
+            or ch.isprintable()
+            or ch == " "
+        ):
+            out.append(ch)
+        elif unicodedata.category(ch) in ("Zs",):
+            out.append(" ")
+        else:
+            code = ord(ch)
+            if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
+                code -= 0xDC00
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    return "".join(out)
+
+
+def clip(text: str, width: int = NAME_WIDTH) -> str:
+    """``text`` whole when short, else its start and end around ``...`` (names in messages)."""
+    if len(text) <= width:
+        return text
+    keep = max(1, (width - 3) // 2)
+    return text[:keep] + "..." + text[-keep:]
+
+
+def bounded_message(text: str | None) -> str | None:
+    """A message as it is shown: control characters escaped, every word longer than
+    ``NAME_WIDTH`` cut around ``...``, and at most ``MESSAGE_WIDTH`` characters."""
+    if text is None:
+        return None
+    if len(text) > MESSAGE_WIDTH * 4:  # a pathological message: cut before splitting
+        text = text[: MESSAGE_WIDTH * 2] + " ... " + text[-MESSAGE_WIDTH:]
+    words = text.split(" ")
+    if any(len(w) > NAME_WIDTH for w in words):
+        text = " ".join(clip(w) for w in words)
+    text = printable(text, keep_newlines=True)
+    return clip(text, MESSAGE_WIDTH)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -444,12 +540,12 @@ def error_json(err: AdcliError) -> dict[str, Any]:
     span = err.span
     return {
         "kind": err.kind,
-        "message": err.message,
+        "message": bounded_message(err.message),
         "line": span.line if span else None,
         "column": span.column if span else None,
         "code": err.code,
         "file": span.file if span else None,
-        "hint": hint_of(err),
+        "hint": bounded_message(hint_of(err)),
     }
 
 
@@ -457,7 +553,7 @@ def internal_error_json(exc: BaseException) -> dict[str, Any]:
     """The error object for an exception that is a bug in adcli, not the user's doing."""
     return {
         "kind": "internal",
-        "message": f"internal error: {type(exc).__name__}: {exc}",
+        "message": bounded_message(f"internal error: {type(exc).__name__}: {exc}"),
         "line": None,
         "column": None,
         "code": None,
@@ -515,16 +611,18 @@ def dumps(obj: object) -> str:
 # ---------------------------------------------------------------------------------------------
 # JUnit XML
 # ---------------------------------------------------------------------------------------------
-def junit_xml(results: list[tuple[str, float, Any]], not_run: list[str]) -> bytes:
-    """A JUnit report: one ``<testcase>`` per script.
+def junit_xml(results: list[tuple], not_run: list[str]) -> bytes:
+    """A JUnit report: one ``<testcase>`` per script, ending in a newline.
 
-    ``results`` holds ``(file, seconds, error)`` with error None, an AdcliError, or
-    another exception; a failure carries ``file:line:column: message`` as its
-    message. Scripts in ``not_run`` (after ``--fail-fast`` stopped) are skipped.
+    ``results`` holds ``(file, seconds, error)`` or ``(file, seconds, error, text)``:
+    error is None, an AdcliError, another exception, or an error's JSON object
+    (:func:`failure_json`); ``text`` is the full error as shown (source line and
+    caret), the failure's text. A failure carries ``file:line:column: message`` as
+    its message. Scripts in ``not_run`` (after ``--fail-fast`` stopped) are skipped.
     """
     import xml.etree.ElementTree as ET
 
-    failures = sum(1 for _, _, e in results if e is not None)
+    failures = sum(1 for result in results if result[2] is not None)
     suite = ET.Element(
         "testsuite",
         name="adcli",
@@ -532,82 +630,216 @@ def junit_xml(results: list[tuple[str, float, Any]], not_run: list[str]) -> byte
         failures=str(failures),
         errors="0",
         skipped=str(len(not_run)),
-        time=f"{sum(s for _, s, _ in results):.3f}",
+        time=f"{sum(result[1] for result in results):.3f}",
     )
-    for file, seconds, error in results:
-        case = ET.SubElement(suite, "testcase", classname="adcli", name=file, time=f"{seconds:.3f}")
+
+    def safe(text: str) -> str:  # XML 1.0 has no control characters, not even escaped
+        return printable(text, keep_tabs=True, keep_newlines=True)
+
+    for file, seconds, error, *rest in results:
+        case = ET.SubElement(
+            suite, "testcase", classname="adcli", name=safe(file), time=f"{seconds:.3f}"
+        )
         if error is None:
             continue
-        if isinstance(error, AdcliError):
-            span = error.span
-            where = f"{span.file}:{span.line}:{span.column}: " if span else ""
-            failure = ET.SubElement(
-                case, "failure", message=f"{where}{error.message}", type=error.kind
-            )
-            if span is not None:
-                failure.set("line", str(span.line))
-            failure.text = error_text(error).plain
-        else:
-            message = internal_error_json(error)["message"]
-            ET.SubElement(case, "failure", message=message, type="internal").text = message
+        info = error if isinstance(error, dict) else failure_json(error)
+        where = ""
+        if info["line"] is not None:
+            where = f"{info['file']}:{info['line']}:{info['column']}: "
+        failure = ET.SubElement(
+            case, "failure", message=safe(f"{where}{info['message']}"), type=info["kind"]
+        )
+        if info["line"] is not None:
+            failure.set("line", str(info["line"]))
+        text = rest[0] if rest and rest[0] else None
+        if text is None:
+            text = error_text(error).plain if isinstance(error, AdcliError) else info["message"]
+        failure.text = safe(text)
     for file in not_run:
-        case = ET.SubElement(suite, "testcase", classname="adcli", name=file, time="0.000")
+        case = ET.SubElement(suite, "testcase", classname="adcli", name=safe(file), time="0.000")
         ET.SubElement(case, "skipped", message="not run: --fail-fast stopped at a failure")
-    return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
+    return ET.tostring(suite, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+def github_annotation(info: dict[str, Any]) -> str:
+    """A GitHub Actions workflow command for an error object: ``::error file=F,line=L,col=C::msg``."""
+
+    def data(text: str) -> str:
+        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+    def prop(text: str) -> str:
+        return data(text).replace(":", "%3A").replace(",", "%2C")
+
+    fields = []
+    if info.get("file") and not str(info["file"]).startswith("<"):
+        fields.append(f"file={prop(str(info['file']))}")
+    if info.get("line") is not None:
+        fields.append(f"line={info['line']}")
+    if info.get("column") is not None:
+        fields.append(f"col={info['column']}")
+    message = info["message"]
+    return f"::error {','.join(fields)}::{data(message)}" if fields else f"::error::{data(message)}"
 
 
 # ---------------------------------------------------------------------------------------------
 # The one writer
 # ---------------------------------------------------------------------------------------------
-def make_console(stderr: bool = False) -> Any:
+class OutputLost(BaseException):
+    """Standard output cannot be written (a closed pipe, a full disk, a closed descriptor).
+
+    A BaseException, so that no ``except Exception`` between the writer and
+    :func:`adcli.cli.app.main` mistakes it for an error of the program.
+    """
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error.strerror or str(error))
+        self.errno = error.errno
+        self.reason = error.strerror or str(error)
+
+
+#: The narrowest a terminal is assumed to be (``COLUMNS=10`` must not cut values).
+MIN_TERMINAL_WIDTH = 60
+#: The width used off a terminal: wide enough that nothing is ever wrapped or cut.
+UNBOUNDED_WIDTH = 100_000
+
+
+def output_width(file: Any) -> int:
+    """Columns to lay tables and trees out in: a terminal's width (at least
+    ``MIN_TERMINAL_WIDTH``), or off a terminal so wide that values are shown whole."""
+    try:
+        terminal = file.isatty()
+    except (AttributeError, ValueError, OSError):
+        terminal = False
+    if not terminal:
+        return UNBOUNDED_WIDTH
+    columns = 0
+    given = os.environ.get("COLUMNS", "")
+    if given.isdigit():
+        columns = int(given)
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(file.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 80
+    return max(columns, MIN_TERMINAL_WIDTH)
+
+
+def is_unicode(file: Any) -> bool:
+    """Whether ``file`` takes any character (its encoding is a UTF)."""
+    encoding = (getattr(file, "encoding", None) or "utf-8").lower().replace("-", "")
+    return encoding.startswith("utf")
+
+
+def make_console(stderr: bool = False, file: Any = None) -> Any:
     """A Rich console on stdout or stderr: colour only on a terminal, never with NO_COLOR.
 
     Rich drops colour off a terminal by itself; with ``NO_COLOR`` it would still emit
-    bold and dim, so there we turn styling off entirely.
+    bold and dim, so there we turn styling off entirely. The width never comes from
+    a nonsensical ``COLUMNS`` (0, 10): see :func:`output_width`.
     """
     from rich.console import Console
 
-    options: dict[str, Any] = {}
+    if file is None:
+        file = sys.stderr if stderr else sys.stdout
+    options: dict[str, Any] = {"width": output_width(file)}
     if os.environ.get("NO_COLOR", "") != "":
         options["color_system"] = None
-    return Console(stderr=stderr, highlight=False, markup=False, emoji=False, **options)
+    return Console(file=file, stderr=stderr, highlight=False, markup=False, emoji=False, **options)
 
 
 class Renderer:
     """Shows what a command produces, either for people (Rich) or as JSON lines.
 
     Create one per command run (the consoles follow ``sys.stdout``/``sys.stderr`` as
-    they are then). In JSON mode, displayed outputs are collected in ``outputs``
-    for the command to put into its JSON object; nothing but JSON reaches stdout.
+    they are then, unless ``out_file``/``err_file`` are given). In JSON mode, displayed
+    outputs are collected in ``outputs`` for the command to put into its JSON object;
+    nothing but JSON reaches stdout.
+
+    A failure to write standard output raises :class:`OutputLost`; standard error is
+    written on a best-effort basis (a warning that cannot be shown never costs a value).
     """
 
-    def __init__(self, *, json_mode: bool = False, debug: bool = False, quiet: bool = False):
+    def __init__(
+        self,
+        *,
+        json_mode: bool = False,
+        debug: bool = False,
+        quiet: bool = False,
+        out_file: Any = None,
+        err_file: Any = None,
+    ):
         self.json_mode = json_mode
         self.debug = debug
         self.quiet = quiet
         self.outputs: list[dict[str, Any]] = []
+        self._out_file = out_file
+        self._err_file = err_file
         self._out = None
         self._err = None
+
+    @property
+    def out_file(self) -> Any:
+        return self._out_file if self._out_file is not None else sys.stdout
+
+    @property
+    def err_file(self) -> Any:
+        return self._err_file if self._err_file is not None else sys.stderr
 
     @property
     def out(self) -> Any:
         """The stdout console."""
         if self._out is None:
-            self._out = make_console()
+            self._out = make_console(file=self.out_file)
         return self._out
 
     @property
     def err(self) -> Any:
         """The stderr console."""
         if self._err is None:
-            self._err = make_console(stderr=True)
+            self._err = make_console(stderr=True, file=self.err_file)
         return self._err
+
+    @property
+    def ascii_only(self) -> bool:
+        """Whether stdout takes only ASCII (``PYTHONIOENCODING=ascii``, ``LC_ALL=C``)."""
+        return not is_unicode(self.out_file)
+
+    def _print_out(self, renderable: Any, **options: Any) -> None:
+        try:
+            self.out.print(renderable, **options)
+        except OSError as exc:
+            raise OutputLost(exc) from None
+        except ValueError as exc:  # a closed file object
+            raise OutputLost(OSError(9, str(exc))) from None
+
+    def _print_err(self, renderable: Any, **options: Any) -> None:
+        try:
+            self.err.print(renderable, **options)
+        except (OSError, ValueError):
+            pass  # stderr is full or gone: there is nowhere left to say so
+
+    def write_out(self, text: str) -> None:
+        """Plain text on stdout, as it is (JSON lines, replayed output of a worker)."""
+        try:
+            self.out_file.write(text)
+            self.out_file.flush()
+        except OSError as exc:
+            raise OutputLost(exc) from None
+        except (ValueError, AttributeError) as exc:
+            raise OutputLost(OSError(9, str(exc))) from None
+
+    def write_err(self, text: str) -> None:
+        """Plain text on stderr, best effort."""
+        try:
+            self.err_file.write(text)
+            self.err_file.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
 
     @property
     def partial(self) -> str:
         """``∂`` where the output can encode it, else ``d``."""
-        encoding = (self.out.encoding or "").lower().replace("-", "")
-        return "∂" if encoding.startswith("utf") else "d"
+        return "d" if self.ascii_only else "∂"
 
     # -- what a program displays while it runs --------------------------------------------
     def emit(self, output: Any) -> None:
@@ -628,13 +860,13 @@ class Renderer:
 
     def value(self, value: object) -> None:
         """Display one value."""
-        self.out.print(value_renderable(value), soft_wrap=True)
+        self._print_out(value_renderable(value, self.ascii_only), soft_wrap=True)
 
     def print_text(self, text: str) -> None:
         """What a program's ``print(...)`` wrote."""
         from rich.text import Text
 
-        self.out.print(Text(text), soft_wrap=True)
+        self._print_out(Text(text), soft_wrap=True)
 
     def accumulation(self, acc: Any, span: Span | None = None) -> None:
         """``x.grad: 3 + 6 -> 9 (accumulated; ...)`` on stderr, once per leaf and statement."""
@@ -656,14 +888,14 @@ class Renderer:
             text.append(f"{span.file}:{span.line}:{span.column}: ", style="bold")
         text.append("warning:", style="bold yellow")
         text.append(f" {message}")
-        self.err.print(text, soft_wrap=True)
+        self._print_err(text, soft_wrap=True)
 
     def notice(self, message: str) -> None:
         """A short message for people on stderr (not shown in JSON mode)."""
         from rich.text import Text
 
         if not self.json_mode:
-            self.err.print(Text(message, style="dim"), soft_wrap=True)
+            self._print_err(Text(message, style="dim"), soft_wrap=True)
 
     def derivative_checks(self, checks: dict[str, dict]) -> None:
         """Largest disagreements between Taylor mode, nesting and finite differences."""
@@ -687,7 +919,7 @@ class Renderer:
                     cell(row["taylor_vs_fd"]),
                     cell(row["nested_vs_fd"]),
                 )
-            self.out.print(table)
+            self._print_out(table)
 
     def derivative_costs(self, costs: dict[str, dict[str, list]]) -> None:
         """Graph nodes, time and peak memory per order, for each method that ran."""
@@ -705,7 +937,7 @@ class Renderer:
                         f"{row['seconds'] * 1e3:.2f} ms",
                         f"{row['peak_bytes'] / 1024:.1f} KiB",
                     )
-                self.out.print(table)
+                self._print_out(table)
 
     def formulas(self, formulas: dict[str, list[str]], latex: bool = False) -> None:
         """Derivatives as programs of the language (``eval --symbolic``), or as LaTeX."""
@@ -723,7 +955,7 @@ class Renderer:
 
     def derivatives(self, derivatives: dict[str, list[Any]]) -> None:
         """Gradients, or all orders of derivatives as a table."""
-        self.out.print(derivatives_renderable(derivatives, self.partial), soft_wrap=True)
+        self._print_out(derivatives_renderable(derivatives, self.partial), soft_wrap=True)
 
     def graph(self, value: object) -> None:
         """The grad_fn chain of a value (a tensor or a node)."""
@@ -731,9 +963,9 @@ class Renderer:
 
         root = value if is_node(value) else getattr(value, "grad_fn", None)
         if root is None:
-            self.out.print(Text("grad_fn: None (a leaf or a constant)"), soft_wrap=True)
+            self._print_out(Text("grad_fn: None (a leaf or a constant)"), soft_wrap=True)
         else:
-            self.out.print(graph_tree(root))
+            self._print_out(graph_tree(root, ascii_only=self.ascii_only))
 
     def table(self, title: str, columns: list[str], rows: list[list[str]]) -> None:
         """A small table of text (the REPL's ``:vars``)."""
@@ -744,7 +976,7 @@ class Renderer:
             table.add_column(column)
         for row in rows:
             table.add_row(*row)
-        self.out.print(table)
+        self._print_out(table)
 
     def explain(self, entries: list[Any]) -> None:
         """``adcli explain``: one explanation in full, or (several) a list of the codes."""
@@ -756,7 +988,7 @@ class Renderer:
             )
             return
         if len(entries) == 1:
-            self.out.print(explanation_text(entries[0]))
+            self._print_out(explanation_text(entries[0]))
             return
         from rich.text import Text
 
@@ -765,7 +997,7 @@ class Renderer:
             text.append(f"{e.code}", style="bold")
             text.append(f"  {e.kind:<7} {e.title}\n")
         text.append("\n'adcli explain CODE' (or the kind, say 'adcli explain shape') tells more.")
-        self.out.print(text, soft_wrap=True)
+        self._print_out(text, soft_wrap=True)
 
     def raw(self, text: str) -> None:
         """Text exactly as given on stdout (DOT, SVG): no wrapping, no styling."""
@@ -776,7 +1008,106 @@ class Renderer:
         """A plain line of text on stdout."""
         from rich.text import Text
 
-        self.out.print(Text(text), soft_wrap=True)
+        self._print_out(Text(text), soft_wrap=True)
+
+    # -- what the commands return ------------------------------------------------------------
+    def eval_result(self, result: Any) -> None:
+        """``adcli eval``: one JSON object, or the value, derivatives, graph, checks, costs."""
+        value = result.value
+        if self.json_mode:
+            obj = value_json(value)
+            obj["outputs"] = result.outputs
+            if result.derivatives is not None:
+                obj["grads"] = {
+                    n: array_json(ds[0].numpy()) for n, ds in result.derivatives.items()
+                }
+                obj["derivatives"] = {
+                    n: [array_json(d.numpy()) for d in ds] for n, ds in result.derivatives.items()
+                }
+            if result.graph:
+                obj["graph"] = graph_json(
+                    value if is_node(value) else getattr(value, "grad_fn", None)
+                )
+            if result.checks is not None:
+                obj["check"] = result.checks
+            if result.symbolic is not None:
+                obj["symbolic"] = result.symbolic
+            if result.latex is not None:
+                obj["latex"] = result.latex
+            if result.costs is not None:
+                obj["cost"] = result.costs
+            self.json(obj)
+            return
+        if value is not None or result.displays_none:
+            self.value(value)
+        if result.derivatives is not None:
+            self.derivatives(result.derivatives)
+        if result.graph and not is_node(value):  # a grad_fn value is already shown as its chain
+            self.graph(value)
+        if result.symbolic is not None:
+            self.formulas(result.symbolic)
+        if result.latex is not None:
+            self.formulas(result.latex, latex=True)
+        if result.checks is not None:
+            self.derivative_checks(result.checks)
+        if result.costs is not None:
+            self.derivative_costs(result.costs)
+
+    def file_header(self, name: str) -> None:
+        """Before a file's output when ``run`` has several: ``==> a.ad <==``."""
+        if not self.json_mode and not self.quiet:
+            self.line(f"==> {printable(name)} <==")
+
+    def file_result(self, result: Any, annotate: bool = False) -> None:
+        """The end of one file of ``run``: its JSON line, and its GitHub annotation."""
+        if self.json_mode:
+            self.json(
+                {
+                    "file": result.name,
+                    "ok": result.ok,
+                    "outputs": result.outputs,
+                    "error": result.error,
+                }
+            )
+        if annotate and result.error is not None:
+            self.annotation(result.error)
+
+    def annotation(self, info: dict[str, Any]) -> None:
+        """A GitHub Actions annotation: on stdout, or on stderr where stdout is JSON."""
+        line = github_annotation(info) + "\n"
+        if self.json_mode:
+            self.write_err(line)
+        else:
+            self.write_out(line)
+
+    def run_summary(self, run: Any) -> None:
+        """``3 files: 2 passed, 1 failed in 0.41 s`` (human output of several files)."""
+        if self.json_mode:
+            return
+        count = len(run.files) + len(run.not_run)
+        parts = [f"{run.passed} passed", f"{run.failed} failed"]
+        if run.not_run:
+            parts.append(f"{len(run.not_run)} not run")
+        self.line(f"{count} files: {', '.join(parts)} in {run.seconds:.2f} s")
+
+    def check_result(self, result: Any, annotate: bool = False) -> None:
+        """``adcli check`` of one file: its JSON line, or each error with its caret, or ok."""
+        if self.json_mode:
+            self.json(
+                {
+                    "file": result.name,
+                    "ok": not result.errors,
+                    "errors": [failure_json(e) for e in result.errors],
+                }
+            )
+        else:
+            for err in result.errors:
+                self.report(err, result.source_lines)
+            if not result.errors:
+                self.line(f"{printable(result.name)}: ok")
+        if annotate:
+            for err in result.errors:
+                self.annotation(failure_json(err))
 
     # -- failures -----------------------------------------------------------------------------
     def error(self, err: AdcliError, source_lines: SourceLines | None = None) -> None:
@@ -785,7 +1116,7 @@ class Renderer:
             self._traceback(err)
         if not self.json_mode:
             colour = bool(self.err.is_terminal and self.err.color_system is not None)
-            self.err.print(
+            self._print_err(
                 error_text(err, source_lines, explain=True, highlight=colour), soft_wrap=True
             )
 
@@ -806,7 +1137,7 @@ class Renderer:
         """A usage message on stderr (the command line was wrong)."""
         from rich.text import Text
 
-        self.err.print(Text(text), soft_wrap=True)
+        self._print_err(Text(text), soft_wrap=True)
 
     def internal_error(self, exc: BaseException) -> None:
         """Report an exception that is a bug in adcli rather than the user's doing."""
@@ -820,16 +1151,14 @@ class Renderer:
             text.append(f" {info['message']}\n")
             text.append("hint:", style="bold cyan")
             text.append(f" {info['hint']}")
-            self.err.print(text, soft_wrap=True)
+            self._print_err(text, soft_wrap=True)
 
     def _traceback(self, exc: BaseException) -> None:
         import traceback
 
-        sys.stderr.write("".join(traceback.format_exception(exc)))
-        sys.stderr.flush()
+        self.write_err("".join(traceback.format_exception(exc)))
 
     # -- JSON -----------------------------------------------------------------------------------
     def json(self, obj: object) -> None:
         """Write one JSON object as one line on stdout."""
-        sys.stdout.write(dumps(obj) + "\n")
-        sys.stdout.flush()
+        self.write_out(dumps(obj) + "\n")

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from adcli import __version__
-from adcli.cli.render import Renderer, output_json, summary
+from adcli.cli.options import open_session
+from adcli.cli.render import OutputLost, Renderer, output_json, summary
 from adcli.errors import AdcliError
 
 PROMPT = "ad> "
@@ -40,8 +41,18 @@ Tab completes names, builtins, attributes and methods; Ctrl-C clears the line or
 interrupts a computation; history is kept in {history}."""
 
 
+#: The longest input line or entry read off a terminal, when no limit says otherwise.
+DEFAULT_MAX_ENTRY = 10 * 1024 * 1024
+#: Below this size an entry is re-checked for completeness on every line (cheap); above
+#: it only when the brackets close or it has doubled, so a huge paste stays linear.
+SMALL_ENTRY = 1024
+
+
 def history_path() -> Path:
-    """Where the history lives: ``$XDG_STATE_HOME/adcli/history``, else ``~/.local/state``."""
+    """Where the history lives: ``$XDG_STATE_HOME/adcli/history``, else ``~/.local/state``.
+
+    A relative ``XDG_STATE_HOME`` is ignored, as the XDG spec says.
+    """
     state = os.environ.get("XDG_STATE_HOME", "")
     base = Path(state) if os.path.isabs(state) else Path.home() / ".local" / "state"
     return base / "adcli" / "history"
@@ -49,8 +60,6 @@ def history_path() -> Path:
 
 def run_repl(opts: Any) -> int:
     """Run the REPL with the global options ``opts`` until end of input; returns the exit status."""
-    from adcli.cli.app import open_session
-
     renderer = Renderer(json_mode=opts.json, debug=opts.debug)
     try:
         session = open_session(opts)
@@ -58,8 +67,15 @@ def run_repl(opts: Any) -> int:
         renderer.fail(err)
         return 1
     session.keep_tape_inputs = True  # symbolic(...) can spell what earlier lines computed
-    interactive = sys.stdin.isatty() and sys.stdout.isatty()
-    read = _terminal_reader(session) if interactive else _stream_reader(sys.stdin)
+    if sys.stdin is None:
+        renderer.fail(AdcliError("value", "cannot read <stdin>: standard input is closed"))
+        return 1
+    interactive = sys.stdin.isatty() and sys.stdout is not None and sys.stdout.isatty()
+    limit = session.limits.max_source_bytes
+    if interactive:
+        read = _terminal_reader(session, renderer)
+    else:
+        read = _stream_reader(sys.stdin, limit)
     if interactive:
         renderer.line(
             f"adcli {__version__} (device {opts.device}, {opts.dtype}). "
@@ -73,6 +89,12 @@ def run_repl(opts: Any) -> int:
             continue
         except EOFError:
             break
+        except AdcliError as err:  # an endless line (`< /dev/zero`): nothing more can be read
+            renderer.fail(err)
+            return 1
+        except (OSError, ValueError) as exc:  # standard input went away
+            renderer.fail(AdcliError("value", f"cannot read <stdin>: {exc}"))
+            return 1
         if not repl.handle(text):
             break
     if interactive:
@@ -103,6 +125,8 @@ class _Repl:
             self.session.run(text, "<stdin>", emit=self.emit)
         except KeyboardInterrupt:
             self.renderer.notice("interrupted")
+        except OutputLost:
+            raise
         except Exception as exc:  # noqa: BLE001 - an error is shown; the session goes on
             self.renderer.fail(exc, self.session.source_lines)
         return True
@@ -114,11 +138,23 @@ class _Repl:
         if name in (":quit", ":q", ":exit"):
             return False
         if name == ":help":
-            self.renderer.line(HELP.format(history=history_path()))
+            if self.renderer.json_mode:
+                self.renderer.json({"help": HELP.format(history=history_path())})
+            else:
+                self.renderer.line(HELP.format(history=history_path()))
         elif name == ":vars":
-            rows = [[n, summary(v)] for n, v in sorted(self.session.variables().items())]
-            rows += [[n, repr(f)] for n, f in sorted(self.session.functions.items())]
-            if rows:
+            variables = sorted(self.session.variables().items())
+            functions = sorted(self.session.functions.items())
+            if self.renderer.json_mode:  # stdout carries only JSON
+                self.renderer.json(
+                    {
+                        "variables": {n: summary(v) for n, v in variables},
+                        "functions": {n: repr(f) for n, f in functions},
+                    }
+                )
+            elif variables or functions:
+                rows = [[n, summary(v)] for n, v in variables]
+                rows += [[n, repr(f)] for n, f in functions]
                 self.renderer.table("variables", ["name", "value"], rows)
             else:
                 self.renderer.line("no variables yet")
@@ -135,7 +171,10 @@ class _Repl:
     def switch_device(self, device: str) -> None:
         """``:device`` shows the default device; ``:device NAME`` switches it."""
         if not device:
-            self.renderer.line(f"device: {self.device}")
+            if self.renderer.json_mode:
+                self.renderer.json({"device": self.device})
+            else:
+                self.renderer.line(f"device: {self.device}")
             return
         try:
             self.session.set_device(device)
@@ -146,34 +185,97 @@ class _Repl:
         self.renderer.notice(f"default device is now {device}")
 
 
-def _stream_reader(stream: Any) -> Callable[[], str]:
-    """Statements from a non-terminal stream: lines joined while a bracket is open."""
-    from adcli.lang.parser import is_complete
+class Continuation:
+    """Whether the lines of an entry so far make a complete statement, in linear time.
+
+    The parser decides (:func:`~adcli.lang.parser.is_complete`), but asking it after
+    every line of a 2,000-line bracket literal costs O(n^2). A cheap scan of each new
+    line keeps the bracket depth (strings and comments skipped); the parser is asked
+    when the brackets close, on every line of a small entry, and on a large one only
+    each time it has doubled in size.
+    """
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.size = 0
+        self.checked_size = 0
+
+    def complete_after(self, line: str, text: str) -> bool:
+        """Add ``line`` (``text`` is the whole entry so far): is the entry complete?"""
+        from adcli.lang.parser import is_complete
+
+        self.depth += _bracket_change(line)
+        self.size = len(text)
+        if self.depth > 0 and self.size > SMALL_ENTRY and self.size < 2 * self.checked_size:
+            return False
+        self.checked_size = self.size
+        return is_complete(text)
+
+
+def _bracket_change(line: str) -> int:
+    """Opening minus closing brackets on one line, outside strings and comments."""
+    change = 0
+    in_string = False
+    escaped = False
+    for ch in line:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch == "#":
+            break
+        elif ch in "([{":
+            change += 1
+        elif ch in ")]}":
+            change -= 1
+    return change
+
+
+def _stream_reader(stream: Any, limit: int = DEFAULT_MAX_ENTRY) -> Callable[[], str]:
+    """Statements from a non-terminal stream: lines joined while a bracket is open.
+
+    No line and no entry may be longer than ``limit`` characters (``< /dev/zero`` is
+    one endless line): past it, a ``limit`` error.
+    """
+
+    def too_long() -> AdcliError:
+        return AdcliError(
+            "limit",
+            f"input too large (an entry of more than {limit} characters; limit {limit})",
+            hint="raise the limit with --max-source-bytes",
+        )
 
     def read() -> str:
         lines: list[str] = []
+        size = 0
+        continuation = Continuation()
         while True:
-            line = stream.readline()
+            line = stream.readline(limit + 1 - size)
             if not line:
                 if lines:  # end of input inside a bracket: run it, and show the syntax error
                     return "\n".join(lines)
                 raise EOFError
+            size += len(line)
+            if size > limit:
+                raise too_long()
             lines.append(line.rstrip("\r\n"))
             text = "\n".join(lines)
-            if is_complete(text):
+            if continuation.complete_after(lines[-1], text):
                 return text
 
     return read
 
 
-def _terminal_reader(session: Any) -> Callable[[], str]:
+def _terminal_reader(session: Any, renderer: Renderer) -> Callable[[], str]:
     """A prompt_toolkit prompt: history, completion, Enter ends a statement only when complete."""
     from prompt_toolkit import PromptSession
     from prompt_toolkit.completion import Completer, Completion
-    from prompt_toolkit.history import FileHistory, InMemoryHistory
     from prompt_toolkit.key_binding import KeyBindings
-
-    from adcli.lang.parser import is_complete
 
     class SessionCompleter(Completer):
         def get_completions(self, document: Any, complete_event: Any) -> Iterator[Completion]:
@@ -181,22 +283,17 @@ def _terminal_reader(session: Any) -> Callable[[], str]:
                 yield Completion(text, start_position=-back)
 
     bindings = KeyBindings()
+    tracker = _BufferTracker()
 
     @bindings.add("enter")
     def _enter(event: Any) -> None:
         buffer = event.current_buffer
-        if buffer.text.strip().startswith(":") or is_complete(buffer.text):
+        if buffer.text.strip().startswith(":") or tracker.complete(buffer.text):
             buffer.validate_and_handle()
         else:
             buffer.insert_text("\n")
 
-    path = history_path()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(exist_ok=True)
-        history: Any = FileHistory(str(path))
-    except OSError:
-        history = InMemoryHistory()
+    history = make_history(history_path(), renderer)
 
     options: dict[str, Any] = {}
     if os.environ.get("NO_COLOR", "") == "":
@@ -216,6 +313,75 @@ def _terminal_reader(session: Any) -> Callable[[], str]:
         complete_while_typing=False,
     )
     return prompt.prompt
+
+
+class _BufferTracker:
+    """:class:`Continuation` for the line editor's buffer, which grows a line at a time
+    while a statement is typed or pasted (and may be edited anywhere, then it starts over)."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.continuation = Continuation()
+
+    def complete(self, text: str) -> bool:
+        if not text.startswith(self.text) or not self.text:
+            self.continuation = Continuation()
+            new = text
+        else:
+            new = text[len(self.text) :]
+        self.text = text
+        done = self.continuation.complete_after(new, text)
+        if done:
+            self.text = ""
+            self.continuation = Continuation()
+        return done
+
+
+def make_history(path: Path, renderer: Renderer) -> Any:
+    """The line editor's history: a file under the state directory, or, where that
+    cannot be used (a directory, unwritable, a full disk), in memory with one warning."""
+    from prompt_toolkit.history import FileHistory, InMemoryHistory
+
+    class SafeFileHistory(FileHistory):
+        """A file history that falls back to memory, once, when the file fails."""
+
+        broken = False
+
+        def load_history_strings(self) -> Any:
+            try:
+                yield from super().load_history_strings()
+            except (OSError, UnicodeDecodeError, ValueError) as exc:
+                self._give_up(exc)
+
+        def store_string(self, string: str) -> None:
+            if self.broken:
+                return
+            try:
+                super().store_string(string)
+            except (OSError, ValueError) as exc:
+                self._give_up(exc)
+
+        def _give_up(self, exc: BaseException) -> None:
+            if not self.broken:
+                self.broken = True
+                renderer.warning(
+                    f"history is kept in memory only: cannot use {path}: {_reason(exc)}"
+                )
+
+    try:
+        if path.exists() and not path.is_file():
+            raise IsADirectoryError(21, "not a regular file")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except (OSError, ValueError) as exc:
+        renderer.warning(f"history is kept in memory only: cannot use {path}: {_reason(exc)}")
+        return InMemoryHistory()
+    return SafeFileHistory(str(path))
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc)
 
 
 def completions(session: Any, before_cursor: str) -> list[tuple[str, int]]:

@@ -16,7 +16,6 @@ call time).
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from adcli.lang import builtins as B
 from adcli.lang import library as _library
 from adcli.lang import nodes as N
 from adcli.lang import scope as S
+from adcli.lang import sources
 from adcli.lang.compiled import FAST_OPERANDS, TENSOR_OPS, compile_block
 from adcli.lang.values import Output, UserFunction, type_name
 
@@ -367,29 +367,22 @@ class Evaluator:
         return lines[span.line - 1][span.column - 1 :] + " ..."
 
     def _import(self, stmt: N.Import, base_dir: Path) -> None:
-        from adcli.lang.parser import read_source
-
         raw = stmt.path
-        if not raw.endswith(".ad"):
-            raise AdcliError("value", f"import takes only .ad files, not {raw!r}", stmt.path_span)
-        path = (base_dir / raw).resolve()
-        key = str(path)
+        target = sources.resolve_import(raw, base_dir, stmt.path_span)
+        path, key, filename = target.path, target.key, target.filename
         if key in self.import_stack:
             chain = " -> ".join(Path(p).name for p in self.import_stack + [key])
             raise AdcliError("value", f"import cycle: {chain}", stmt.path_span)
         if key in self.imported:
             return
-        if not path.is_file():
-            raise AdcliError(
-                "value", f"cannot import {raw!r}: no such file ({path})", stmt.path_span
-            )
-        filename = os.path.relpath(path) if not os.path.isabs(raw) else str(path)
-        try:
-            source = read_source(path, filename, self.limits.max_source_bytes)
-        except OSError as exc:
-            raise AdcliError(
-                "value", f"cannot import {raw!r}: {exc.strerror or exc}", stmt.path_span
-            ) from None
+        source = sources.read_source(
+            path,
+            filename,
+            self.limits.max_source_bytes,
+            regular_only=True,
+            what=f"import {raw!r}",
+            span=stmt.path_span,
+        )
         program = self._parse(source, filename)
         self.import_stack.append(key)
         saved_span = self._statement_span

@@ -27,6 +27,7 @@ from adcli.engine.tensor import STATE, Tensor
 from adcli.errors import AdcliError, Span
 from adcli.lang import builtins as B
 from adcli.lang import nodes as N
+from adcli.lang import sources
 from adcli.lang.derivatives import DerivativeServices
 from adcli.lang.evaluator import CONSTANTS, Evaluator, _is_literal
 from adcli.lang.values import DEFAULT_MAX_ELEMENTS, Accumulation, Limits, Output, UserFunction
@@ -122,13 +123,11 @@ class Session(Evaluator, DerivativeServices):
         self._steps = 0
         self._compiled.clear()  # bodies are compiled again per program: memory stays bounded
         if base_dir is None:
-            base_dir = (
-                Path(filename).resolve().parent if not filename.startswith("<") else Path.cwd()
-            )
+            base_dir = sources.base_dir_of(filename)
         # A script is on the import stack while it runs: importing it back is a cycle.
         on_stack = not filename.startswith("<")
         if on_stack:
-            self.import_stack.append(str(Path(filename).resolve()))
+            self.import_stack.append(sources.identity(filename))
         try:
             return self._with_engine_settings(
                 lambda: self._run_program(program, Path(base_dir)), emit
@@ -139,8 +138,6 @@ class Session(Evaluator, DerivativeServices):
 
     def run_file(self, path, emit=None):
         """Run the script at ``path`` (its imports resolve relative to it)."""
-        from adcli.lang.parser import read_source
-
         p = Path(path)
         if p.suffix == ".py":
             raise AdcliError(
@@ -149,12 +146,9 @@ class Session(Evaluator, DerivativeServices):
                 hint="the .ad language is not Python: see `man adcli-lang` (f(x) = ..., "
                 "for i in range(n) { ... }, true/false/none)",
             )
-        try:
-            source = read_source(p, str(path), self.limits.max_source_bytes)
-        except OSError as exc:
-            raise AdcliError("value", f"cannot read {path}: {exc.strerror or exc}") from None
-        self.imported.add(str(p.resolve()))
-        return self.run(source, str(path), emit, base_dir=p.resolve().parent)
+        source = sources.read_source(path, str(path), self.limits.max_source_bytes)
+        self.imported.add(sources.identity(str(path)))
+        return self.run(source, str(path), emit, base_dir=sources.base_dir_of(str(path)))
 
     def source_lines(self, filename: str) -> list[str] | None:
         return self.sources.get(filename)

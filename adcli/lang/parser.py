@@ -30,6 +30,7 @@ from typing import Any
 
 from adcli.errors import AdcliError, Span
 from adcli.lang import nodes
+from adcli.lang.sources import DEFAULT_MAX_SOURCE_BYTES, read_source
 
 __all__ = [
     "DEFAULT_MAX_DEPTH",
@@ -45,8 +46,6 @@ __all__ = [
 _INT_LIMIT = 2**63
 #: How deeply brackets may nest before a script is refused (kind "limit").
 DEFAULT_MAX_DEPTH = 200
-#: The largest source accepted, in UTF-8 bytes (kind "limit").
-DEFAULT_MAX_SOURCE_BYTES = 10 * 1024 * 1024
 
 
 def parse(
@@ -67,45 +66,6 @@ def parse(
         return _parse(source, filename, max_depth, max_source_bytes)
     except _Unclosed as unclosed:
         raise unclosed.error from None
-
-
-def read_source(
-    path: str | os.PathLike,
-    filename: str | None = None,
-    max_source_bytes: int = DEFAULT_MAX_SOURCE_BYTES,
-) -> str:
-    """The text of the script at ``path``: UTF-8, a leading byte-order mark dropped.
-
-    Bytes that are not UTF-8 are a syntax error at the first of them (``filename``,
-    default ``path``, goes into its span). At most ``max_source_bytes`` are read
-    (``/dev/zero`` never ends): more is a ``limit`` error. ``OSError`` passes to
-    the caller.
-    """
-    filename = filename or str(path)
-    with open(path, "rb") as file:
-        data = file.read(max_source_bytes + 1)
-    if len(data) > max_source_bytes:
-        raise AdcliError(
-            "limit",
-            f"source too large (more than {max_source_bytes} bytes; limit {max_source_bytes})",
-            Span(filename, 1, 1, 1, 1),
-            hint="split it into several files, or raise the limit with --max-source-bytes",
-        )
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        start = exc.start
-        line_start = data.rfind(b"\n", 0, start) + 1
-        line = data.count(b"\n", 0, start) + 1
-        column = len(data[line_start:start].decode("utf-8", "replace")) + 1
-        raise AdcliError(
-            "syntax",
-            f"byte 0x{data[start]:02X} is not UTF-8 text",
-            Span(filename, line, column, line, column + 1),
-            hint="save the script as UTF-8",
-        ) from None
 
 
 def is_complete(source: str) -> bool:

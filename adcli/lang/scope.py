@@ -14,12 +14,12 @@ arguments and known keywords; known attributes and methods; imports of
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from adcli.errors import AdcliError
 from adcli.lang import builtins as B
 from adcli.lang import nodes as N
+from adcli.lang import sources
 
 #: Python's spellings of the language's literals (for "did you mean").
 PYTHON_SPELLINGS = {"True": "true", "False": "false", "None": "none"}
@@ -177,8 +177,9 @@ def user_call_problem(name: str, params: tuple, n_args: int, keyword_names) -> s
 class Checker:
     """Every static problem of a program and the files it imports."""
 
-    def __init__(self, limits=None) -> None:
+    def __init__(self, limits=None, lines: dict | None = None) -> None:
         self.limits = limits
+        self.lines = lines
         self.errors: list[AdcliError] = []
         self.variables: set[str] = set()
         self.functions: dict[str, tuple] = {}  # name -> its parameters
@@ -282,42 +283,53 @@ class Checker:
         self.functions[stmt.name] = tuple(stmt.params)
 
     def import_(self, stmt: N.Import, base_dir: Path, stack: list[str]) -> None:
-        from adcli.lang.parser import parse, read_source
+        from adcli.lang.parser import parse  # the parser imports this module's rules
 
-        if not stmt.path.endswith(".ad"):
-            self.error("value", f"import takes only .ad files, not {stmt.path!r}", stmt.path_span)
+        try:
+            target = sources.resolve_import(stmt.path, base_dir, stmt.path_span)
+        except AdcliError as err:
+            self.errors.append(err)
             return
-        path = (base_dir / stmt.path).resolve()
-        key = str(path)
+        path, key, filename = target.path, target.key, target.filename
         if key in stack:
             chain = " -> ".join(Path(p).name for p in stack + [key])
             self.error("value", f"import cycle: {chain}", stmt.path_span)
             return
         if key in self.seen_files:
             return
-        if not path.is_file():
-            self.error(
-                "value", f"cannot import {stmt.path!r}: no such file ({path})", stmt.path_span
-            )
-            return
         self.seen_files.add(key)
-        # Named as the interpreter names it, so a caret can find the file's lines.
-        filename = os.path.relpath(path) if not os.path.isabs(stmt.path) else str(path)
+        first = len(self.errors)
         try:
-            program = parse(
-                read_source(path, filename, *self._source_limit()), filename, **self.parse_limits()
+            source = sources.read_source(
+                path,
+                filename,
+                *self._source_limit(),
+                regular_only=True,
+                what=f"import {stmt.path!r}",
+                span=stmt.path_span,
             )
         except AdcliError as err:
             self.errors.append(err)
             return
-        except OSError as exc:
-            self.error(
-                "value", f"cannot import {stmt.path!r}: {exc.strerror or exc}", stmt.path_span
-            )
+        try:
+            program = parse(source, filename, **self.parse_limits())
+        except AdcliError as err:
+            self.errors.append(err)
+        else:
+            saved = self.defined_later
+            self.program(program, path.parent, stack + [key])
+            self.defined_later = saved
+        self.keep_lines(source, filename, self.errors[first:])
+
+    def keep_lines(self, source: str, filename: str, errors: list) -> None:
+        """Store the source line of each error in ``filename`` (only those lines), so that
+        drawing a caret never reads a file again."""
+        if self.lines is None:
             return
-        saved = self.defined_later
-        self.program(program, path.parent, stack + [key])
-        self.defined_later = saved
+        wanted = {e.span.line for e in errors if e.span is not None and e.span.file == filename}
+        for number in wanted:
+            if (filename, number) not in self.lines:
+                self.lines[(filename, number)] = _line_of(source, number)
 
     def _source_limit(self) -> tuple:
         return () if self.limits is None else (self.limits.max_source_bytes,)
@@ -395,10 +407,27 @@ class Checker:
                 self.error("type", problem, node.span)
 
 
-def check_program(program: N.Program, filename: str, base_dir=None, limits=None) -> list:
-    """Every static problem of a parsed program (an empty list when it looks fine)."""
+def check_program(
+    program: N.Program, filename: str, base_dir=None, limits=None, lines: dict | None = None
+) -> list:
+    """Every static problem of a parsed program (an empty list when it looks fine).
+
+    With ``lines`` (a dict), the source line under each error's caret in an imported
+    file is stored there as ``lines[(file, line)]``.
+    """
     if base_dir is None:
-        base_dir = Path(filename).resolve().parent if not filename.startswith("<") else Path.cwd()
-    checker = Checker(limits)
-    checker.program(program, Path(base_dir), [str(Path(filename).resolve())])
+        base_dir = sources.base_dir_of(filename)
+    checker = Checker(limits, lines)
+    checker.program(program, Path(base_dir), [sources.identity(filename)])
     return checker.errors
+
+
+def _line_of(source: str, number: int) -> str | None:
+    """Line ``number`` (1-based) of ``source``, found without splitting the whole text."""
+    start = 0
+    for _ in range(number - 1):
+        start = source.find("\n", start) + 1
+        if start == 0:
+            return None
+    end = source.find("\n", start)
+    return source[start:] if end < 0 else source[start:end]

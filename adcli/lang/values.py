@@ -1,6 +1,6 @@
 """The language's values and settings that every part of ``adcli.lang`` shares.
 
-:class:`Limits` (what a session may use), :class:`Output` (what a running
+:class:`Limits` (what a session may use; defined in :mod:`adcli.lang.limits`), :class:`Output` (what a running
 program shows), :class:`UserFunction` (a defined function) and
 :func:`type_name` (how messages name a value). Nothing here runs code, so the
 builtins (:mod:`adcli.lang.library`) and the evaluator can both import it
@@ -14,34 +14,17 @@ from dataclasses import dataclass, field
 from adcli.errors import Span
 from adcli.lang import builtins as B
 from adcli.lang import nodes as N
+from adcli.lang.limits import DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_STEPS, Limits
 from adcli.lang.wording import kind_of
 
-DEFAULT_MAX_ELEMENTS = 50_000_000
-DEFAULT_MAX_STEPS = 10_000_000
-
-
-@dataclass
-class Limits:
-    """What one session may use; each is a clear ``limit`` error when exceeded.
-
-    The command line sets them with ``--max-elements``, ``--max-bytes``,
-    ``--max-depth`` (which sets ``max_depth`` to N and ``max_expr_depth`` to
-    10 N), ``--max-call-depth``, ``--max-calls``, ``--max-order``,
-    ``--max-source-bytes``, ``--max-steps`` and ``--timeout``.
-    """
-
-    max_elements: int = DEFAULT_MAX_ELEMENTS  # elements in any one tensor
-    # Bytes of any one new tensor (checked before allocating), and of all the
-    # tensors bound to variables together (checked as each is bound).
-    max_bytes: int = 4 * 1024**3
-    max_depth: int = 200  # bracket nesting in the source
-    max_expr_depth: int = 2_000  # nesting of the expression tree (operators, calls)
-    max_call_depth: int = 64  # user function calls inside one another
-    max_calls: int = 1_000_000  # user function calls made by one statement
-    max_order: int = 64  # derivative order
-    max_source_bytes: int = 10 * 1024 * 1024  # one script
-    max_steps: int = DEFAULT_MAX_STEPS  # statements executed by one program (loops)
-    timeout: float | None = None  # seconds one program may run (None: no limit)
+__all__ = [
+    "DEFAULT_MAX_ELEMENTS",
+    "DEFAULT_MAX_STEPS",
+    "Limits",
+    "Output",
+    "UserFunction",
+    "type_name",
+]
 
 
 @dataclass(frozen=True)
