@@ -36,7 +36,9 @@ class Span(tuple):
     __slots__ = ()
     _fields = ("file", "line", "column", "end_line", "end_column")
 
-    def __new__(cls, file: str, line: int, column: int, end_line: int, end_column: int) -> Span:
+    def __new__(  # noqa: PYI034 - Python 3.10 has no typing.Self
+        cls, file: str, line: int, column: int, end_line: int, end_column: int
+    ) -> Span:
         return tuple.__new__(cls, (file, line, column, end_line, end_column))
 
     file = property(itemgetter(0), doc="the file name, as given to the parser")

@@ -65,6 +65,7 @@ class GlobalOptions:
     json: bool = False
     debug: bool = False
     detect_anomaly: bool = False
+    no_cache: bool = False
     #: limits given on the command line (the others keep the session's defaults)
     max_elements: int | None = None
     max_bytes: int | None = None
@@ -209,6 +210,13 @@ def root(
             "operation that made one (slower).",
         ),
     ] = False,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="Neither read nor write the cache of parsed scripts (in $XDG_CACHE_HOME/adcli).",
+        ),
+    ] = False,
     max_elements: Annotated[
         int | None,
         typer.Option(min=1, metavar="N", help="Most elements in one tensor [default: 50000000]."),
@@ -281,6 +289,7 @@ def root(
         json=json_output,
         debug=debug,
         detect_anomaly=detect_anomaly,
+        no_cache=no_cache,
         max_elements=max_elements,
         max_bytes=max_bytes,
         max_depth=max_depth,
@@ -290,6 +299,10 @@ def root(
         max_source_bytes=max_source_bytes,
         timeout=timeout,
     )
+    if no_cache:
+        from adcli.lang.parser import set_cache
+
+        set_cache(False)
     if ctx.invoked_subcommand is not None or ctx.resilient_parsing:
         return
     if sys.stdin.isatty() and sys.stdout.isatty():

@@ -26,10 +26,16 @@ import os
 import re
 import threading
 import zlib
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator
+from itertools import accumulate, compress, islice, repeat
+from operator import add, attrgetter, itemgetter, ne, not_, or_, sub
+from time import monotonic
 from typing import Any
 
+from adcli import __version__
 from adcli.errors import AdcliError, Span
-from adcli.lang import nodes
+from adcli.lang import astcache, cache, nodes
 
 __all__ = [
     "DEFAULT_MAX_DEPTH",
@@ -39,6 +45,7 @@ __all__ = [
     "is_complete",
     "parse",
     "read_source",
+    "set_cache",
 ]
 
 #: Whole-number literals from here up are floats (as results of arithmetic are).
@@ -55,18 +62,47 @@ def parse(
     *,
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_source_bytes: int = DEFAULT_MAX_SOURCE_BYTES,
+    timeout: float | None = None,
+    cache: bool = False,
 ) -> nodes.Program:
     """Parse a whole script or one-liner into a :class:`~adcli.lang.nodes.Program`.
 
     ``filename`` goes into every span. Raises :class:`AdcliError` of kind
     ``"syntax"`` for malformed input, and of kind ``"limit"`` when brackets
-    nest deeper than ``max_depth`` or the source is larger than
-    ``max_source_bytes``.
+    nest deeper than ``max_depth``, the source is larger than
+    ``max_source_bytes``, or parsing takes more than ``timeout`` seconds.
+
+    With ``cache`` (and unless :func:`set_cache` turned it off), a script of
+    some size is looked up in the cache of parsed scripts first, and stored
+    there once parsed (see :mod:`adcli.lang.astcache`).
     """
+    deadline = _Deadline(timeout) if timeout else None
+    key = None
+    if cache and _use_cache and type(source) is str and len(source) >= astcache.MIN_SOURCE_CHARS:
+        _check_size(source, filename, max_source_bytes)
+        tables = _get_tables()
+        versions = f"adcli {__version__}; lark {tables.data['lark']}"
+        key = astcache.entry_key(source, tables.data["grammar"], versions)
+        program = astcache.load(key, filename, max_depth, len(source))
+        if program is not None:
+            return program
+    found: dict[str, int] = {}
     try:
-        return _parse(source, filename, max_depth, max_source_bytes)
+        program = _parse(source, filename, max_depth, max_source_bytes, deadline, found)
     except _Unclosed as unclosed:
         raise unclosed.error from None
+    if key is not None and "depth" in found:
+        astcache.store(key, program, found["depth"])
+    return program
+
+
+_use_cache = True
+
+
+def set_cache(enabled: bool) -> None:
+    """Turn the cache of parsed scripts on or off for this process (``--no-cache``)."""
+    global _use_cache
+    _use_cache = bool(enabled)
 
 
 def read_source(
@@ -146,23 +182,25 @@ def grammar_text() -> str:
 # ---------------------------------------------------------------------- tokens
 
 
-class _Token:
-    """One token: its terminal's name (``type``), its text and its place."""
+class _Token(tuple):
+    """One token: its terminal's name (``type``), its text (``value``) and its
+    :class:`Span`. A tuple underneath, so the lexer makes them in C, in bulk."""
 
-    __slots__ = ("column", "end_column", "end_line", "line", "type", "value")
+    __slots__ = ()
 
-    def __init__(
-        self, type: str, value: Any, line: int, column: int, end_line: int, end_column: int
-    ) -> None:
-        self.type = type
-        self.value = value
-        self.line = line
-        self.column = column
-        self.end_line = end_line
-        self.end_column = end_column
+    def __new__(cls, type: str, value: Any, span: Span) -> _Token:  # noqa: PYI034
+        return tuple.__new__(cls, (type, value, span))
+
+    type = property(itemgetter(0))
+    value = property(itemgetter(1))
+    span = property(itemgetter(2))
+    line = property(lambda self: self[2][1])
+    column = property(lambda self: self[2][2])
+    end_line = property(lambda self: self[2][3])
+    end_column = property(lambda self: self[2][4])
 
     def __repr__(self) -> str:
-        return f"_Token({self.type!r}, {self.value!r}, {self.line}:{self.column})"
+        return f"_Token({self[0]!r}, {self[1]!r}, {self.line}:{self.column})"
 
 
 class _Unclosed(Exception):
@@ -188,8 +226,16 @@ _SEPARATORS = frozenset({_NEWLINE, "SEMICOLON"})
 _OPERAND_STARTS = frozenset({"NAME", "NUMBER", "STRING", "TRUE", "FALSE", "NONE"})
 
 
-def _tokenize(source: str, filename: str, max_depth: int, tables: _Tables) -> list[_Token]:
-    """Split ``source`` into tokens, ending with ``$END`` (or ``$FAILED``)."""
+def _tokenize(
+    source: str,
+    filename: str,
+    max_depth: int,
+    tables: _Tables,
+    deadline: _Deadline | None = None,
+) -> list[_Token]:
+    """Split ``source`` into tokens, ending with ``$END`` (or ``$FAILED``): a
+    Python loop per token, careful about every error; :func:`_fast_chunks` is
+    the lexer of scripts without errors."""
     ignored = tables.ignored
     keywords = tables.keywords
     tokens: list[_Token] = []
@@ -204,18 +250,20 @@ def _tokenize(source: str, filename: str, max_depth: int, tables: _Tables) -> li
         column = position - line_start + 1
         if kind == _NEWLINE:
             if not open_brackets:
-                append(_Token(kind, "\n", line, column, line, column + 1))
+                append(_Token(kind, "\n", Span(filename, line, column, line, column + 1)))
             line += 1
             line_start = end
             continue
         if kind == _NO_TOKEN:
             error = _character_error(source, position, line, line_start, filename)
-            append(_Token(_FAILED, error, line, column, line, 0))
+            append(_Token(_FAILED, error, Span(filename, line, column, line, 0)))
             return tokens
         value = found.group()
+        if deadline is not None and not len(tokens) % _CHUNK:
+            deadline.check(filename)
         if kind in keywords:
             kind = keywords[kind].get(value, kind)
-        token = _Token(kind, value, line, column, line, column + end - position)
+        token = _Token(kind, value, Span(filename, line, column, line, column + end - position))
         if kind in _OPENERS:
             if len(open_brackets) >= max_depth:
                 error = AdcliError(
@@ -225,13 +273,13 @@ def _tokenize(source: str, filename: str, max_depth: int, tables: _Tables) -> li
                     hint="split the expression into several statements, or raise the limit "
                     "with --max-depth",
                 )
-                append(_Token(_FAILED, error, line, column, line, 0))
+                append(_Token(_FAILED, error, Span(filename, line, column, line, 0)))
                 return tokens
             open_brackets.append(token)
         elif kind in _CLOSERS:
             error = _close_bracket(token, open_brackets, filename)
             if error is not None:
-                append(_Token(_FAILED, error, line, column, line, 0))
+                append(_Token(_FAILED, error, Span(filename, line, column, line, 0)))
                 return tokens
         append(token)
     position = len(source)
@@ -239,9 +287,9 @@ def _tokenize(source: str, filename: str, max_depth: int, tables: _Tables) -> li
     if open_brackets:
         opener = open_brackets[-1]
         error = AdcliError("syntax", f"'{opener.value}' was never closed", _span(opener, filename))
-        append(_Token(_FAILED, _Unclosed(error), line, end_column, line, 0))
+        append(_Token(_FAILED, _Unclosed(error), Span(filename, line, end_column, line, 0)))
     else:
-        append(_Token(_END, "", line, end_column, line, end_column))
+        append(_Token(_END, "", Span(filename, line, end_column, line, end_column)))
     return tokens
 
 
@@ -279,7 +327,43 @@ class _Splice(list):
     __slots__ = ()
 
 
-def _parse(source: str, filename: str, max_depth: int, max_source_bytes: int) -> nodes.Program:
+class _Fallback(Exception):
+    """The fast lexer met something only the careful one reports well."""
+
+
+class _Deadline:
+    """The time limit of one parse (``--timeout``): checked once per chunk of tokens."""
+
+    __slots__ = ("limit", "when")
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        self.when = monotonic() + limit
+
+    def check(self, filename: str, token: _Token | None = None) -> None:
+        if monotonic() > self.when:
+            where = token[2] if token is not None else Span(filename, 1, 1, 1, 1)
+            error = AdcliError(
+                "limit",
+                f"parsing ran past the time limit of {self.limit:g} s",
+                where,
+                hint="make it smaller, or raise the limit with --timeout",
+            )
+            error.timed_out = True  # type: ignore[attr-defined]
+            raise error
+
+
+def _parse(
+    source: str,
+    filename: str,
+    max_depth: int,
+    max_source_bytes: int,
+    deadline: _Deadline | None = None,
+    found: dict[str, int] | None = None,
+) -> nodes.Program:
+    """Parse with the fast lexer, and on any error again with the careful one.
+    ``found["depth"]`` is set to the deepest bracket nesting when the fast one
+    parsed the script."""
     if not isinstance(source, str):
         raise TypeError(f"source must be str, not {type(source).__name__}")
     _check_size(source, filename, max_source_bytes)
@@ -290,68 +374,190 @@ def _parse(source: str, filename: str, max_depth: int, max_source_bytes: int) ->
     collecting = gc.isenabled()
     gc.disable()
     try:
-        tokens = _tokenize(source, filename, max_depth, tables)
-        program = _run(tables, tokens, _AstBuilder(filename))
+        try:
+            if not tables.fast:
+                raise _Fallback
+            depth = [0]
+            chunks = _fast_chunks(source, filename, max_depth, tables, deadline, depth)
+            program = _run(tables, chunks, _AstBuilder(filename))
+            if found is not None:
+                found["depth"] = depth[0]
+        except (_Fallback, AdcliError) as failed:
+            if getattr(failed, "timed_out", False):
+                raise
+            # Errors are rare: the careful lexer finds the first one in source
+            # order and words it (bracket errors, stray characters, limits).
+            tokens = _tokenize(source, filename, max_depth, tables, deadline)
+            program = _run(tables, _in_chunks(tokens, deadline, filename), _AstBuilder(filename))
     finally:
         if collecting:
             gc.enable()
     return nodes.Program(program.statements, _program_span(source, filename))
 
 
-def _run(tables: _Tables, tokens: list[_Token], builder: _AstBuilder) -> nodes.Program:
+#: Tokens lexed (and parsed) at a time: lexing is done in C a chunk at a
+#: time, so memory stays that of the tree being built, not of the tokens.
+_CHUNK = 2048
+_new = tuple.__new__
+
+
+def _fast_chunks(
+    source: str,
+    filename: str,
+    max_depth: int,
+    tables: _Tables,
+    deadline: _Deadline | None,
+    deepest_seen: list[int] | None = None,
+) -> Iterator[list[_Token]]:
+    """Tokens in chunks, each made by C loops (``finditer``, ``map``, ``compress``)
+    with no Python code per token. Anything the careful :func:`_tokenize` would
+    report (a character that starts no token, a bracket closed wrongly or nested
+    too deeply, one left open) raises :class:`_Fallback` instead."""
+    significant = tables.significant
+    keyword_of = tables.keyword_map
+    delta = tables.bracket_delta
+    newline = _NEWLINE
+    # Line k (1-based) starts at line_starts[k - 1]; marks[k] = line_starts[k - 1] - 1,
+    # so that the column of offset o on line k is o - marks[k].
+    line_starts = list(accumulate(map(add, map(len, source.split("\n")), repeat(1)), initial=0))
+    marks = [0, *map(sub, line_starts, repeat(1))]
+    matches = tables.regex.finditer(source)
+    names = repeat(filename)
+    depth = 0
+    last = None
+    while True:
+        chunk = list(islice(matches, _CHUNK))
+        if not chunk:
+            break
+        kinds = list(map(_LASTGROUP, chunk))
+        if _NO_TOKEN in kinds:
+            raise _Fallback
+        keep = list(map(significant.__getitem__, kinds))
+        chunk = list(compress(chunk, keep))
+        if not chunk:
+            continue
+        values = list(map(_GROUP, chunk))
+        kinds = list(map(keyword_of.get, values, compress(kinds, keep)))
+        starts = list(map(_START, chunk))
+        ends = list(map(_END_OF, chunk))
+        del chunk
+        if delta:
+            # The depth after each token (a newline's is the one it is at).
+            depths = list(accumulate(map(delta.get, kinds, repeat(0)), initial=depth))
+            del depths[0]
+            if depths:
+                depth = depths[-1]
+                deepest = max(depths)
+                if deepest > max_depth or min(depths) < 0:
+                    raise _Fallback
+                if deepest_seen is not None and deepest > deepest_seen[0]:
+                    deepest_seen[0] = deepest
+                if deepest:  # drop the newlines inside brackets
+                    inside = list(map(or_, map(ne, kinds, repeat(newline)), map(not_, depths)))
+                    kinds = list(compress(kinds, inside))
+                    values = list(compress(values, inside))
+                    starts = list(compress(starts, inside))
+                    ends = list(compress(ends, inside))
+        if not starts:
+            continue
+        # Each chunk's lines lie between these two: short binary searches.
+        low = bisect_right(line_starts, starts[0]) - 1
+        high = bisect_right(line_starts, ends[-1], low) + 1
+        bounds = repeat(line_starts), starts, repeat(low), repeat(high)
+        lines = list(map(bisect_right, *bounds))
+        end_lines = list(map(bisect_right, repeat(line_starts), ends, repeat(low), repeat(high)))
+        columns = map(sub, starts, map(marks.__getitem__, lines))
+        end_columns = map(sub, ends, map(marks.__getitem__, end_lines))
+        spans = map(_new, repeat(Span), zip(names, lines, columns, end_lines, end_columns))
+        tokens = list(map(_new, repeat(_Token), zip(kinds, values, spans)))
+        if tokens:
+            last = tokens[-1]
+            yield tokens
+        if deadline is not None:
+            deadline.check(filename, last)
+    if depth:
+        raise _Fallback
+    line = len(line_starts) - 1
+    end_column = len(source) - line_starts[line - 1] + 1
+    yield [_Token(_END, "", Span(filename, line, end_column, line, end_column))]
+
+
+_LASTGROUP = attrgetter("lastgroup")
+_GROUP = re.Match.group
+_START = re.Match.start
+_END_OF = re.Match.end
+
+
+def _in_chunks(
+    tokens: list[_Token], deadline: _Deadline | None, filename: str
+) -> Iterator[list[_Token]]:
+    if deadline is None:
+        yield tokens
+        return
+    for start in range(0, len(tokens), _CHUNK):
+        chunk = tokens[start : start + _CHUNK]
+        yield chunk
+        deadline.check(filename, chunk[-1])
+
+
+def _run(tables: _Tables, chunks: Iterable[list[_Token]], builder: _AstBuilder) -> nodes.Program:
     """The LALR(1) loop: shift tokens, reduce rules, build nodes bottom-up."""
     actions = tables.actions
     rules = tables.rules
     pass_origins = tables.pass_origins
     pass_chains = tables.pass_chains
-    keeps_all = tables.keeps_all
+    pickers = tables.pickers
     expand_single = tables.expand_single
     handlers = [getattr(builder, name) if name else None for name in tables.handler_names]
     end_state = tables.end_state
     states = [tables.start_state]
     values: list[Any] = []
-    for index, token in enumerate(tokens):
-        kind = token.type
-        state = states[-1]
-        while True:
-            action = actions[state].get(kind)
-            if action is None:
-                raise _syntax_error(token, tokens, index, states, values, tables, builder)
-            if action >= 0:  # shift
-                states.append(action)
-                values.append(token)
-                break
-            if pass_origins[~action] is not None:
-                # A ?rule with one child: nothing to build, only a new state.
-                # Such reductions come in chains (atom -> postfix -> ... ->
-                # expr); each replaces the top state and depends only on the
-                # state below it, so the chain's end is memoised.
-                key = (states[-2], action, kind)
-                state = pass_chains.get(key)
-                if state is None:
-                    state = pass_chains[key] = _follow_passes(tables, states[-2], action, kind)
-                states[-1] = state
-                continue
-            rule_index = ~action
-            origin, size, how, modes = rules[rule_index]
-            if size:
-                children = values[-size:]
-                del values[-size:]
-                del states[-size:]
-            else:
-                children = []
-            if rule_index not in keeps_all:
-                children = _filter_children(children, modes)
-            if how == _SPLICE:
-                values.append(children if type(children) is _Splice else _Splice(children))
-            elif len(children) == 1 and rule_index in expand_single:
-                values.append(children[0])
-            else:
-                values.append(handlers[rule_index](children))
-            state = actions[states[-1]][origin]
-            states.append(state)
-            if state == end_state and kind == _END:
-                return values[-1]
+    before = None
+    for tokens in chunks:
+        for token in tokens:
+            kind = token[0]
+            state = states[-1]
+            while True:
+                action = actions[state].get(kind)
+                if action is None:
+                    raise _syntax_error(token, before, states, values, tables, builder)
+                if action >= 0:  # shift
+                    states.append(action)
+                    values.append(token)
+                    break
+                rule_index = ~action
+                if pass_origins[rule_index] is not None:
+                    # A ?rule with one child: nothing to build, only a new state.
+                    # Such reductions come in chains (atom -> postfix -> ... ->
+                    # expr); each replaces the top state and depends only on the
+                    # state below it, so the chain's end is memoised.
+                    key = (states[-2], action, kind)
+                    state = pass_chains.get(key)
+                    if state is None:
+                        state = pass_chains[key] = _follow_passes(tables, states[-2], action, kind)
+                    states[-1] = state
+                    continue
+                origin, size, how, _ = rules[rule_index]
+                if size:
+                    children = values[-size:]
+                    del values[-size:]
+                    del states[-size:]
+                else:
+                    children = []
+                pick = pickers[rule_index]
+                if pick is not None:
+                    children = pick(children)
+                if how == _SPLICE:
+                    values.append(children if type(children) is _Splice else _Splice(children))
+                elif len(children) == 1 and rule_index in expand_single:
+                    values.append(children[0])
+                else:
+                    values.append(handlers[rule_index](children))
+                state = actions[states[-1]][origin]
+                states.append(state)
+                if state == end_state and kind == _END:
+                    return values[-1]
+            before = token
     raise AssertionError("the token list always ends with $END or $FAILED")
 
 
@@ -411,11 +617,15 @@ class _Tables:
     reduce by, or after a reduction the state to go to for the rule's
     origin. ``rules[i]`` is ``(origin, size, how, modes)``; the handler for
     rule ``i`` is the :class:`_AstBuilder` method ``handler_names[i]``.
+
+    Data from a cache file is checked here, whole, before it is used: any
+    doubt is a ``ValueError`` and the caller rebuilds the tables.
     """
 
-    FORMAT = 1
+    FORMAT = 2
 
-    def __init__(self, data: dict[str, Any]) -> None:
+    def __init__(self, data: Any) -> None:
+        _validate_tables(data)
         self.data = data
         self.actions: list[dict[str, int]] = data["actions"]
         self.start_state: int = data["start_state"]
@@ -430,17 +640,134 @@ class _Tables:
             origin if how == _PASS else None for origin, _, how, _ in self.rules
         ]
         self.pass_chains: dict[tuple[int, int, str], int] = {}
-        # Rules that keep every child as it is: no filtering needed.
-        self.keeps_all = frozenset(
-            index for index, rule in enumerate(self.rules) if all(m == _KEEP for m in rule[3])
-        )
+        # For each rule: how to pick its children from the symbols popped
+        # (None: keep them all, as they are).
+        self.pickers: list[Callable[[list], list] | None] = [
+            _picker(modes) for _, _, _, modes in self.rules
+        ]
         # One alternative per terminal, in matching order; the last matches
         # any character, so a character that starts no token is seen.
         alternatives = [f"(?P<{name}>{pattern})" for name, pattern in data["terminals"]]
         alternatives.append(f"(?P<{_NO_TOKEN}>[\\s\\S])")
-        self.regex = re.compile("|".join(alternatives))
+        try:
+            self.regex = re.compile("|".join(alternatives))
+        except (re.error, RecursionError, OverflowError) as exc:
+            raise ValueError(f"a terminal's pattern does not compile: {exc}") from None
         self.ignored = frozenset(data["ignored"])
         self.keywords: dict[str, dict[str, str]] = data["keywords"]
+        # What the fast lexer needs: which kinds are kept, the keywords by
+        # their text, and what each bracket does to the depth.
+        names = [name for name, _ in data["terminals"]] + [_NO_TOKEN]
+        self.significant = {name: name not in self.ignored for name in names}
+        self.keyword_map: dict[str, str] = {}
+        fast = bool(data["balanced"])
+        for mapping in self.keywords.values():
+            for text, keyword in mapping.items():
+                if self.keyword_map.setdefault(text, keyword) != keyword:
+                    fast = False  # one text, two keywords: only the careful lexer knows
+        self.bracket_delta = {name: 1 for name in _OPENERS if name in names}
+        self.bracket_delta.update({name: -1 for name in _CLOSERS if name in names})
+        self.fast = fast
+
+
+def _picker(modes: tuple[int, ...]) -> Callable[[list], list] | None:
+    if all(mode == _KEEP for mode in modes):
+        return None
+    if _INLINE in modes:
+        return lambda children: _filter_children(children, modes)
+    kept = [index for index, mode in enumerate(modes) if mode == _KEEP]
+    if not kept:
+        return lambda children: []
+    if len(kept) == 1:
+        (only,) = kept
+        return lambda children: [children[only]]
+    getter = itemgetter(*kept)
+    return lambda children: list(getter(children))
+
+
+def _validate_tables(data: Any) -> None:
+    """Raise ``ValueError`` unless ``data`` has exactly the shape :class:`_Tables`
+    needs, every state and rule number in range: a damaged or hostile cache
+    file may hold any JSON at all."""
+
+    def need(condition: bool, what: str) -> None:
+        if not condition:
+            raise ValueError(f"bad parser tables: {what}")
+
+    def is_int(value: Any) -> bool:
+        return type(value) is int
+
+    def is_str(value: Any) -> bool:
+        return type(value) is str
+
+    need(type(data) is dict, "not an object")
+    for key in _TABLE_KEYS:
+        need(key in data, f"no {key!r}")
+    need(data["format"] == _Tables.FORMAT, "another format")
+    actions, rules = data["actions"], data["rules"]
+    need(type(actions) is list and 0 < len(actions) <= _MAX_STATES, "actions")
+    need(type(rules) is list and 0 < len(rules) <= _MAX_RULES, "rules")
+    states, n_rules = len(actions), len(rules)
+    for row in actions:
+        need(type(row) is dict and len(row) <= _MAX_SYMBOLS, "an action row")
+        for action in row.values():
+            need(is_int(action) and -n_rules <= action < states, "an action")
+    need(is_int(data["start_state"]) and 0 <= data["start_state"] < states, "start state")
+    need(is_int(data["end_state"]) and 0 <= data["end_state"] < states, "end state")
+    for rule in rules:
+        need(type(rule) is list and len(rule) == 4, "a rule")
+        origin, size, how, modes = rule
+        need(is_str(origin) and is_int(size) and how in (_PASS, _SPLICE, _BUILD), "a rule")
+        need(type(modes) is list and len(modes) == size, "a rule's modes")
+        need(all(mode in (_DROP, _KEEP, _INLINE) for mode in modes), "a rule's modes")
+        need(how != _PASS or modes == [_KEEP], "a pass-through rule")
+    names = data["handler_names"]
+    need(type(names) is list and len(names) == n_rules, "handler names")
+    for name, (_, _, how, _) in zip(names, rules):
+        if how == _BUILD:
+            need(is_str(name) and not name.startswith("_"), "a handler name")
+            need(callable(getattr(_AstBuilder, name, None)), f"no builder method {name!r}")
+        else:
+            need(name is None, "a handler name")
+    single = data["expand_single"]
+    need(type(single) is list and all(is_int(i) and 0 <= i < n_rules for i in single), "expand")
+    terminals = data["terminals"]
+    need(type(terminals) is list and 0 < len(terminals) <= _MAX_SYMBOLS, "terminals")
+    for terminal in terminals:
+        need(type(terminal) is list and len(terminal) == 2, "a terminal")
+        need(all(is_str(part) for part in terminal), "a terminal")
+        need(terminal[0].isidentifier() and terminal[0] != _NO_TOKEN, "a terminal's name")
+        need(len(terminal[1]) <= _MAX_PATTERN, "a terminal's pattern")
+    ignored = data["ignored"]
+    need(type(ignored) is list and all(is_str(name) for name in ignored), "ignored")
+    keywords = data["keywords"]
+    need(type(keywords) is dict, "keywords")
+    for mapping in keywords.values():
+        need(type(mapping) is dict, "keywords")
+        need(all(is_str(k) and is_str(v) for k, v in mapping.items()), "keywords")
+    need(type(data["balanced"]) is bool, "balanced")
+
+
+_TABLE_KEYS = (
+    "format",
+    "actions",
+    "start_state",
+    "end_state",
+    "rules",
+    "handler_names",
+    "expand_single",
+    "terminals",
+    "ignored",
+    "keywords",
+    "balanced",
+)
+# Bounds far above any grammar of this language; a cache file past them is damaged.
+_MAX_STATES = 100_000
+_MAX_RULES = 100_000
+_MAX_SYMBOLS = 10_000
+_MAX_PATTERN = 10_000
+#: The largest table cache file read (a grammar's tables take about 100 KB).
+_MAX_TABLES_BYTES = 16 * 1024 * 1024
 
 
 _tables: _Tables | None = None
@@ -459,37 +786,50 @@ def _get_tables() -> _Tables:
 
 def _load_tables() -> _Tables:
     text = grammar_text()
-    # The file name tells grammars apart cheaply; the text inside decides.
-    checksum = zlib.crc32(text.encode("utf-8"))
-    cache_file = os.path.join(_cache_dir(), f"grammar-{_Tables.FORMAT}-{checksum:08x}.json")
-    try:
-        with open(cache_file, encoding="utf-8") as file:
-            data = json.load(file)
-        if data.get("grammar") == text and data.get("format") == _Tables.FORMAT:
-            return _Tables(data)
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    # The file name tells grammars (and Lark versions) apart cheaply; the
+    # text inside decides.
+    lark_version = _lark_version()
+    checksum = zlib.crc32(f"{lark_version}\0{text}".encode())
+    name = f"grammar-{_Tables.FORMAT}-{checksum:08x}.json"
+    cache_file = os.path.join(cache.cache_dir(), name)
+    raw = cache.read_bounded(cache_file, _MAX_TABLES_BYTES)
+    if raw is not None:
+        try:
+            data = json.loads(raw)
+            if data["grammar"] == text and data["lark"] == lark_version:
+                return _Tables(data)
+        except (ValueError, KeyError, TypeError, RecursionError, MemoryError):
+            pass  # damaged, or not ours: rebuilt below
     data = _compile_grammar(text)
     data["grammar"] = text
-    _write_cache(cache_file, data)
-    return _Tables(data)
+    data["lark"] = lark_version
+    raw = json.dumps(data, separators=(",", ":")).encode()
+    tables = _Tables(json.loads(raw))  # exactly what a later run reads back
+    cache.write_atomic(cache_file, raw)
+    cache.prune(os.path.dirname(cache_file), "grammar-", keep=8)
+    return tables
 
 
-def _cache_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "adcli")
+def _lark_version() -> str:
+    """Lark's version, without importing Lark (which start-up avoids): the name
+    of its ``lark-X.Y.Z.dist-info`` folder, else the size and time of its code."""
+    from importlib.util import find_spec
 
-
-def _write_cache(cache_file: str, data: dict[str, Any]) -> None:
-    """Write atomically; a cache that cannot be written is simply skipped."""
-    partial = f"{cache_file}.{os.getpid()}.tmp"
     try:
-        os.makedirs(os.path.dirname(cache_file), exist_ok=True)
-        with open(partial, "w", encoding="utf-8") as file:
-            json.dump(data, file, separators=(",", ":"))
-        os.replace(partial, cache_file)
+        spec = find_spec("lark")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.origin:
+        return "none"
+    package = os.path.dirname(spec.origin)
+    try:
+        for entry in sorted(os.listdir(os.path.dirname(package))):
+            if entry.startswith("lark-") and entry.endswith((".dist-info", ".egg-info")):
+                return entry.split("-")[1].removesuffix(".dist").removesuffix(".egg")
+        info = os.stat(spec.origin)
     except OSError:
-        pass
+        return "unknown"
+    return f"{info.st_size}-{info.st_mtime_ns}"
 
 
 def build_lark(text: str | None = None, **options: Any) -> Any:
@@ -584,18 +924,36 @@ def _compile_grammar(text: str) -> dict[str, Any]:
         "terminals": [[t.name, t.pattern.to_regexp()] for t in terminals if t.name not in embedded],
         "ignored": sorted(lark.ignore_tokens),
         "keywords": keywords,
+        "balanced": _brackets_balanced(lark.rules),
     }
+
+
+def _brackets_balanced(rules: list) -> bool:
+    """Whether every rule holds as many of each opening bracket as of its closing
+    one: then a script the grammar accepts has its brackets nested properly, and
+    the fast lexer may count depth instead of matching brackets one by one."""
+    for rule in rules:
+        names = [symbol.name for symbol in rule.expansion if symbol.is_term]
+        for opener, closer in _OPENERS.items():
+            if names.count(opener) != names.count(closer):
+                return False
+    return True
 
 
 # ----------------------------------------------------------------- AST building
 
 
 def _span(token: _Token, filename: str) -> Span:
-    return Span(filename, token.line, token.column, token.end_line, token.end_column)
+    return token[2]
 
 
 def _spanning(filename: str, first: Span | _Token, last: Span | _Token) -> Span:
-    return Span(filename, first.line, first.column, last.end_line, last.end_column)
+    """From the start of ``first`` to the end of ``last`` (each a span or a token)."""
+    if type(first) is _Token:
+        first = first[2]
+    if type(last) is _Token:
+        last = last[2]
+    return _new(Span, (filename, first[1], first[2], last[3], last[4]))
 
 
 class _AstBuilder:
@@ -613,11 +971,14 @@ class _AstBuilder:
 
     def extent(self, node: nodes.Node) -> Span:
         """The span of ``node`` including any parentheses around it."""
-        entry = self.paren_spans.get(id(node))
-        return node.span if entry is None else entry[1]
+        if self.paren_spans:
+            entry = self.paren_spans.get(id(node))
+            if entry is not None:
+                return entry[1]
+        return node.span
 
     def token_span(self, token: _Token) -> Span:
-        return Span(self.filename, token.line, token.column, token.end_line, token.end_column)
+        return token[2]
 
     # ---- statements
 
@@ -661,15 +1022,19 @@ class _AstBuilder:
         """Fold ``[operand, op, operand, op, operand, ...]`` left to right in
         a loop: a 100,000-term chain is a flat list here, never a deep tree."""
         filename = self.filename
+        extent = self.extent
+        binary = nodes.Binary
         left = children[0]
-        start = self.extent(left)
+        start = extent(left)
+        line, column = start[1], start[2]
         for position in range(1, len(children), 2):
             op, right = children[position], children[position + 1]
-            symbol = "^" if op.value == "**" else op.value
-            end = self.extent(right)
-            span = Span(filename, start.line, start.column, end.end_line, end.end_column)
-            left = nodes.Binary(symbol, left, right, span, self.token_span(op))
-            start = span
+            symbol = op[1]
+            if symbol == "**":
+                symbol = "^"
+            end = extent(right)
+            span = _new(Span, (filename, line, column, end[3], end[4]))
+            left = binary(symbol, left, right, span, op[2])
         return left
 
     compare = arith = term = power = fold
@@ -778,8 +1143,8 @@ class _AstBuilder:
         return nodes.NoneLit(self.token_span(children[0]))
 
     def name(self, children: list) -> nodes.Name:
-        (token,) = children
-        return nodes.Name(token.value, self.token_span(token))
+        token = children[0]
+        return _Name(token[1], token[2])
 
     def paren(self, children: list) -> nodes.Node:
         opening, inner, closing = children
@@ -794,6 +1159,7 @@ class _AstBuilder:
 
 # \" and \\ (the language's escapes), plus \n and \t; any other backslash
 # stays as written, so "C:\data" means what it says.
+_Name = nodes.Name
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
 _ESCAPE = re.compile(r"\\(.)")
 
@@ -886,8 +1252,7 @@ def _character_error(
 
 def _syntax_error(
     token: _Token,
-    tokens: list[_Token],
-    index: int,
+    before: _Token | None,
     states: list[int],
     values: list[Any],
     tables: _Tables,
@@ -900,7 +1265,6 @@ def _syntax_error(
     filename = builder.filename
     expected = {symbol for symbol in tables.actions[states[-1]] if symbol.isupper()}
     at_end = token.type in (_END, _NEWLINE)
-    before = tokens[index - 1] if index > 0 else None
 
     if at_end and before is not None:
         where = _just_after(before, filename)

@@ -1,0 +1,249 @@
+"""Parsed scripts, kept on disk as CPython keeps bytecode: a second run of an
+unchanged script skips parsing.
+
+An entry is keyed by the SHA-256 of the script's text, of the grammar, and the
+versions of adcli and Lark (and of this format); spans are stored without the
+file name, which is supplied when the entry is read. The file is JSON (never
+pickle): a header line with the key and the SHA-256 of the body, then the body,
+a program for a small stack machine that can only build the node classes of
+:mod:`adcli.lang.nodes`, spans, tuples and literals. Everything is checked on
+the way in: a file that is not exactly what this module writes is ignored (and
+replaced by the next parse), never trusted.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import os
+from dataclasses import fields
+from itertools import repeat
+from typing import Any
+
+from adcli.errors import Span
+from adcli.lang import cache, nodes
+
+__all__ = ["entry_key", "load", "store"]
+
+FORMAT = 1
+#: Scripts shorter than this are parsed faster than an entry is read.
+MIN_SOURCE_CHARS = 1024
+#: How many parsed scripts are kept (the least recently written go first).
+MAX_ENTRIES = 256
+#: The largest entry read, relative to its script (and in all).
+_BYTES_PER_CHAR = 64
+_MAX_BYTES = 512 * 1024 * 1024
+_PREFIX = "ast-"
+
+_new = tuple.__new__
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _node_classes() -> dict[str, type]:
+    """The node classes an entry may build: those :mod:`adcli.lang.nodes` defines."""
+    return {
+        name: value
+        for name, value in vars(nodes).items()
+        if isinstance(value, type)
+        and issubclass(value, nodes.Node)
+        and value.__name__ == name
+        and hasattr(value, "__dataclass_fields__")
+    }
+
+
+def entry_key(source: str, grammar: str, versions: str) -> str:
+    """The hex key of ``source`` parsed by ``grammar`` (``versions``: adcli's and Lark's)."""
+    digest = hashlib.sha256()
+    for part in (f"adcli-ast-{FORMAT}", versions, grammar, source):
+        data = part.encode("utf-8", "surrogatepass")
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def _path(key: str) -> str:
+    return os.path.join(cache.cache_dir(), f"{_PREFIX}{key[:40]}.json")
+
+
+# ---------------------------------------------------------------------- writing
+
+
+def store(key: str, program: nodes.Program, depth: int) -> None:
+    """Write ``program`` (whose brackets nest ``depth`` deep) under ``key``; never raises
+    for a cache that cannot be written."""
+    try:
+        body = json.dumps(_encode(program), separators=(",", ":"), allow_nan=True).encode()
+    except (TypeError, ValueError, RecursionError):
+        return
+    header = {
+        "format": FORMAT,
+        "key": key,
+        "depth": depth,
+        "body": hashlib.sha256(body).hexdigest(),
+    }
+    path = _path(key)
+    if cache.write_atomic(path, json.dumps(header).encode() + b"\n" + body):
+        cache.prune(os.path.dirname(path), _PREFIX, MAX_ENTRIES)
+
+
+def _encode(program: nodes.Program) -> dict[str, Any]:
+    """Postfix code: each node's fields, then the node. Iterative, so a
+    100,000-term chain is no deeper here than anywhere else."""
+    classes: list[list[Any]] = []
+    class_index: dict[type, int] = {}
+    consts: list[Any] = []
+    const_index: dict[tuple[type, Any], int] = {}
+    span_index: dict[Span, int] = {}
+    columns: list[list[int]] = [[], [], [], []]
+    code: list[Any] = []  # ints, and ("tuple", n) / ("node", class) markers
+    work: list[Any] = [program]
+    while work:
+        item = work.pop()
+        kind = type(item)
+        if kind is _Emit:
+            code.append(item)
+        elif kind is Span:
+            index = span_index.get(item)
+            if index is None:
+                index = span_index[item] = len(columns[0])
+                for column, value in zip(columns, item[1:]):
+                    column.append(value)
+            code.append(("span", index))
+        elif kind is tuple:
+            work.append(_Emit("tuple", len(item)))
+            work.extend(reversed(item))
+        elif isinstance(item, nodes.Node):
+            cls = type(item)
+            index = class_index.get(cls)
+            if index is None:
+                index = class_index[cls] = len(classes)
+                classes.append([cls.__name__, len(fields(cls))])
+            work.append(_Emit("node", index))
+            work.extend(reversed([getattr(item, f.name) for f in fields(cls)]))
+        elif kind in _SCALARS:
+            index = const_index.get((kind, item))
+            if index is None:
+                index = const_index[(kind, item)] = len(consts)
+                consts.append(item)
+            code.append(("const", index))
+        else:
+            raise TypeError(f"cannot cache a {kind.__name__}")
+    n_consts, n_classes = len(consts), len(classes)
+    ops = []
+    for what, index in code:
+        if what == "const":
+            ops.append(index)
+        elif what == "span":
+            ops.append(n_consts + index)
+        elif what == "node":
+            ops.append(~index)
+        else:  # a tuple of `index` items
+            ops.append(~(n_classes + index))
+    return {"classes": classes, "consts": consts, "spans": columns, "ops": ops}
+
+
+class _Emit(tuple):
+    """A marker in the encoder's work list: emit this op once the fields are out."""
+
+    __slots__ = ()
+
+    def __new__(cls, what: str, index: int) -> _Emit:  # noqa: PYI034
+        return tuple.__new__(cls, (what, index))
+
+
+# ---------------------------------------------------------------------- reading
+
+
+def load(key: str, filename: str, max_depth: int, source_chars: int) -> nodes.Program | None:
+    """The program stored under ``key`` with ``filename`` in its spans, or None
+    when there is none, it nests deeper than ``max_depth`` (then parsing reports
+    that), or anything about the file is in doubt."""
+    limit = min(_MAX_BYTES, 4096 + _BYTES_PER_CHAR * source_chars)
+    raw = cache.read_bounded(_path(key), limit)
+    if raw is None:
+        return None
+    collecting = gc.isenabled()
+    gc.disable()  # many objects, no cycles: as in the parser
+    try:
+        return _decode(raw, key, filename, max_depth)
+    except (ValueError, TypeError, KeyError, IndexError, RecursionError, MemoryError):
+        return None
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _decode(raw: bytes, key: str, filename: str, max_depth: int) -> nodes.Program | None:
+    header_end = raw.index(b"\n")
+    header = json.loads(raw[:header_end])
+    body = raw[header_end + 1 :]
+    if type(header) is not dict or header.get("format") != FORMAT or header.get("key") != key:
+        return None
+    depth = header.get("depth")
+    if type(depth) is not int or not 0 <= depth <= max_depth:
+        return None
+    if header.get("body") != hashlib.sha256(body).hexdigest():
+        return None
+    data = json.loads(body)
+    if type(data) is not dict:
+        return None
+    classes, consts, columns, ops = data["classes"], data["consts"], data["spans"], data["ops"]
+    known = _node_classes()
+    builders: list[tuple[type | None, int, tuple[int, ...]]] = []
+    if type(classes) is not list:
+        return None
+    for entry in classes:
+        if type(entry) is not list or len(entry) != 2:
+            return None
+        name, size = entry
+        cls = known.get(name) if type(name) is str else None
+        if cls is None or size != len(fields(cls)):
+            return None
+        # Fields that hold spans must get spans (a check the constructors do not make).
+        span_fields = tuple(
+            i for i, f in enumerate(fields(cls)) if f.name == "span" or f.name.endswith("_span")
+        )
+        builders.append((cls, size, span_fields))
+    if type(consts) is not list or not set(map(type, consts)) <= set(_SCALARS):
+        return None
+    if type(columns) is not list or len(columns) != 4:
+        return None
+    if any(type(c) is not list or len(c) != len(columns[0]) for c in columns):
+        return None
+    if not all(set(map(type, column)) <= {int} for column in columns):
+        return None
+    if type(ops) is not list or not set(map(type, ops)) <= {int}:
+        return None
+    spans = list(map(_new, repeat(Span), zip(repeat(filename), *columns)))
+    pool = consts + spans
+    n_pool, n_classes = len(pool), len(builders)
+    stack: list[Any] = []
+    push = stack.append
+    for op in ops:
+        if op >= 0:
+            if op >= n_pool:
+                return None
+            push(pool[op])
+            continue
+        which = ~op
+        if which < n_classes:
+            cls, size, span_fields = builders[which]
+            if size > len(stack):
+                return None
+            args = stack[len(stack) - size :]
+            del stack[len(stack) - size :]
+            for i in span_fields:
+                if type(args[i]) is not Span:
+                    return None
+            push(cls(*args))
+        else:
+            size = which - n_classes
+            if size > len(stack):
+                return None
+            items = tuple(stack[len(stack) - size :])
+            del stack[len(stack) - size :]
+            push(items)
+    if len(stack) != 1 or type(stack[0]) is not nodes.Program:
+        return None
+    return stack[0]
