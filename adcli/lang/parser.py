@@ -44,6 +44,7 @@ __all__ = [
     "grammar_text",
     "is_complete",
     "parse",
+    "parse_with_lark",
     "read_source",
     "set_cache",
 ]
@@ -421,6 +422,8 @@ def _fast_chunks(
     # so that the column of offset o on line k is o - marks[k].
     line_starts = list(accumulate(map(add, map(len, source.split("\n")), repeat(1)), initial=0))
     marks = [0, *map(sub, line_starts, repeat(1))]
+    numbers = list(range(len(line_starts) + 1))
+    texts: dict[str, str] = {}
     matches = tables.regex.finditer(source)
     names = repeat(filename)
     depth = 0
@@ -436,7 +439,9 @@ def _fast_chunks(
         chunk = list(compress(chunk, keep))
         if not chunk:
             continue
+        # Equal texts share one string (a script repeats its names and numbers).
         values = list(map(_GROUP, chunk))
+        values = list(map(texts.setdefault, values, values))
         kinds = list(map(keyword_of.get, values, compress(kinds, keep)))
         starts = list(map(_START, chunk))
         ends = list(map(_END_OF, chunk))
@@ -464,8 +469,15 @@ def _fast_chunks(
         low = bisect_right(line_starts, starts[0]) - 1
         high = bisect_right(line_starts, ends[-1], low) + 1
         bounds = repeat(line_starts), starts, repeat(low), repeat(high)
-        lines = list(map(bisect_right, *bounds))
-        end_lines = list(map(bisect_right, repeat(line_starts), ends, repeat(low), repeat(high)))
+        # Line numbers from a list, so that each is one int object however
+        # many spans hold it (an int past 256 is 28 bytes).
+        lines = list(map(numbers.__getitem__, map(bisect_right, *bounds)))
+        end_lines = list(
+            map(
+                numbers.__getitem__,
+                map(bisect_right, repeat(line_starts), ends, repeat(low), repeat(high)),
+            )
+        )
         columns = map(sub, starts, map(marks.__getitem__, lines))
         end_columns = map(sub, ends, map(marks.__getitem__, end_lines))
         spans = map(_new, repeat(Span), zip(names, lines, columns, end_lines, end_columns))
@@ -830,6 +842,52 @@ def _lark_version() -> str:
     except OSError:
         return "unknown"
     return f"{info.st_size}-{info.st_mtime_ns}"
+
+
+def parse_with_lark(source: str, filename: str = "<eval>") -> nodes.Program:
+    """Parse ``source`` with Lark's own lexer and LALR parser over the same
+    builder as :func:`parse`: the reference the differential tests compare
+    :func:`parse` with. Slow, and its errors are Lark's exceptions."""
+    from lark import Token
+    from lark.lark import PostLex
+    from lark.visitors import Transformer_NonRecursive
+
+    class BracketNewlines(PostLex):
+        """Drop a newline inside ( ) or [ ], as adcli's lexer does."""
+
+        always_accept = ()
+
+        def process(self, stream: Iterator[Any]) -> Iterator[Any]:
+            depth = 0
+            for token in stream:
+                if token.type in _OPENERS:
+                    depth += 1
+                elif token.type in _CLOSERS:
+                    depth -= 1
+                elif token.type == _NEWLINE and depth > 0:
+                    continue
+                yield token
+
+    builder = _AstBuilder(filename)
+
+    class Build(Transformer_NonRecursive):
+        def __default__(self, data: Any, children: list, meta: Any) -> Any:
+            return getattr(builder, data)(list(children))
+
+        def __default_token__(self, token: Token) -> _Token:
+            span = Span(filename, token.line, token.column, token.end_line, token.end_column)
+            return _Token(token.type, str(token), span)
+
+    global _reference_lark
+    if _reference_lark is None:
+        _reference_lark = build_lark(lexer="basic", postlex=BracketNewlines(), strict=False)
+    source = source.removeprefix("\ufeff")
+    tree = _reference_lark.parse(source)
+    program = Build(visit_tokens=True).transform(tree)
+    return nodes.Program(program.statements, _program_span(source, filename))
+
+
+_reference_lark: Any = None
 
 
 def build_lark(text: str | None = None, **options: Any) -> Any:
