@@ -573,20 +573,6 @@ def _run(tables: _Tables, chunks: Iterable[list[_Token]], builder: _AstBuilder) 
     raise AssertionError("the token list always ends with $END or $FAILED")
 
 
-def _filter_children(popped: list[Any], modes: tuple[int, ...]) -> list[Any]:
-    """Drop the tokens a rule does not keep; splice in the lists of its _rules."""
-    children: list[Any] = []
-    for value, mode in zip(popped, modes):
-        if mode == _KEEP:
-            children.append(value)
-        elif mode == _INLINE:
-            if children:
-                children.extend(value)
-            else:  # left recursion: reuse the list, no copying
-                children = value
-    return children
-
-
 def _follow_passes(tables: _Tables, below: int, action: int, kind: str) -> int:
     """The state after a chain of one-child ?rule reductions, starting with
     ``action`` on top of state ``below``, with ``kind`` next."""
@@ -683,18 +669,26 @@ class _Tables:
 
 
 def _picker(modes: tuple[int, ...]) -> Callable[[list], list] | None:
+    """A function that picks a rule's children from the symbols it pops: the
+    kept ones, with the lists of ``_rule``s spliced in (the first one's list is
+    reused: left recursion builds one list, no copying). Written out as code
+    once per rule, from the modes alone (small integers)."""
     if all(mode == _KEEP for mode in modes):
         return None
-    if _INLINE in modes:
-        return lambda children: _filter_children(children, modes)
-    kept = [index for index, mode in enumerate(modes) if mode == _KEEP]
-    if not kept:
-        return lambda children: []
-    if len(kept) == 1:
-        (only,) = kept
-        return lambda children: [children[only]]
-    getter = itemgetter(*kept)
-    return lambda children: list(getter(children))
+    body = []
+    for index, mode in enumerate(modes):
+        if mode == _DROP:
+            continue
+        if not body:
+            body.append(f"out = c[{index}]" if mode == _INLINE else f"out = [c[{index}]]")
+        else:
+            body.append(f"out.{'extend' if mode == _INLINE else 'append'}(c[{index}])")
+    if not body:
+        body.append("out = []")
+    code = "def pick(c):\n" + "".join(f"    {line}\n" for line in body) + "    return out\n"
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)  # noqa: S102 - built from a rule's modes, which are validated ints
+    return namespace["pick"]
 
 
 def _validate_tables(data: Any) -> None:
@@ -1050,6 +1044,10 @@ class _AstBuilder:
 
     def assign(self, children: list) -> nodes.Assign | nodes.FuncDef:
         target, value = children
+        if type(target) is _Name and not self.paren_spans:  # the common case, made short
+            first, last = target.span, value.span
+            span = _new(Span, (self.filename, first[1], first[2], last[3], last[4]))
+            return _Assign(target.id, value, span, first)
         span = _spanning(self.filename, self.extent(target), self.extent(value))
         if isinstance(target, nodes.Name):
             return nodes.Assign(target.id, value, span, target.span)
@@ -1173,9 +1171,11 @@ class _AstBuilder:
     # ---- atoms
 
     def number(self, children: list) -> nodes.Number:
-        (token,) = children
-        text = token.value
-        span = self.token_span(token)
+        token = children[0]
+        text = token[1]
+        span = token[2]
+        if text.isdigit() and len(text) < 19:  # the common case: a small whole number
+            return _Number(int(text), text, span)
         try:
             value: int | float = int(text) if text.isdigit() else float(text)
         except ValueError:  # more digits than int() accepts
@@ -1218,6 +1218,8 @@ class _AstBuilder:
 # \" and \\ (the language's escapes), plus \n and \t; any other backslash
 # stays as written, so "C:\data" means what it says.
 _Name = nodes.Name
+_Assign = nodes.Assign
+_Number = nodes.Number
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
 _ESCAPE = re.compile(r"\\(.)")
 
