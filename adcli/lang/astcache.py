@@ -14,7 +14,6 @@ replaced by the next parse), never trusted.
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import os
 from dataclasses import fields
@@ -54,6 +53,8 @@ def _node_classes() -> dict[str, type]:
 
 def entry_key(source: str, grammar: str, versions: str) -> str:
     """The hex key of ``source`` parsed by ``grammar`` (``versions``: adcli's and Lark's)."""
+    import hashlib  # only for scripts long enough to cache: not on every start-up
+
     digest = hashlib.sha256()
     for part in (f"adcli-ast-{FORMAT}", versions, grammar, source):
         data = part.encode("utf-8", "surrogatepass")
@@ -72,6 +73,8 @@ def _path(key: str) -> str:
 def store(key: str, program: nodes.Program, depth: int) -> None:
     """Write ``program`` (whose brackets nest ``depth`` deep) under ``key``; never raises
     for a cache that cannot be written."""
+    import hashlib
+
     try:
         body = json.dumps(_encode(program), separators=(",", ":"), allow_nan=True).encode()
     except (TypeError, ValueError, RecursionError):
@@ -175,6 +178,8 @@ def load(key: str, filename: str, max_depth: int, source_chars: int) -> nodes.Pr
 
 
 def _decode(raw: bytes, key: str, filename: str, max_depth: int) -> nodes.Program | None:
+    import hashlib
+
     header_end = raw.index(b"\n")
     header = json.loads(raw[:header_end])
     body = raw[header_end + 1 :]

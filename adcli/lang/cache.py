@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 import time
 
 __all__ = ["cache_dir", "prune", "read_bounded", "write_atomic"]
@@ -68,6 +67,8 @@ def write_atomic(path: str, data: bytes) -> bool:
     """Write ``data`` to ``path`` through a temporary file and a rename; False
     (and nothing left behind) when that fails: a cache that cannot be written
     is simply not written."""
+    import tempfile  # only when writing: not on every start-up
+
     folder = os.path.dirname(path)
     partial = None
     try:

@@ -640,8 +640,10 @@ class _Tables:
         self.pass_chains: dict[tuple[int, int, str], int] = {}
         # For each rule: how to pick its children from the symbols popped
         # (None: keep them all, as they are).
+        made: dict[tuple[int, ...], Callable[[list], list] | None] = {}
         self.pickers: list[Callable[[list], list] | None] = [
-            _picker(modes) for _, _, _, modes in self.rules
+            made[modes] if modes in made else made.setdefault(modes, _picker(modes))
+            for _, _, _, modes in self.rules
         ]
         # One alternative per terminal, in matching order; the last matches
         # any character, so a character that starts no token is seen.
