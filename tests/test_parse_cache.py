@@ -235,3 +235,12 @@ def test_errors_from_a_cached_script_point_into_it(tmp_path: Path) -> None:
     assert first.returncode == second.returncode == 1
     assert first.stderr == second.stderr
     assert f"{script}:{SCRIPT.count(chr(10)) + 1}:1" in second.stderr
+
+
+def test_a_change_to_the_tree_building_code_is_a_new_key(
+    private_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parse(SCRIPT, "a.ad", cache=True)
+    monkeypatch.setattr(parser.astcache, "_stamp", "parser.py:1:2")  # as if edited
+    parse(SCRIPT, "a.ad", cache=True)
+    assert len(entries(private_cache)) == 2

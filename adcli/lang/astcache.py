@@ -52,15 +52,41 @@ def _node_classes() -> dict[str, type]:
 
 
 def entry_key(source: str, grammar: str, versions: str) -> str:
-    """The hex key of ``source`` parsed by ``grammar`` (``versions``: adcli's and Lark's)."""
+    """The hex key of ``source`` parsed by ``grammar`` (``versions``: adcli's and Lark's).
+
+    The code that builds trees is in the key too, as CPython stamps bytecode
+    with its source: the node classes' fields, and the size and time of the
+    modules that build and store the nodes, so that editing the builder
+    cannot leave stale trees in the cache."""
     import hashlib  # only for scripts long enough to cache: not on every start-up
 
     digest = hashlib.sha256()
-    for part in (f"adcli-ast-{FORMAT}", versions, grammar, source):
+    for part in (f"adcli-ast-{FORMAT}", versions, _code_stamp(), grammar, source):
         data = part.encode("utf-8", "surrogatepass")
         digest.update(len(data).to_bytes(8, "little"))
         digest.update(data)
     return digest.hexdigest()
+
+
+_stamp: str | None = None
+
+
+def _code_stamp() -> str:
+    global _stamp
+    if _stamp is None:
+        parts = [
+            f"{name}({','.join(f.name for f in fields(cls))})"
+            for name, cls in sorted(_node_classes().items())
+        ]
+        here = os.path.dirname(os.path.abspath(__file__))
+        for module in ("parser.py", "nodes.py", "astcache.py"):
+            try:
+                info = os.stat(os.path.join(here, module))
+                parts.append(f"{module}:{info.st_size}:{info.st_mtime_ns}")
+            except OSError:
+                parts.append(f"{module}:?")
+        _stamp = ";".join(parts)
+    return _stamp
 
 
 def _path(key: str) -> str:
