@@ -22,6 +22,8 @@ def test_language_benchmark_runs(tmp_path: Path) -> None:
             "40",
             "--repeats",
             "1",
+            "--warmup",
+            "0",
             "--norm-elements",
             "1000",
             "--json-out",

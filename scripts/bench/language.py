@@ -1,6 +1,7 @@
 """Speed through the language (issue 15): `adcli run` against a PyTorch .py file.
 
-    python scripts/bench/language.py [--torch-python PY] [--repeats N] [--statements N]
+    python scripts/bench/language.py [--torch-python PY] [--repeats N] [--warmup N]
+                                     [--statements N] [--norm-elements N]
                                      [--baseline DIR] [--json-out PATH]
 
 Whole processes, interleaved (each round runs every command once), medians:
@@ -98,15 +99,16 @@ def _parse_cost(root: Path, script: Path, repeats: int, env: dict) -> tuple[floa
 
 
 def timed_rounds(
-    commands: dict[str, list[str]], repeats: int, env: dict
+    commands: dict[str, list[str]], repeats: int, env: dict, warmup: int = 1
 ) -> tuple[dict[str, float], dict[str, float], dict[str, str]]:
     """Median wall and CPU (user + system of the child) seconds of each command,
     one warm-up round then ``repeats`` rounds, each round running every command
-    once. CPU time is what a shared, loaded machine distorts least."""
+    once (``warmup`` rounds first, not counted). CPU time is what a shared,
+    loaded machine distorts least."""
     walls: dict[str, list[float]] = {name: [] for name in commands}
     cpus: dict[str, list[float]] = {name: [] for name in commands}
     failed: dict[str, str] = {}
-    for round_ in range(repeats + 1):
+    for round_ in range(warmup + repeats):
         for name, argv in commands.items():
             if name in failed:
                 continue
@@ -118,7 +120,7 @@ def timed_rounds(
             if proc.returncode != 0:
                 failed[name] = f"exit {proc.returncode}: {(proc.stderr or proc.stdout)[-300:]}"
                 continue
-            if round_:
+            if round_ >= warmup:
                 walls[name].append(wall)
                 cpus[name].append(
                     after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
@@ -150,6 +152,7 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--torch-python", default=None, help="a Python with torch installed")
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1, help="rounds run first and not counted")
     p.add_argument("--statements", type=int, default=20_000)
     p.add_argument("--norm-elements", type=int, default=10**7)
     p.add_argument("--baseline", type=Path, default=None, help="an older checkout to compare")
@@ -191,7 +194,7 @@ def main(argv: list[str]) -> int:
             commands["torch import"] = [torch_py, "-c", "import torch"]
             commands["torch norm.py"] = [torch_py, f["norm.py"]]
         subprocess.run(commands["adcli warm run"], env=env, check=True, capture_output=True)
-        wall_med, cpu_med, failed = timed_rounds(commands, args.repeats, env)
+        wall_med, cpu_med, failed = timed_rounds(commands, args.repeats, env, args.warmup)
         parse_now = _parse_cost(REPO, tmp_path / "chain.ad", args.repeats, env)
         parse_before = None
         if args.baseline is not None:
