@@ -111,17 +111,21 @@ def _rewrite(path: Path, header: dict, body: dict, fix_hash: bool = True) -> Non
 
 
 HOSTILE = {
-    "unknown class": lambda b: b["classes"].__setitem__(0, ["Tensor", 2]),
-    "private class": lambda b: b["classes"].__setitem__(0, ["Node", 0]),
-    "wrong arity": lambda b: b["classes"].__setitem__(0, [b["classes"][0][0], 7]),
-    "op out of range": lambda b: b["ops"].__setitem__(0, 10**9),
-    "stack underflow": lambda b: b["ops"].__setitem__(slice(None), [-1]),
-    "two results": lambda b: b["ops"].extend([0]),
+    "unknown class": lambda b: b["builders"].__setitem__(0, ["Tensor", 2]),
+    "private class": lambda b: b["builders"].__setitem__(0, ["Node", 0]),
+    "wrong arity": lambda b: b["builders"].__setitem__(0, [b["builders"][0][0], 7]),
+    "negative tuple": lambda b: b["builders"].append(["()", -1]),
+    "builder out of range": lambda b: b["code"].__setitem__(0, 10**9),
+    "field out of range": lambda b: b["code"].__setitem__(1, 10**9),
+    "negative index": lambda b: b["code"].__setitem__(1, -1),
+    "a record cut short": lambda b: b["code"].pop(),
+    "no program at the end": lambda b: b["code"].extend([0] + [0] * b["builders"][0][1]),
     "a list constant": lambda b: b["consts"].append([1, 2]),
     "an object constant": lambda b: b["consts"].append({"__class__": "x"}),
     "string where a span goes": lambda b: b["spans"].__setitem__(0, ["1"] * len(b["spans"][0])),
     "ragged spans": lambda b: b["spans"][0].append(1),
-    "float op": lambda b: b["ops"].__setitem__(0, 1.5),
+    "float index": lambda b: b["code"].__setitem__(1, 1.5),
+    "empty code": lambda b: b.update(code=[]),
 }
 
 
@@ -157,7 +161,7 @@ def test_a_damaged_header_is_ignored(private_cache: Path, header_damage) -> None
 def test_a_flipped_byte_in_the_body_is_caught(private_cache: Path) -> None:
     path, _, _ = _entry(private_cache)
     raw = path.read_bytes()
-    spot = raw.index(b'"ops":[') + 8
+    spot = raw.index(b'"code":[') + 9
     path.write_bytes(raw[:spot] + bytes([raw[spot] ^ 1]) + raw[spot + 1 :])
     assert parse(SCRIPT, "a.ad", cache=True) == parse(SCRIPT, "a.ad")
 

@@ -25,7 +25,7 @@ from adcli.lang import cache, nodes
 
 __all__ = ["entry_key", "load", "store"]
 
-FORMAT = 1
+FORMAT = 2
 #: Scripts shorter than this are parsed faster than an entry is read.
 MIN_SOURCE_CHARS = 1024
 #: How many parsed scripts are kept (the least recently written go first).
@@ -117,59 +117,67 @@ def store(key: str, program: nodes.Program, depth: int) -> None:
 
 
 def _encode(program: nodes.Program) -> dict[str, Any]:
-    """Postfix code: each node's fields, then the node. Iterative, so a
-    100,000-term chain is no deeper here than anywhere else."""
-    classes: list[list[Any]] = []
-    class_index: dict[type, int] = {}
+    """Literals and spans in two pools, then one record per node or tuple, in
+    postfix order: its builder, then the indexes of its fields among the values
+    so far (the pools, then the records' results). Iterative, so a 100,000-term
+    chain is no deeper here than anywhere else."""
+    builders: list[list[Any]] = []
+    builder_index: dict[Any, int] = {}
     consts: list[Any] = []
     const_index: dict[tuple[type, Any], int] = {}
     span_index: dict[Span, int] = {}
     columns: list[list[int]] = [[], [], [], []]
-    code: list[Any] = []  # ints, and ("tuple", n) / ("node", class) markers
+    # ("c", i) a literal, ("s", i) a span, ("b", j) the j-th record's result
+    refs: list[tuple[str, int]] = []
+    records: list[tuple[int, list[tuple[str, int]]]] = []
     work: list[Any] = [program]
     while work:
         item = work.pop()
         kind = type(item)
         if kind is _Emit:
-            code.append(item)
+            what, size = item
+            args = refs[len(refs) - size :] if size else []
+            del refs[len(refs) - size :]
+            records.append((what, args))
+            refs.append(("b", len(records) - 1))
         elif kind is Span:
             index = span_index.get(item)
             if index is None:
                 index = span_index[item] = len(columns[0])
                 for column, value in zip(columns, item[1:]):
                     column.append(value)
-            code.append(("span", index))
+            refs.append(("s", index))
         elif kind is tuple:
-            work.append(_Emit("tuple", len(item)))
+            key = ("()", len(item))
+            index = builder_index.get(key)
+            if index is None:
+                index = builder_index[key] = len(builders)
+                builders.append(["()", len(item)])
+            work.append(_Emit(index, len(item)))
             work.extend(reversed(item))
         elif isinstance(item, nodes.Node):
             cls = type(item)
-            index = class_index.get(cls)
+            names = [f.name for f in fields(cls)]
+            index = builder_index.get(cls)
             if index is None:
-                index = class_index[cls] = len(classes)
-                classes.append([cls.__name__, len(fields(cls))])
-            work.append(_Emit("node", index))
-            work.extend(reversed([getattr(item, f.name) for f in fields(cls)]))
+                index = builder_index[cls] = len(builders)
+                builders.append([cls.__name__, len(names)])
+            work.append(_Emit(index, len(names)))
+            work.extend(reversed([getattr(item, name) for name in names]))
         elif kind in _SCALARS:
             index = const_index.get((kind, item))
             if index is None:
                 index = const_index[(kind, item)] = len(consts)
                 consts.append(item)
-            code.append(("const", index))
+            refs.append(("c", index))
         else:
             raise TypeError(f"cannot cache a {kind.__name__}")
-    n_consts, n_classes = len(consts), len(classes)
-    ops = []
-    for what, index in code:
-        if what == "const":
-            ops.append(index)
-        elif what == "span":
-            ops.append(n_consts + index)
-        elif what == "node":
-            ops.append(~index)
-        else:  # a tuple of `index` items
-            ops.append(~(n_classes + index))
-    return {"classes": classes, "consts": consts, "spans": columns, "ops": ops}
+    base = {"c": 0, "s": len(consts), "b": len(consts) + len(columns[0])}
+    code: list[int] = []
+    for which, args in records:
+        code.append(which)
+        code.extend(base[pool] + index for pool, index in args)
+    return {"builders": builders, "consts": consts, "spans": columns, "code": code}
 
 
 class _Emit(tuple):
@@ -177,8 +185,8 @@ class _Emit(tuple):
 
     __slots__ = ()
 
-    def __new__(cls, what: str, index: int) -> _Emit:  # noqa: PYI034
-        return tuple.__new__(cls, (what, index))
+    def __new__(cls, builder: int, size: int) -> _Emit:  # noqa: PYI034
+        return tuple.__new__(cls, (builder, size))
 
 
 # ---------------------------------------------------------------------- reading
@@ -219,15 +227,20 @@ def _decode(raw: bytes, key: str, filename: str, max_depth: int) -> nodes.Progra
     data = json.loads(body)
     if type(data) is not dict:
         return None
-    classes, consts, columns, ops = data["classes"], data["consts"], data["spans"], data["ops"]
+    entries, consts, columns, code = data["builders"], data["consts"], data["spans"], data["code"]
     known = _node_classes()
     builders: list[tuple[type | None, int, tuple[int, ...]]] = []
-    if type(classes) is not list:
+    if type(entries) is not list:
         return None
-    for entry in classes:
-        if type(entry) is not list or len(entry) != 2:
+    for entry in entries:
+        if type(entry) is not list or len(entry) != 2 or type(entry[1]) is not int:
             return None
         name, size = entry
+        if name == "()":
+            if size < 0:
+                return None
+            builders.append((None, size, ()))
+            continue
         cls = known.get(name) if type(name) is str else None
         if cls is None or size != len(fields(cls)):
             return None
@@ -244,37 +257,30 @@ def _decode(raw: bytes, key: str, filename: str, max_depth: int) -> nodes.Progra
         return None
     if not all(set(map(type, column)) <= {int} for column in columns):
         return None
-    if type(ops) is not list or not set(map(type, ops)) <= {int}:
+    if type(code) is not list or not code or not set(map(type, code)) <= {int}:
         return None
-    spans = list(map(_new, repeat(Span), zip(repeat(filename), *columns)))
-    pool = consts + spans
-    n_pool, n_classes = len(pool), len(builders)
-    stack: list[Any] = []
-    push = stack.append
-    for op in ops:
-        if op >= 0:
-            if op >= n_pool:
-                return None
-            push(pool[op])
+    if min(code) < 0:  # no negative index may reach Python's from-the-end indexing
+        return None
+    values: list[Any] = consts
+    values.extend(map(_new, repeat(Span), zip(repeat(filename), *columns)))
+    get = values.__getitem__
+    push = values.append
+    position, end = 0, len(code)
+    while position < end:
+        cls, size, span_fields = builders[code[position]]
+        start = position + 1
+        position = start + size
+        if position > end:
+            return None
+        # Every index points back: at the pools or at a record already built.
+        args = list(map(get, code[start:position]))
+        if cls is None:
+            push(tuple(args))
             continue
-        which = ~op
-        if which < n_classes:
-            cls, size, span_fields = builders[which]
-            if size > len(stack):
+        for i in span_fields:
+            if type(args[i]) is not Span:
                 return None
-            args = stack[len(stack) - size :]
-            del stack[len(stack) - size :]
-            for i in span_fields:
-                if type(args[i]) is not Span:
-                    return None
-            push(cls(*args))
-        else:
-            size = which - n_classes
-            if size > len(stack):
-                return None
-            items = tuple(stack[len(stack) - size :])
-            del stack[len(stack) - size :]
-            push(items)
-    if len(stack) != 1 or type(stack[0]) is not nodes.Program:
+        push(cls(*args))
+    if type(values[-1]) is not nodes.Program:
         return None
-    return stack[0]
+    return values[-1]
