@@ -261,8 +261,10 @@ def _decode(raw: bytes, key: str, filename: str, max_depth: int) -> nodes.Progra
         return None
     if min(code) < 0:  # no negative index may reach Python's from-the-end indexing
         return None
-    values: list[Any] = consts
+    values: list[Any] = list(consts)
+    first_span = len(values)
     values.extend(map(_new, repeat(Span), zip(repeat(filename), *columns)))
+    end_of_spans = len(values)  # spans sit at the indexes first_span .. end_of_spans - 1
     get = values.__getitem__
     push = values.append
     position, end = 0, len(code)
@@ -272,15 +274,16 @@ def _decode(raw: bytes, key: str, filename: str, max_depth: int) -> nodes.Progra
         position = start + size
         if position > end:
             return None
-        # Every index points back: at the pools or at a record already built.
-        args = list(map(get, code[start:position]))
-        if cls is None:
-            push(tuple(args))
-            continue
+        # Every index points back: at the pools or at a record already built
+        # (a later one is an IndexError); a span field's, at a span.
+        refs = code[start:position]
         for i in span_fields:
-            if type(args[i]) is not Span:
+            if not first_span <= refs[i] < end_of_spans:
                 return None
-        push(cls(*args))
+        if cls is None:
+            push(tuple(map(get, refs)))
+        else:
+            push(cls(*map(get, refs)))
     if type(values[-1]) is not nodes.Program:
         return None
     return values[-1]
