@@ -14,7 +14,7 @@ or a JSON object).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from operator import itemgetter
 
 #: Every kind of error, with its stable code (see ``adcli explain``).
 KINDS: dict[str, str] = {
@@ -29,16 +29,46 @@ KINDS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
+class Span(tuple):
     """A region of source text. Lines and columns are 1-based; ends are inclusive-exclusive
-    as Lark reports them (``end_column`` is one past the last character)."""
+    as Lark reports them (``end_column`` is one past the last character).
 
-    file: str
-    line: int
-    column: int
-    end_line: int
-    end_column: int
+    Immutable and hashable, with the fields ``file``, ``line``, ``column``, ``end_line`` and
+    ``end_column``. It is a tuple underneath so that the parser can make one in C
+    (``tuple.__new__(Span, (file, line, column, end_line, end_column))``): a script has
+    a span per node. It equals only another ``Span``, never a plain tuple.
+    """
+
+    __slots__ = ()
+    _fields = ("file", "line", "column", "end_line", "end_column")
+
+    def __new__(  # noqa: PYI034 - Python 3.10 has no typing.Self
+        cls, file: str, line: int, column: int, end_line: int, end_column: int
+    ) -> Span:
+        return tuple.__new__(cls, (file, line, column, end_line, end_column))
+
+    file = property(itemgetter(0), doc="the file name, as given to the parser")
+    line = property(itemgetter(1), doc="the first line (1-based)")
+    column = property(itemgetter(2), doc="the first column (1-based)")
+    end_line = property(itemgetter(3), doc="the last line")
+    end_column = property(itemgetter(4), doc="one past the last column")
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and tuple.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = tuple.__hash__
+
+    def __repr__(self) -> str:
+        return (
+            f"Span(file={self[0]!r}, line={self[1]!r}, column={self[2]!r}, "
+            f"end_line={self[3]!r}, end_column={self[4]!r})"
+        )
+
+    def __getnewargs__(self) -> tuple:
+        return tuple(self)
 
 
 class AdcliError(Exception):

@@ -279,6 +279,13 @@ def root(
             "operation that made one (slower).",
         ),
     ] = False,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="Neither read nor write the cache of parsed scripts (in $XDG_CACHE_HOME/adcli).",
+        ),
+    ] = False,
     version: Annotated[
         bool,
         typer.Option(
@@ -298,6 +305,7 @@ def root(
         json=json_output,
         debug=debug,
         detect_anomaly=detect_anomaly,
+        no_cache=no_cache,
         limits={name: value for name, value in limits.items() if value is not None},
     )
     if ctx.invoked_subcommand is not None or ctx.resilient_parsing:

@@ -24,6 +24,8 @@ class GlobalOptions:
     json: bool = False
     debug: bool = False
     detect_anomaly: bool = False
+    #: ``--no-cache``: neither read nor write the cache of parsed scripts
+    no_cache: bool = False
     #: limits given on the command line, by field name (the others keep their defaults)
     limits: dict[str, Any] = field(default_factory=dict)
     #: ``--output-format``: "text", or "github" for GitHub Actions annotations too
@@ -38,7 +40,10 @@ def session_limits(opts: GlobalOptions) -> Limits:
 def open_session(opts: GlobalOptions) -> Any:
     """A fresh interpreter session with the global options (may raise a device error)."""
     from adcli.lang.interpreter import Session
+    from adcli.lang.parser import set_cache
 
+    if opts.no_cache:  # here, not in the app: -j workers open their own sessions
+        set_cache(False)
     return Session(
         device=opts.device,
         dtype=opts.dtype,

@@ -112,6 +112,8 @@ class Session(Evaluator, DerivativeServices):
             filename,
             max_depth=self.limits.max_depth,
             max_source_bytes=self.limits.max_source_bytes,
+            timeout=self.limits.timeout,
+            cache=True,
         )
 
     def run(self, source: str, filename: str = "<eval>", emit=None, base_dir=None):

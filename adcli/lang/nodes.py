@@ -24,7 +24,7 @@ operands without a depth guard; :func:`walk` is iterative.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 
 from adcli.errors import Span
 
@@ -458,3 +458,47 @@ def walk(node: Node) -> Iterator[Node]:
         current = stack.pop()
         yield current
         stack.extend(reversed(tuple(iter_children(current))))
+
+
+# ----------------------------------------------------------- cheap construction
+#
+# A script has a node per operand and operator, so building nodes is much of a
+# parse. The ``__init__`` that ``dataclass(frozen=True)`` writes sets each field
+# through ``object.__setattr__``, looked up anew per field; the one below sets
+# the slots through their descriptors, bound once: half the cost, with the same
+# signature, the same checks (arity, keywords) and the same frozen instances.
+
+
+def _fast_init(cls: type) -> None:
+    params = getattr(cls, "__dataclass_params__", None)
+    if params is None or not params.frozen or "__slots__" not in cls.__dict__:
+        return
+    if hasattr(cls, "__post_init__"):
+        return
+    names = [f.name for f in fields(cls) if f.init]
+    if len(names) != len(fields(cls)) or any(
+        f.default is not MISSING or f.default_factory is not MISSING for f in fields(cls)
+    ):
+        return
+    if not all(name.isidentifier() for name in names):
+        return
+    setters = {f"_set_{name}": getattr(cls, name).__set__ for name in names}
+    body = "".join(f"    _set_{name}(self, {name})\n" for name in names) or "    pass\n"
+    source = f"def __init__(self, {', '.join(names)}):\n{body}"
+    namespace: dict = {}
+    exec(source, setters, namespace)  # noqa: S102 - our own code, built from field names
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__doc__ = cls.__init__.__doc__
+    cls.__init__ = init
+
+
+def _all_node_classes(base: type = Node) -> Iterator[type]:
+    for sub in base.__subclasses__():
+        yield sub
+        yield from _all_node_classes(sub)
+
+
+for _cls in list(_all_node_classes()):
+    _fast_init(_cls)
+del _cls

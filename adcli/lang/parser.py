@@ -26,10 +26,16 @@ import os
 import re
 import threading
 import zlib
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator
+from itertools import accumulate, compress, islice, repeat
+from operator import add, attrgetter, itemgetter, ne, not_, or_, sub
+from time import monotonic
 from typing import Any
 
+from adcli import __version__
 from adcli.errors import AdcliError, Span
-from adcli.lang import nodes
+from adcli.lang import astcache, cache, nodes
 from adcli.lang.sources import DEFAULT_MAX_SOURCE_BYTES, read_source
 
 __all__ = [
@@ -39,7 +45,9 @@ __all__ = [
     "grammar_text",
     "is_complete",
     "parse",
+    "parse_with_lark",
     "read_source",
+    "set_cache",
 ]
 
 #: Whole-number literals from here up are floats (as results of arithmetic are).
@@ -54,18 +62,47 @@ def parse(
     *,
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_source_bytes: int = DEFAULT_MAX_SOURCE_BYTES,
+    timeout: float | None = None,
+    cache: bool = False,
 ) -> nodes.Program:
     """Parse a whole script or one-liner into a :class:`~adcli.lang.nodes.Program`.
 
     ``filename`` goes into every span. Raises :class:`AdcliError` of kind
     ``"syntax"`` for malformed input, and of kind ``"limit"`` when brackets
-    nest deeper than ``max_depth`` or the source is larger than
-    ``max_source_bytes``.
+    nest deeper than ``max_depth``, the source is larger than
+    ``max_source_bytes``, or parsing takes more than ``timeout`` seconds.
+
+    With ``cache`` (and unless :func:`set_cache` turned it off), a script of
+    some size is looked up in the cache of parsed scripts first, and stored
+    there once parsed (see :mod:`adcli.lang.astcache`).
     """
+    deadline = _Deadline(timeout) if timeout else None
+    key = None
+    if cache and _use_cache and type(source) is str and len(source) >= astcache.MIN_SOURCE_CHARS:
+        _check_size(source, filename, max_source_bytes)
+        tables = _get_tables()
+        versions = f"adcli {__version__}; lark {tables.data['lark']}"
+        key = astcache.entry_key(source, tables.data["grammar"], versions)
+        program = astcache.load(key, filename, max_depth, len(source))
+        if program is not None:
+            return program
+    found: dict[str, int] = {}
     try:
-        return _parse(source, filename, max_depth, max_source_bytes)
+        program = _parse(source, filename, max_depth, max_source_bytes, deadline, found)
     except _Unclosed as unclosed:
         raise unclosed.error from None
+    if key is not None and "depth" in found:
+        astcache.store(key, program, found["depth"])
+    return program
+
+
+_use_cache = True
+
+
+def set_cache(enabled: bool) -> None:
+    """Turn the cache of parsed scripts on or off for this process (``--no-cache``)."""
+    global _use_cache
+    _use_cache = bool(enabled)
 
 
 def is_complete(source: str) -> bool:
@@ -106,23 +143,25 @@ def grammar_text() -> str:
 # ---------------------------------------------------------------------- tokens
 
 
-class _Token:
-    """One token: its terminal's name (``type``), its text and its place."""
+class _Token(tuple):
+    """One token: its terminal's name (``type``), its text (``value``) and its
+    :class:`Span`. A tuple underneath, so the lexer makes them in C, in bulk."""
 
-    __slots__ = ("column", "end_column", "end_line", "line", "type", "value")
+    __slots__ = ()
 
-    def __init__(
-        self, type: str, value: Any, line: int, column: int, end_line: int, end_column: int
-    ) -> None:
-        self.type = type
-        self.value = value
-        self.line = line
-        self.column = column
-        self.end_line = end_line
-        self.end_column = end_column
+    def __new__(cls, type: str, value: Any, span: Span) -> _Token:  # noqa: PYI034
+        return tuple.__new__(cls, (type, value, span))
+
+    type = property(itemgetter(0))
+    value = property(itemgetter(1))
+    span = property(itemgetter(2))
+    line = property(lambda self: self[2][1])
+    column = property(lambda self: self[2][2])
+    end_line = property(lambda self: self[2][3])
+    end_column = property(lambda self: self[2][4])
 
     def __repr__(self) -> str:
-        return f"_Token({self.type!r}, {self.value!r}, {self.line}:{self.column})"
+        return f"_Token({self[0]!r}, {self[1]!r}, {self.line}:{self.column})"
 
 
 class _Unclosed(Exception):
@@ -149,8 +188,16 @@ _SEPARATORS = frozenset({_NEWLINE, "SEMICOLON"})
 _OPERAND_STARTS = frozenset({"NAME", "NUMBER", "STRING", "TRUE", "FALSE", "NONE"})
 
 
-def _tokenize(source: str, filename: str, max_depth: int, tables: _Tables) -> list[_Token]:
-    """Split ``source`` into tokens, ending with ``$END`` (or ``$FAILED``)."""
+def _tokenize(
+    source: str,
+    filename: str,
+    max_depth: int,
+    tables: _Tables,
+    deadline: _Deadline | None = None,
+) -> list[_Token]:
+    """Split ``source`` into tokens, ending with ``$END`` (or ``$FAILED``): a
+    Python loop per token, careful about every error; :func:`_fast_chunks` is
+    the lexer of scripts without errors."""
     ignored = tables.ignored
     keywords = tables.keywords
     tokens: list[_Token] = []
@@ -166,18 +213,20 @@ def _tokenize(source: str, filename: str, max_depth: int, tables: _Tables) -> li
         if kind == _NEWLINE:
             # Inside ( ) or [ ] a newline is only space; inside { } it ends a statement.
             if not open_brackets or open_brackets[-1].type == "LBRACE":
-                append(_Token(kind, "\n", line, column, line, column + 1))
+                append(_Token(kind, "\n", Span(filename, line, column, line, column + 1)))
             line += 1
             line_start = end
             continue
         if kind == _NO_TOKEN:
             error = _character_error(source, position, line, line_start, filename)
-            append(_Token(_FAILED, error, line, column, line, 0))
+            append(_Token(_FAILED, error, Span(filename, line, column, line, 0)))
             return tokens
         value = found.group()
+        if deadline is not None and not len(tokens) % _CHUNK:
+            deadline.check(filename)
         if kind in keywords:
             kind = keywords[kind].get(value, kind)
-        token = _Token(kind, value, line, column, line, column + end - position)
+        token = _Token(kind, value, Span(filename, line, column, line, column + end - position))
         if kind == "ELSE" and tokens and tokens[-1].type == _NEWLINE:
             # `}` newline `else`: the newlines do not end the if statement.
             last = len(tokens)
@@ -194,13 +243,13 @@ def _tokenize(source: str, filename: str, max_depth: int, tables: _Tables) -> li
                     hint="split the expression into several statements, or raise the limit "
                     "with --max-depth",
                 )
-                append(_Token(_FAILED, error, line, column, line, 0))
+                append(_Token(_FAILED, error, Span(filename, line, column, line, 0)))
                 return tokens
             open_brackets.append(token)
         elif kind in _CLOSERS:
             error = _close_bracket(token, open_brackets, filename)
             if error is not None:
-                append(_Token(_FAILED, error, line, column, line, 0))
+                append(_Token(_FAILED, error, Span(filename, line, column, line, 0)))
                 return tokens
         append(token)
     position = len(source)
@@ -208,9 +257,9 @@ def _tokenize(source: str, filename: str, max_depth: int, tables: _Tables) -> li
     if open_brackets:
         opener = open_brackets[-1]
         error = AdcliError("syntax", f"'{opener.value}' was never closed", _span(opener, filename))
-        append(_Token(_FAILED, _Unclosed(error), line, end_column, line, 0))
+        append(_Token(_FAILED, _Unclosed(error), Span(filename, line, end_column, line, 0)))
     else:
-        append(_Token(_END, "", line, end_column, line, end_column))
+        append(_Token(_END, "", Span(filename, line, end_column, line, end_column)))
     return tokens
 
 
@@ -248,7 +297,43 @@ class _Splice(list):
     __slots__ = ()
 
 
-def _parse(source: str, filename: str, max_depth: int, max_source_bytes: int) -> nodes.Program:
+class _Fallback(Exception):
+    """The fast lexer met something only the careful one reports well."""
+
+
+class _Deadline:
+    """The time limit of one parse (``--timeout``): checked once per chunk of tokens."""
+
+    __slots__ = ("limit", "when")
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        self.when = monotonic() + limit
+
+    def check(self, filename: str, token: _Token | None = None) -> None:
+        if monotonic() > self.when:
+            where = token[2] if token is not None else Span(filename, 1, 1, 1, 1)
+            error = AdcliError(
+                "limit",
+                f"parsing ran past the time limit of {self.limit:g} s",
+                where,
+                hint="make it smaller, or raise the limit with --timeout",
+            )
+            error.timed_out = True  # type: ignore[attr-defined]
+            raise error
+
+
+def _parse(
+    source: str,
+    filename: str,
+    max_depth: int,
+    max_source_bytes: int,
+    deadline: _Deadline | None = None,
+    found: dict[str, int] | None = None,
+) -> nodes.Program:
+    """Parse with the fast lexer, and on any error again with the careful one.
+    ``found["depth"]`` is set to the deepest bracket nesting when the fast one
+    parsed the script."""
     if not isinstance(source, str):
         raise TypeError(f"source must be str, not {type(source).__name__}")
     _check_size(source, filename, max_source_bytes)
@@ -259,83 +344,254 @@ def _parse(source: str, filename: str, max_depth: int, max_source_bytes: int) ->
     collecting = gc.isenabled()
     gc.disable()
     try:
-        tokens = _tokenize(source, filename, max_depth, tables)
-        program = _run(tables, tokens, _AstBuilder(filename))
+        try:
+            if not tables.fast:
+                raise _Fallback
+            depth = [0]
+            chunks = _fast_chunks(source, filename, max_depth, tables, deadline, depth)
+            program = _run(tables, chunks, _AstBuilder(filename))
+            if found is not None:
+                found["depth"] = depth[0]
+        except (_Fallback, AdcliError) as failed:
+            if getattr(failed, "timed_out", False):
+                raise
+            # Errors are rare: the careful lexer finds the first one in source
+            # order and words it (bracket errors, stray characters, limits).
+            tokens = _tokenize(source, filename, max_depth, tables, deadline)
+            program = _run(
+                tables, _in_chunks(tokens, deadline, filename), _AstBuilder(filename), tokens
+            )
     finally:
         if collecting:
             gc.enable()
     return nodes.Program(program.statements, _program_span(source, filename))
 
 
-def _run(tables: _Tables, tokens: list[_Token], builder: _AstBuilder) -> nodes.Program:
-    """The LALR(1) loop: shift tokens, reduce rules, build nodes bottom-up."""
+#: Tokens lexed (and parsed) at a time: lexing is done in C a chunk at a
+#: time, so memory stays that of the tree being built, not of the tokens.
+_CHUNK = 2048
+_new = tuple.__new__
+
+
+def _fast_chunks(
+    source: str,
+    filename: str,
+    max_depth: int,
+    tables: _Tables,
+    deadline: _Deadline | None,
+    deepest_seen: list[int] | None = None,
+) -> Iterator[list[_Token]]:
+    """Tokens in chunks, each made by C loops (``finditer``, ``map``, ``compress``)
+    with no Python code per token. Anything the careful :func:`_tokenize` would
+    report (a character that starts no token, a bracket closed wrongly or nested
+    too deeply, one left open) raises :class:`_Fallback` instead."""
+    significant = tables.significant
+    keyword_of = tables.keyword_map
+    delta = tables.bracket_delta
+    newline = _NEWLINE
+    # Line k (1-based) starts at line_starts[k - 1]; marks[k] = line_starts[k - 1] - 1,
+    # so that the column of offset o on line k is o - marks[k].
+    line_starts = list(accumulate(map(add, map(len, source.split("\n")), repeat(1)), initial=0))
+    marks = [0, *map(sub, line_starts, repeat(1))]
+    numbers = list(range(len(line_starts) + 1))
+    texts: dict[str, str] = {}
+    matches = tables.regex.finditer(source)
+    names = repeat(filename)
+    spacing = {name: d for name, d in delta.items() if name not in ("LBRACE", "RBRACE")}
+    depth = 0
+    level = 0
+    last = None
+    #: newlines held back from the end of a chunk: an `else` may follow them
+    pending: list[_Token] = []
+    before_pending = None  # the kind of the last token yielded before them
+    while True:
+        chunk = list(islice(matches, _CHUNK))
+        if not chunk:
+            break
+        kinds = list(map(_LASTGROUP, chunk))
+        if _NO_TOKEN in kinds:
+            raise _Fallback
+        keep = list(map(significant.__getitem__, kinds))
+        chunk = list(compress(chunk, keep))
+        if not chunk:
+            continue
+        # Equal texts share one string (a script repeats its names and numbers).
+        values = list(map(_GROUP, chunk))
+        values = list(map(texts.setdefault, values, values))
+        kinds = list(map(keyword_of.get, values, compress(kinds, keep)))
+        starts = list(map(_START, chunk))
+        ends = list(map(_END_OF, chunk))
+        del chunk
+        if delta:
+            # The depth after each token (a newline's is the one it is at).
+            depths = list(accumulate(map(delta.get, kinds, repeat(0)), initial=depth))
+            del depths[0]
+            if depths:
+                depth = depths[-1]
+                deepest = max(depths)
+                if deepest > max_depth or min(depths) < 0:
+                    raise _Fallback
+                if deepest_seen is not None and deepest > deepest_seen[0]:
+                    deepest_seen[0] = deepest
+            # Newlines inside ( ) or [ ] are only space; inside { } they end statements
+            # (a brace never opens inside a parenthesis: blocks are statements).
+            if spacing:
+                levels = list(accumulate(map(spacing.get, kinds, repeat(0)), initial=level))
+                del levels[0]
+                if levels:
+                    level = levels[-1]
+                    if max(levels):  # drop the newlines inside parentheses and brackets
+                        inside = list(map(or_, map(ne, kinds, repeat(newline)), map(not_, levels)))
+                        kinds = list(compress(kinds, inside))
+                        values = list(compress(values, inside))
+                        starts = list(compress(starts, inside))
+                        ends = list(compress(ends, inside))
+        if not starts:
+            continue
+        # Each chunk's lines lie between these two: short binary searches.
+        low = bisect_right(line_starts, starts[0]) - 1
+        high = bisect_right(line_starts, ends[-1], low) + 1
+        bounds = repeat(line_starts), starts, repeat(low), repeat(high)
+        # Line numbers from a list, so that each is one int object however
+        # many spans hold it (an int past 256 is 28 bytes).
+        lines = list(map(numbers.__getitem__, map(bisect_right, *bounds)))
+        end_lines = list(
+            map(
+                numbers.__getitem__,
+                map(bisect_right, repeat(line_starts), ends, repeat(low), repeat(high)),
+            )
+        )
+        columns = map(sub, starts, map(marks.__getitem__, lines))
+        end_columns = map(sub, ends, map(marks.__getitem__, end_lines))
+        spans = map(_new, repeat(Span), zip(names, lines, columns, end_lines, end_columns))
+        tokens = list(map(_new, repeat(_Token), zip(kinds, values, spans)))
+        if pending:
+            tokens[:0] = pending
+            pending = []
+        if "ELSE" in kinds:
+            tokens = _join_else(tokens, before_pending)
+        # Hold back trailing newlines: the next chunk may start with `else`.
+        keep = len(tokens)
+        while keep and tokens[keep - 1][0] == newline:
+            keep -= 1
+        if keep < len(tokens):
+            pending = tokens[keep:]
+            del tokens[keep:]
+        if tokens:
+            last = tokens[-1]
+            before_pending = last[0]
+            yield tokens
+        if deadline is not None:
+            deadline.check(filename, last)
+    if depth:
+        raise _Fallback
+    if pending:
+        yield pending
+    line = len(line_starts) - 1
+    end_column = len(source) - line_starts[line - 1] + 1
+    yield [_Token(_END, "", Span(filename, line, end_column, line, end_column))]
+
+
+def _join_else(tokens: list[_Token], before: str | None) -> list[_Token]:
+    """Drop the newlines between a ``}`` and an ``else`` (``before``: the kind of the
+    token before ``tokens``): they do not end the if statement."""
+    out: list[_Token] = []
+    for token in tokens:
+        if token[0] == "ELSE" and out and out[-1][0] == _NEWLINE:
+            keep = len(out)
+            while keep and out[keep - 1][0] == _NEWLINE:
+                keep -= 1
+            if (out[keep - 1][0] if keep else before) == "RBRACE":
+                del out[keep:]
+        out.append(token)
+    return out
+
+
+_LASTGROUP = attrgetter("lastgroup")
+_GROUP = re.Match.group
+_START = re.Match.start
+_END_OF = re.Match.end
+
+
+def _in_chunks(
+    tokens: list[_Token], deadline: _Deadline | None, filename: str
+) -> Iterator[list[_Token]]:
+    if deadline is None:
+        yield tokens
+        return
+    for start in range(0, len(tokens), _CHUNK):
+        chunk = tokens[start : start + _CHUNK]
+        yield chunk
+        deadline.check(filename, chunk[-1])
+
+
+def _run(
+    tables: _Tables,
+    chunks: Iterable[list[_Token]],
+    builder: _AstBuilder,
+    every_token: list[_Token] | None = None,
+) -> nodes.Program:
+    """The LALR(1) loop: shift tokens, reduce rules, build nodes bottom-up.
+
+    ``every_token`` (the careful lexer's whole list) lets a syntax error look around
+    the culprit (a bracket opened lines before, a Python habit)."""
     actions = tables.actions
     rules = tables.rules
     pass_origins = tables.pass_origins
     pass_chains = tables.pass_chains
-    keeps_all = tables.keeps_all
+    pickers = tables.pickers
     expand_single = tables.expand_single
     handlers = [getattr(builder, name) if name else None for name in tables.handler_names]
     end_state = tables.end_state
     states = [tables.start_state]
     values: list[Any] = []
-    for index, token in enumerate(tokens):
-        kind = token.type
-        state = states[-1]
-        while True:
-            action = actions[state].get(kind)
-            if action is None:
-                raise _syntax_error(token, tokens, index, states, values, tables, builder)
-            if action >= 0:  # shift
-                states.append(action)
-                values.append(token)
-                break
-            if pass_origins[~action] is not None:
-                # A ?rule with one child: nothing to build, only a new state.
-                # Such reductions come in chains (atom -> postfix -> ... ->
-                # expr); each replaces the top state and depends only on the
-                # state below it, so the chain's end is memoised.
-                key = (states[-2], action, kind)
-                state = pass_chains.get(key)
-                if state is None:
-                    state = pass_chains[key] = _follow_passes(tables, states[-2], action, kind)
-                states[-1] = state
-                continue
-            rule_index = ~action
-            origin, size, how, modes = rules[rule_index]
-            if size:
-                children = values[-size:]
-                del values[-size:]
-                del states[-size:]
-            else:
-                children = []
-            if rule_index not in keeps_all:
-                children = _filter_children(children, modes)
-            if how == _SPLICE:
-                values.append(children if type(children) is _Splice else _Splice(children))
-            elif len(children) == 1 and rule_index in expand_single:
-                values.append(children[0])
-            else:
-                values.append(handlers[rule_index](children))
-            state = actions[states[-1]][origin]
-            states.append(state)
-            if state == end_state and kind == _END:
-                return values[-1]
+    before = None
+    for tokens in chunks:
+        for token in tokens:
+            kind = token[0]
+            state = states[-1]
+            while True:
+                action = actions[state].get(kind)
+                if action is None:
+                    raise _syntax_error(token, before, every_token, states, values, tables, builder)
+                if action >= 0:  # shift
+                    states.append(action)
+                    values.append(token)
+                    break
+                rule_index = ~action
+                if pass_origins[rule_index] is not None:
+                    # A ?rule with one child: nothing to build, only a new state.
+                    # Such reductions come in chains (atom -> postfix -> ... ->
+                    # expr); each replaces the top state and depends only on the
+                    # state below it, so the chain's end is memoised.
+                    key = (states[-2], action, kind)
+                    state = pass_chains.get(key)
+                    if state is None:
+                        state = pass_chains[key] = _follow_passes(tables, states[-2], action, kind)
+                    states[-1] = state
+                    continue
+                origin, size, how, _ = rules[rule_index]
+                if size:
+                    children = values[-size:]
+                    del values[-size:]
+                    del states[-size:]
+                else:
+                    children = []
+                pick = pickers[rule_index]
+                if pick is not None:
+                    children = pick(children)
+                if how == _SPLICE:
+                    values.append(children if type(children) is _Splice else _Splice(children))
+                elif len(children) == 1 and rule_index in expand_single:
+                    values.append(children[0])
+                else:
+                    values.append(handlers[rule_index](children))
+                state = actions[states[-1]][origin]
+                states.append(state)
+                if state == end_state and kind == _END:
+                    return values[-1]
+            before = token
     raise AssertionError("the token list always ends with $END or $FAILED")
-
-
-def _filter_children(popped: list[Any], modes: tuple[int, ...]) -> list[Any]:
-    """Drop the tokens a rule does not keep; splice in the lists of its _rules."""
-    children: list[Any] = []
-    for value, mode in zip(popped, modes):
-        if mode == _KEEP:
-            children.append(value)
-        elif mode == _INLINE:
-            if children:
-                children.extend(value)
-            else:  # left recursion: reuse the list, no copying
-                children = value
-    return children
 
 
 def _follow_passes(tables: _Tables, below: int, action: int, kind: str) -> int:
@@ -380,11 +636,15 @@ class _Tables:
     reduce by, or after a reduction the state to go to for the rule's
     origin. ``rules[i]`` is ``(origin, size, how, modes)``; the handler for
     rule ``i`` is the :class:`_AstBuilder` method ``handler_names[i]``.
+
+    Data from a cache file is checked here, whole, before it is used: any
+    doubt is a ``ValueError`` and the caller rebuilds the tables.
     """
 
-    FORMAT = 1
+    FORMAT = 2
 
-    def __init__(self, data: dict[str, Any]) -> None:
+    def __init__(self, data: Any) -> None:
+        _validate_tables(data)
         self.data = data
         self.actions: list[dict[str, int]] = data["actions"]
         self.start_state: int = data["start_state"]
@@ -399,17 +659,144 @@ class _Tables:
             origin if how == _PASS else None for origin, _, how, _ in self.rules
         ]
         self.pass_chains: dict[tuple[int, int, str], int] = {}
-        # Rules that keep every child as it is: no filtering needed.
-        self.keeps_all = frozenset(
-            index for index, rule in enumerate(self.rules) if all(m == _KEEP for m in rule[3])
-        )
+        # For each rule: how to pick its children from the symbols popped
+        # (None: keep them all, as they are).
+        made: dict[tuple[int, ...], Callable[[list], list] | None] = {}
+        self.pickers: list[Callable[[list], list] | None] = [
+            made[modes] if modes in made else made.setdefault(modes, _picker(modes))
+            for _, _, _, modes in self.rules
+        ]
         # One alternative per terminal, in matching order; the last matches
         # any character, so a character that starts no token is seen.
         alternatives = [f"(?P<{name}>{pattern})" for name, pattern in data["terminals"]]
         alternatives.append(f"(?P<{_NO_TOKEN}>[\\s\\S])")
-        self.regex = re.compile("|".join(alternatives))
+        try:
+            self.regex = re.compile("|".join(alternatives))
+        except (re.error, RecursionError, OverflowError) as exc:
+            raise ValueError(f"a terminal's pattern does not compile: {exc}") from None
         self.ignored = frozenset(data["ignored"])
         self.keywords: dict[str, dict[str, str]] = data["keywords"]
+        # What the fast lexer needs: which kinds are kept, the keywords by
+        # their text, and what each bracket does to the depth.
+        names = [name for name, _ in data["terminals"]] + [_NO_TOKEN]
+        self.significant = {name: name not in self.ignored for name in names}
+        self.keyword_map: dict[str, str] = {}
+        fast = bool(data["balanced"])
+        for mapping in self.keywords.values():
+            for text, keyword in mapping.items():
+                if self.keyword_map.setdefault(text, keyword) != keyword:
+                    fast = False  # one text, two keywords: only the careful lexer knows
+        self.bracket_delta = {name: 1 for name in _OPENERS if name in names}
+        self.bracket_delta.update({name: -1 for name in _CLOSERS if name in names})
+        self.fast = fast
+
+
+def _picker(modes: tuple[int, ...]) -> Callable[[list], list] | None:
+    """A function that picks a rule's children from the symbols it pops: the
+    kept ones, with the lists of ``_rule``s spliced in (the first one's list is
+    reused: left recursion builds one list, no copying). Written out as code
+    once per rule, from the modes alone (small integers)."""
+    if all(mode == _KEEP for mode in modes):
+        return None
+    body = []
+    for index, mode in enumerate(modes):
+        if mode == _DROP:
+            continue
+        if not body:
+            body.append(f"out = c[{index}]" if mode == _INLINE else f"out = [c[{index}]]")
+        else:
+            body.append(f"out.{'extend' if mode == _INLINE else 'append'}(c[{index}])")
+    if not body:
+        body.append("out = []")
+    code = "def pick(c):\n" + "".join(f"    {line}\n" for line in body) + "    return out\n"
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)  # noqa: S102 - built from a rule's modes, which are validated ints
+    return namespace["pick"]
+
+
+def _validate_tables(data: Any) -> None:
+    """Raise ``ValueError`` unless ``data`` has exactly the shape :class:`_Tables`
+    needs, every state and rule number in range: a damaged or hostile cache
+    file may hold any JSON at all."""
+
+    def need(condition: bool, what: str) -> None:
+        if not condition:
+            raise ValueError(f"bad parser tables: {what}")
+
+    def is_int(value: Any) -> bool:
+        return type(value) is int
+
+    def is_str(value: Any) -> bool:
+        return type(value) is str
+
+    need(type(data) is dict, "not an object")
+    for key in _TABLE_KEYS:
+        need(key in data, f"no {key!r}")
+    need(data["format"] == _Tables.FORMAT, "another format")
+    actions, rules = data["actions"], data["rules"]
+    need(type(actions) is list and 0 < len(actions) <= _MAX_STATES, "actions")
+    need(type(rules) is list and 0 < len(rules) <= _MAX_RULES, "rules")
+    states, n_rules = len(actions), len(rules)
+    for row in actions:
+        need(type(row) is dict and len(row) <= _MAX_SYMBOLS, "an action row")
+        for action in row.values():
+            need(is_int(action) and -n_rules <= action < states, "an action")
+    need(is_int(data["start_state"]) and 0 <= data["start_state"] < states, "start state")
+    need(is_int(data["end_state"]) and 0 <= data["end_state"] < states, "end state")
+    for rule in rules:
+        need(type(rule) is list and len(rule) == 4, "a rule")
+        origin, size, how, modes = rule
+        need(is_str(origin) and is_int(size) and how in (_PASS, _SPLICE, _BUILD), "a rule")
+        need(type(modes) is list and len(modes) == size, "a rule's modes")
+        need(all(mode in (_DROP, _KEEP, _INLINE) for mode in modes), "a rule's modes")
+        need(how != _PASS or modes == [_KEEP], "a pass-through rule")
+    names = data["handler_names"]
+    need(type(names) is list and len(names) == n_rules, "handler names")
+    for name, (_, _, how, _) in zip(names, rules):
+        if how == _BUILD:
+            need(is_str(name) and not name.startswith("_"), "a handler name")
+            need(callable(getattr(_AstBuilder, name, None)), f"no builder method {name!r}")
+        else:
+            need(name is None, "a handler name")
+    single = data["expand_single"]
+    need(type(single) is list and all(is_int(i) and 0 <= i < n_rules for i in single), "expand")
+    terminals = data["terminals"]
+    need(type(terminals) is list and 0 < len(terminals) <= _MAX_SYMBOLS, "terminals")
+    for terminal in terminals:
+        need(type(terminal) is list and len(terminal) == 2, "a terminal")
+        need(all(is_str(part) for part in terminal), "a terminal")
+        need(terminal[0].isidentifier() and terminal[0] != _NO_TOKEN, "a terminal's name")
+        need(len(terminal[1]) <= _MAX_PATTERN, "a terminal's pattern")
+    ignored = data["ignored"]
+    need(type(ignored) is list and all(is_str(name) for name in ignored), "ignored")
+    keywords = data["keywords"]
+    need(type(keywords) is dict, "keywords")
+    for mapping in keywords.values():
+        need(type(mapping) is dict, "keywords")
+        need(all(is_str(k) and is_str(v) for k, v in mapping.items()), "keywords")
+    need(type(data["balanced"]) is bool, "balanced")
+
+
+_TABLE_KEYS = (
+    "format",
+    "actions",
+    "start_state",
+    "end_state",
+    "rules",
+    "handler_names",
+    "expand_single",
+    "terminals",
+    "ignored",
+    "keywords",
+    "balanced",
+)
+# Bounds far above any grammar of this language; a cache file past them is damaged.
+_MAX_STATES = 100_000
+_MAX_RULES = 100_000
+_MAX_SYMBOLS = 10_000
+_MAX_PATTERN = 10_000
+#: The largest table cache file read (a grammar's tables take about 100 KB).
+_MAX_TABLES_BYTES = 16 * 1024 * 1024
 
 
 _tables: _Tables | None = None
@@ -428,37 +815,109 @@ def _get_tables() -> _Tables:
 
 def _load_tables() -> _Tables:
     text = grammar_text()
-    # The file name tells grammars apart cheaply; the text inside decides.
-    checksum = zlib.crc32(text.encode("utf-8"))
-    cache_file = os.path.join(_cache_dir(), f"grammar-{_Tables.FORMAT}-{checksum:08x}.json")
-    try:
-        with open(cache_file, encoding="utf-8") as file:
-            data = json.load(file)
-        if data.get("grammar") == text and data.get("format") == _Tables.FORMAT:
-            return _Tables(data)
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    # The file name tells grammars (and Lark versions) apart cheaply; the
+    # text inside decides.
+    lark_version = _lark_version()
+    checksum = zlib.crc32(f"{lark_version}\0{text}".encode())
+    name = f"grammar-{_Tables.FORMAT}-{checksum:08x}.json"
+    cache_file = os.path.join(cache.cache_dir(), name)
+    raw = cache.read_bounded(cache_file, _MAX_TABLES_BYTES)
+    if raw is not None:
+        try:
+            data = json.loads(raw)
+            if data["grammar"] == text and data["lark"] == lark_version:
+                return _Tables(data)
+        except (ValueError, KeyError, TypeError, RecursionError, MemoryError):
+            pass  # damaged, or not ours: rebuilt below
     data = _compile_grammar(text)
     data["grammar"] = text
-    _write_cache(cache_file, data)
-    return _Tables(data)
+    data["lark"] = lark_version
+    raw = json.dumps(data, separators=(",", ":")).encode()
+    tables = _Tables(json.loads(raw))  # exactly what a later run reads back
+    cache.write_atomic(cache_file, raw)
+    cache.prune(os.path.dirname(cache_file), "grammar-", keep=8)
+    return tables
 
 
-def _cache_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "adcli")
+def _lark_version() -> str:
+    """Lark's version, without importing Lark (which start-up avoids): the name
+    of its ``lark-X.Y.Z.dist-info`` folder, else the size and time of its code."""
+    from importlib.util import find_spec
 
-
-def _write_cache(cache_file: str, data: dict[str, Any]) -> None:
-    """Write atomically; a cache that cannot be written is simply skipped."""
-    partial = f"{cache_file}.{os.getpid()}.tmp"
     try:
-        os.makedirs(os.path.dirname(cache_file), exist_ok=True)
-        with open(partial, "w", encoding="utf-8") as file:
-            json.dump(data, file, separators=(",", ":"))
-        os.replace(partial, cache_file)
+        spec = find_spec("lark")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.origin:
+        return "none"
+    package = os.path.dirname(spec.origin)
+    try:
+        for entry in sorted(os.listdir(os.path.dirname(package))):
+            if entry.startswith("lark-") and entry.endswith((".dist-info", ".egg-info")):
+                return entry.split("-")[1].removesuffix(".dist").removesuffix(".egg")
+        info = os.stat(spec.origin)
     except OSError:
-        pass
+        return "unknown"
+    return f"{info.st_size}-{info.st_mtime_ns}"
+
+
+def parse_with_lark(source: str, filename: str = "<eval>") -> nodes.Program:
+    """Parse ``source`` with Lark's own lexer and LALR parser over the same
+    builder as :func:`parse`: the reference the differential tests compare
+    :func:`parse` with. Slow, and its errors are Lark's exceptions."""
+    from lark import Token
+    from lark.lark import PostLex
+    from lark.visitors import Transformer_NonRecursive
+
+    class BracketNewlines(PostLex):
+        """Drop a newline inside ( ) or [ ] (not { }), and those between a ``}`` and an
+        ``else``, as adcli's lexer does."""
+
+        always_accept = ()
+
+        def process(self, stream: Iterator[Any]) -> Iterator[Any]:
+            opened: list[str] = []
+            held: list[Any] = []  # newlines after a `}`: an `else` may follow
+            last_kind = None
+            for token in stream:
+                if token.type == _NEWLINE:
+                    if opened and opened[-1] != "LBRACE":
+                        continue
+                    if held or last_kind == "RBRACE":
+                        held.append(token)
+                        continue
+                elif held:
+                    if token.type != "ELSE":
+                        yield from held
+                    held = []
+                if token.type in _OPENERS:
+                    opened.append(token.type)
+                elif token.type in _CLOSERS and opened:
+                    opened.pop()
+                last_kind = token.type
+                yield token
+            yield from held
+
+    builder = _AstBuilder(filename)
+
+    class Build(Transformer_NonRecursive):
+        def __default__(self, data: Any, children: list, meta: Any) -> Any:
+            return getattr(builder, data)(list(children))
+
+        def __default_token__(self, token: Token) -> _Token:
+            span = Span(filename, token.line, token.column, token.end_line, token.end_column)
+            return _Token(token.type, str(token), span)
+
+    global _reference_lark
+    if _reference_lark is None:
+        _reference_lark = build_lark(lexer="basic", postlex=BracketNewlines(), strict=False)
+    source = source.removeprefix("\ufeff")
+    tree = _reference_lark.parse(source)
+    program = Build(visit_tokens=True).transform(tree)
+    return nodes.Program(program.statements, _program_span(source, filename))
+
+
+_reference_lark: Any = None
 
 
 def build_lark(text: str | None = None, **options: Any) -> Any:
@@ -553,18 +1012,36 @@ def _compile_grammar(text: str) -> dict[str, Any]:
         "terminals": [[t.name, t.pattern.to_regexp()] for t in terminals if t.name not in embedded],
         "ignored": sorted(lark.ignore_tokens),
         "keywords": keywords,
+        "balanced": _brackets_balanced(lark.rules),
     }
+
+
+def _brackets_balanced(rules: list) -> bool:
+    """Whether every rule holds as many of each opening bracket as of its closing
+    one: then a script the grammar accepts has its brackets nested properly, and
+    the fast lexer may count depth instead of matching brackets one by one."""
+    for rule in rules:
+        names = [symbol.name for symbol in rule.expansion if symbol.is_term]
+        for opener, closer in _OPENERS.items():
+            if names.count(opener) != names.count(closer):
+                return False
+    return True
 
 
 # ----------------------------------------------------------------- AST building
 
 
 def _span(token: _Token, filename: str) -> Span:
-    return Span(filename, token.line, token.column, token.end_line, token.end_column)
+    return token[2]
 
 
 def _spanning(filename: str, first: Span | _Token, last: Span | _Token) -> Span:
-    return Span(filename, first.line, first.column, last.end_line, last.end_column)
+    """From the start of ``first`` to the end of ``last`` (each a span or a token)."""
+    if type(first) is _Token:
+        first = first[2]
+    if type(last) is _Token:
+        last = last[2]
+    return _new(Span, (filename, first[1], first[2], last[3], last[4]))
 
 
 class _AstBuilder:
@@ -582,11 +1059,14 @@ class _AstBuilder:
 
     def extent(self, node: nodes.Node) -> Span:
         """The span of ``node`` including any parentheses around it."""
-        entry = self.paren_spans.get(id(node))
-        return node.span if entry is None else entry[1]
+        if self.paren_spans:
+            entry = self.paren_spans.get(id(node))
+            if entry is not None:
+                return entry[1]
+        return node.span
 
     def token_span(self, token: _Token) -> Span:
-        return Span(self.filename, token.line, token.column, token.end_line, token.end_column)
+        return token[2]
 
     # ---- statements
 
@@ -600,6 +1080,10 @@ class _AstBuilder:
 
     def assign(self, children: list) -> nodes.Node:
         target, value = children
+        if type(target) is _Name and not self.paren_spans:  # the common case, made short
+            first, last = target.span, value.span
+            span = _new(Span, (self.filename, first[1], first[2], last[3], last[4]))
+            return _Assign(target.id, value, span, first)
         span = _spanning(self.filename, self.extent(target), self.extent(value))
         if isinstance(target, nodes.Name):
             return nodes.Assign(target.id, value, span, target.span)
@@ -753,15 +1237,19 @@ class _AstBuilder:
         """Fold ``[operand, op, operand, op, operand, ...]`` left to right in
         a loop: a 100,000-term chain is a flat list here, never a deep tree."""
         filename = self.filename
+        extent = self.extent
+        binary = nodes.Binary
         left = children[0]
-        start = self.extent(left)
+        start = extent(left)
+        line, column = start[1], start[2]
         for position in range(1, len(children), 2):
             op, right = children[position], children[position + 1]
-            symbol = "^" if op.value == "**" else op.value
-            end = self.extent(right)
-            span = Span(filename, start.line, start.column, end.end_line, end.end_column)
-            left = nodes.Binary(symbol, left, right, span, self.token_span(op))
-            start = span
+            symbol = op[1]
+            if symbol == "**":
+                symbol = "^"
+            end = extent(right)
+            span = _new(Span, (filename, line, column, end[3], end[4]))
+            left = binary(symbol, left, right, span, op[2])
         return left
 
     compare = arith = term = power = fold
@@ -846,9 +1334,11 @@ class _AstBuilder:
     # ---- atoms
 
     def number(self, children: list) -> nodes.Number:
-        (token,) = children
-        text = token.value
-        span = self.token_span(token)
+        token = children[0]
+        text = token[1]
+        span = token[2]
+        if text.isdigit() and len(text) < 19:  # the common case: a small whole number
+            return _Number(int(text), text, span)
         try:
             value: int | float = int(text) if text.isdigit() else float(text)
         except ValueError:  # more digits than int() accepts
@@ -874,8 +1364,8 @@ class _AstBuilder:
         return nodes.NoneLit(self.token_span(children[0]))
 
     def name(self, children: list) -> nodes.Name:
-        (token,) = children
-        return nodes.Name(token.value, self.token_span(token))
+        token = children[0]
+        return _Name(token[1], token[2])
 
     def paren(self, children: list) -> nodes.Node:
         opening, inner, closing = children
@@ -890,6 +1380,9 @@ class _AstBuilder:
 
 # \" and \\ (the language's escapes), plus \n and \t; any other backslash
 # stays as written, so "C:\data" means what it says.
+_Name = nodes.Name
+_Assign = nodes.Assign
+_Number = nodes.Number
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
 _ESCAPE = re.compile(r"\\(.)")
 
@@ -982,8 +1475,8 @@ def _character_error(
 
 def _syntax_error(
     token: _Token,
-    tokens: list[_Token],
-    index: int,
+    before: _Token | None,
+    tokens: list[_Token] | None,
     states: list[int],
     values: list[Any],
     tables: _Tables,
@@ -996,7 +1489,6 @@ def _syntax_error(
     filename = builder.filename
     expected = {symbol for symbol in tables.actions[states[-1]] if symbol.isupper()}
     at_end = token.type in (_END, _NEWLINE)
-    before = tokens[index - 1] if index > 0 else None
 
     if at_end and before is not None:
         where = _just_after(before, filename)
@@ -1007,6 +1499,9 @@ def _syntax_error(
         after = " after a string" if before.type == "STRING" else f" after '{before.value}'"
     found = "" if at_end else f", found {_describe_token(token)}"
 
+    if tokens is None:  # the fast lexer's tokens: the careful pass words the error
+        return AdcliError("syntax", f"unexpected {_describe_token(token)}", where)
+    index = next(i for i, t in enumerate(tokens) if t is token)
     opener = _open_bracket_before(tokens, index)
     if opener is not None and opener.line < token.line and opener.type != "LBRACE":
         # A bracket left open on an earlier line swallowed the newlines after it.

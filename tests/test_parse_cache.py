@@ -1,0 +1,250 @@
+"""The cache of parsed scripts: a second run of an unchanged script skips
+parsing; a damaged or hostile entry is never trusted; ``--no-cache``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from adcli.errors import AdcliError, Span
+from adcli.lang import nodes, parser
+from adcli.lang.parser import parse
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SCRIPT = (
+    'x = tensor([1.5, 2.0], dtype="float64", requires_grad=true)\n'
+    "f(a, b) = a * b + sin(a)\n"
+    + "".join(f"y{i} = f(x, {i}.5)[0] - x[1:2].sum() ^ 2  # step {i}\n" for i in range(60))
+    + 'assert y3 != 0, "nonzero"\n'
+    + "z = y59\nz.backward()\nx.grad\n"
+)
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home))
+    parser.set_cache(True)
+    yield home
+    parser.set_cache(True)
+
+
+def entries(home: Path) -> list[Path]:
+    return sorted((home / "adcli").glob("ast-*.json"))
+
+
+def test_an_unchanged_script_is_not_parsed_again(
+    private_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = parse(SCRIPT, "a.ad", cache=True)
+    assert len(entries(private_cache)) == 1
+
+    def no_parsing(*args, **kwargs):
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(parser, "_parse", no_parsing)
+    second = parse(SCRIPT, "a.ad", cache=True)
+    assert second == first
+    # The file name is the caller's, not the one the entry was written with.
+    third = parse(SCRIPT, "b.ad", cache=True)
+    assert third.statements[0].span == Span("b.ad", 1, 1, 1, 60)
+    assert [type(s) for s in third.statements] == [type(s) for s in first.statements]
+
+
+def test_a_changed_script_is_parsed(private_cache: Path) -> None:
+    parse(SCRIPT, "a.ad", cache=True)
+    changed = SCRIPT.replace("0.5", "0.25")
+    program = parse(changed, "a.ad", cache=True)
+    assert len(entries(private_cache)) == 2
+    assert program == parse(changed, "a.ad")
+
+
+def test_short_sources_and_plain_calls_are_not_cached(private_cache: Path) -> None:
+    parse("x = 1\n", "a.ad", cache=True)
+    parse(SCRIPT, "a.ad")  # cache=False: the default of parse()
+    assert entries(private_cache) == []
+
+
+def test_set_cache_false_neither_reads_nor_writes(private_cache: Path) -> None:
+    parser.set_cache(False)
+    parse(SCRIPT, "a.ad", cache=True)
+    assert entries(private_cache) == []
+
+
+def test_the_nesting_limit_still_applies_to_a_cached_script(private_cache: Path) -> None:
+    deep = SCRIPT + "w = " + "(" * 30 + "1" + ")" * 30 + "\n"
+    parse(deep, "a.ad", cache=True)
+    with pytest.raises(AdcliError) as caught:
+        parse(deep, "a.ad", cache=True, max_depth=10)
+    assert caught.value.kind == "limit"
+
+
+def test_syntax_errors_are_not_cached(private_cache: Path) -> None:
+    bad = SCRIPT + "w = (1 +\n"
+    for _ in range(2):
+        with pytest.raises(AdcliError) as caught:
+            parse(bad, "a.ad", cache=True)
+        assert caught.value.kind == "syntax"
+    assert entries(private_cache) == []
+
+
+def _entry(private_cache: Path) -> tuple[Path, dict, dict]:
+    parse(SCRIPT, "a.ad", cache=True)
+    (path,) = entries(private_cache)
+    head, body = path.read_bytes().split(b"\n", 1)
+    return path, json.loads(head), json.loads(body)
+
+
+def _rewrite(path: Path, header: dict, body: dict, fix_hash: bool = True) -> None:
+    import hashlib
+
+    raw = json.dumps(body).encode()
+    if fix_hash:
+        header = {**header, "body": hashlib.sha256(raw).hexdigest()}
+    path.write_bytes(json.dumps(header).encode() + b"\n" + raw)
+
+
+HOSTILE = {
+    "unknown class": lambda b: b["builders"].__setitem__(0, ["Tensor", 2]),
+    "private class": lambda b: b["builders"].__setitem__(0, ["Node", 0]),
+    "wrong arity": lambda b: b["builders"].__setitem__(0, [b["builders"][0][0], 7]),
+    "negative tuple": lambda b: b["builders"].append(["()", -1]),
+    "builder out of range": lambda b: b["code"].__setitem__(0, 10**9),
+    "field out of range": lambda b: b["code"].__setitem__(1, 10**9),
+    "negative index": lambda b: b["code"].__setitem__(1, -1),
+    "a record cut short": lambda b: b["code"].pop(),
+    "no program at the end": lambda b: b["code"].extend([0] + [0] * b["builders"][0][1]),
+    "a list constant": lambda b: b["consts"].append([1, 2]),
+    "an object constant": lambda b: b["consts"].append({"__class__": "x"}),
+    "string where a span goes": lambda b: b["spans"].__setitem__(0, ["1"] * len(b["spans"][0])),
+    "ragged spans": lambda b: b["spans"][0].append(1),
+    "float index": lambda b: b["code"].__setitem__(1, 1.5),
+    "empty code": lambda b: b.update(code=[]),
+}
+
+
+@pytest.mark.parametrize("damage", list(HOSTILE.values()), ids=list(HOSTILE))
+def test_a_hostile_entry_is_ignored_and_replaced(private_cache: Path, damage) -> None:
+    path, header, body = _entry(private_cache)
+    damage(body)
+    _rewrite(path, header, body)
+    program = parse(SCRIPT, "a.ad", cache=True)
+    assert program == parse(SCRIPT, "a.ad")
+    # Replaced by a good entry: read back as is.
+    assert parser.astcache.load(header["key"], "a.ad", 200, len(SCRIPT)) == program
+
+
+@pytest.mark.parametrize(
+    "header_damage",
+    [
+        lambda h: h.update(key="0" * 64),
+        lambda h: h.update(format=99),
+        lambda h: h.update(depth=-1),
+        lambda h: h.update(depth="deep"),
+        lambda h: h.update(body="0" * 64),
+    ],
+    ids=["key", "format", "negative-depth", "depth-type", "body-hash"],
+)
+def test_a_damaged_header_is_ignored(private_cache: Path, header_damage) -> None:
+    path, header, body = _entry(private_cache)
+    header_damage(header)
+    _rewrite(path, header, body, fix_hash=False)
+    assert parse(SCRIPT, "a.ad", cache=True) == parse(SCRIPT, "a.ad")
+
+
+def test_a_flipped_byte_in_the_body_is_caught(private_cache: Path) -> None:
+    path, _, _ = _entry(private_cache)
+    raw = path.read_bytes()
+    spot = raw.index(b'"code":[') + 9
+    path.write_bytes(raw[:spot] + bytes([raw[spot] ^ 1]) + raw[spot + 1 :])
+    assert parse(SCRIPT, "a.ad", cache=True) == parse(SCRIPT, "a.ad")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "directory", "garbage", "empty"])
+def test_what_is_not_an_entry_is_not_read(private_cache: Path, kind: str) -> None:
+    path, _, _ = _entry(private_cache)
+    path.unlink()
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dev-zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "garbage":
+        path.write_bytes(b"\x00\xff" * 1000)
+    else:
+        path.write_bytes(b"")
+    assert parse(SCRIPT, "a.ad", cache=True) == parse(SCRIPT, "a.ad")
+
+
+def test_deep_trees_round_trip(private_cache: Path) -> None:
+    chain = "y = 1" + " + x" * 20_000 + "\n"
+    first = parse(chain, "c.ad", cache=True)
+    second = parse(chain, "c.ad", cache=True)
+    assert isinstance(second, nodes.Program)
+    assert list(map(type, nodes.walk(second))) == list(map(type, nodes.walk(first)))
+    assert second.statements[0].span == first.statements[0].span
+
+
+def test_the_cache_stays_bounded(private_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parser.astcache, "MAX_ENTRIES", 3)
+    for i in range(6):
+        parse(SCRIPT + f"q = {i}\n", "a.ad", cache=True)
+    assert len(entries(private_cache)) == 3
+
+
+# ------------------------------------------------------------------ through the command line
+
+
+def run_adcli(cache_home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home), "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "adcli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_run_uses_the_cache_and_no_cache_turns_it_off(tmp_path: Path) -> None:
+    script = tmp_path / "s.ad"
+    script.write_text(SCRIPT)
+    cold = tmp_path / "cold"
+    off = run_adcli(cold, "--no-cache", "run", str(script))
+    assert off.returncode == 0, off.stderr
+    assert entries(cold) == []
+    first = run_adcli(cold, "run", str(script))
+    second = run_adcli(cold, "run", str(script))
+    assert first.returncode == second.returncode == 0
+    assert first.stdout == second.stdout == off.stdout
+    assert len(entries(cold)) == 1
+    also = run_adcli(cold, "run", "--no-cache", str(script))  # after the command, too
+    assert also.returncode == 0 and also.stdout == off.stdout
+
+
+def test_errors_from_a_cached_script_point_into_it(tmp_path: Path) -> None:
+    script = tmp_path / "bad.ad"
+    script.write_text(SCRIPT + "boom(1)\n")
+    home = tmp_path / "c"
+    first = run_adcli(home, "run", str(script))
+    second = run_adcli(home, "run", str(script))
+    assert first.returncode == second.returncode == 1
+    assert first.stderr == second.stderr
+    assert f"{script}:{SCRIPT.count(chr(10)) + 1}:1" in second.stderr
+
+
+def test_a_change_to_the_tree_building_code_is_a_new_key(
+    private_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parse(SCRIPT, "a.ad", cache=True)
+    monkeypatch.setattr(parser.astcache, "_stamp", "parser.py:1:2")  # as if edited
+    parse(SCRIPT, "a.ad", cache=True)
+    assert len(entries(private_cache)) == 2
