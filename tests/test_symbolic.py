@@ -107,7 +107,7 @@ def _ops_used(program: str, values: dict, order: int) -> set:
         if id(node) in seen:
             continue
         seen.add(id(node))
-        if node.op not in ("var", "const"):
+        if node.op not in (S.VARIABLE, "const"):
             names.add(node.op)
         stack.extend(node.args)
     return names
