@@ -66,7 +66,10 @@ def test_a_builtin_displays_as_its_signature():
     assert result.exit_code == 0
     assert result.stdout.strip() == "<builtin sum(input, dim=None, keepdim=False)>"
     got = json.loads(run("eval", "sum", "--json").stdout)
-    assert (got["type"], got["value"]) == ("builtin", "<builtin sum(input, dim=None, keepdim=False)>")
+    assert (got["type"], got["value"]) == (
+        "builtin",
+        "<builtin sum(input, dim=None, keepdim=False)>",
+    )
 
 
 def test_no_python_repr_leaks_for_any_builtin():

@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from adcli.engine.ops import TABLE
+from adcli.engine.ops import TABLE, EachInput
 from adcli.engine.tensor import Tensor, origin_of
 from adcli.errors import AdcliError
 
@@ -234,10 +234,16 @@ def _infer_shape(name: str, args, params) -> tuple:
             return tuple(np.broadcast_shapes(*(a.shape for a in args)))
         except ValueError:
             pass
-    # Run the op's own forward on dummy arrays of the right shapes (zero-stride views).
+    # Run the op's own forward on dummy arrays of the right shapes (zero-stride views);
+    # where those are degenerate (the inverse of a matrix of equal entries), on random ones.
     dummies = [np.broadcast_to(np.float64(0.5), a.shape) for a in args]
     with np.errstate(all="ignore"):
-        out = entry.forward(np, *dummies, **(params or {}))
+        try:
+            out = entry.forward(np, *dummies, **(params or {}))
+        except AdcliError:
+            rng = np.random.default_rng(0)
+            dummies = [rng.uniform(0.5, 1.5, size=a.shape) for a in args]
+            out = entry.forward(np, *dummies, **(params or {}))
     return tuple(np.shape(out))
 
 
@@ -738,7 +744,7 @@ def derivative(builder: Builder, y: Sym, x: Sym) -> Sym:
         for i, a in enumerate(node.args):
             if id(a) not in depends:
                 continue
-            rule = entry.vjps[i] if i < len(entry.vjps) else None
+            rule = _rule_of(entry, i)
             if rule is None:
                 continue
             gi = rule(F, g, node, *inputs, **params)
@@ -754,6 +760,14 @@ def derivative(builder: Builder, y: Sym, x: Sym) -> Sym:
     if result.shape != x.shape:
         result = F.expand(result, shape=x.shape)
     return result
+
+
+def _rule_of(entry, i: int):
+    """The VJP rule of input ``i`` (None: no gradient), for fixed or any-arity ops (cat)."""
+    vjps = entry.vjps
+    if isinstance(vjps, EachInput):
+        return vjps[i]
+    return vjps[i] if i < len(vjps) else None
 
 
 def _scalar_const(s: Sym) -> bool:
@@ -1078,8 +1092,6 @@ def _spell_with_dim_keyword(fn: str, keyword: str = "dim"):
     def spell(p, s):
         params = s.params or {}
         value = params[keyword]
-        if isinstance(value, (tuple, list)):
-            value = list(value)
         return f"{fn}({p.arg(s.args[0])}, {keyword}={_param_text(value)})", _ATOM
 
     return spell
@@ -1154,14 +1166,13 @@ def _key_mask(shape, key) -> np.ndarray:
 
 def _placement(key, g_shape, shape) -> np.ndarray:
     """The 0/1 matrix P with index_backward(g) = reshape(P @ flat(g)): one column per g."""
-    from adcli.engine.ops import TABLE as _T  # the table's own scatter, repeated keys added
-
     size = int(np.prod(g_shape, dtype=np.int64))
     columns = []
     for j in range(size):
         e = np.zeros(size)
         e[j] = 1
-        placed = _T["index_backward"].forward(np, e.reshape(g_shape), key=key, shape=shape)
+        # the table's own scatter: a position that a key names twice gets both
+        placed = TABLE["index_backward"].forward(np, e.reshape(g_shape), key=key, shape=shape)
         columns.append(np.asarray(placed, dtype=np.float64).reshape(-1))
     return np.stack(columns, axis=1) if columns else np.zeros((int(np.prod(shape)), 0))
 
@@ -1202,7 +1213,11 @@ def _spell_overwrite(p, a: Sym, value: Sym, key, accumulate: bool) -> tuple[str,
     if not accumulate:
         mask = _const_text(a.builder.const(_key_mask(shape, key)))[0]
         kept = f"{p.operand(a, _MUL)}*{mask}"
+    if _all_equal(value, 0.0):  # zeros written (the rule of an overwritten tensor)
+        return (kept, _MUL) if not accumulate else (kept, _ADD)
     placed = _spell_placed(p, value, key, shape)[0]
+    if _all_equal(a, 0.0):
+        return placed, _ATOM
     return f"{kept} + {placed}", _ADD
 
 
@@ -1364,8 +1379,9 @@ def _param_text(value) -> str:
         return "none"
     if isinstance(value, (int, float, np.integer, np.floating)):
         return format_number(float(value))
-    if isinstance(value, (tuple, list)):
-        return "[" + ", ".join(_param_text(v) for v in value) + "]"
+    if isinstance(value, (tuple, list)):  # a tuple of the language: (0,) or (0, 1)
+        items = [_param_text(v) for v in value]
+        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     raise AdcliError("value", f"symbolic: cannot spell the parameter {value!r}")
