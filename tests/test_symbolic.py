@@ -92,15 +92,19 @@ CORPUS = [
         2,
     ),
     (
-        "mse_loss(x, y) + binary_cross_entropy(sigmoid(x), y*0.5)"
-        ' + binary_cross_entropy_with_logits(x, y*0.5, reduction="sum")',
+        (
+            "mse_loss(x, y) + binary_cross_entropy(sigmoid(x), y*0.5)"
+            ' + binary_cross_entropy_with_logits(x, y*0.5, reduction="sum")'
+        ),
         {"x": (3,), "y": (3,)},
         2,
     ),
     (
-        "nll_loss(log_softmax(reshape(x, 2, 3), 1), tensor([0, 2]))"
-        ' + nll_loss(reshape(x, 2, 3), tensor([1, 1]), reduction="sum")'
-        ' + sum(nll_loss(reshape(x, 2, 3)^2, tensor([2, 0]), reduction="none")*x[4:6])',
+        (
+            "nll_loss(log_softmax(reshape(x, 2, 3), 1), tensor([0, 2]))"
+            ' + nll_loss(reshape(x, 2, 3), tensor([1, 1]), reduction="sum")'
+            ' + sum(nll_loss(reshape(x, 2, 3)^2, tensor([2, 0]), reduction="none")*x[4:6])'
+        ),
         {"x": (6,)},
         2,
     ),
