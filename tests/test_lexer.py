@@ -9,7 +9,17 @@ from importlib import import_module
 from pathlib import Path
 
 import pytest
-from pygments.token import Comment, Error, Keyword, Name, Number, Operator, String, Text
+from pygments.token import (
+    Comment,
+    Error,
+    Keyword,
+    Name,
+    Number,
+    Operator,
+    Punctuation,
+    String,
+    Text,
+)
 
 from adcli.cli.lexer import AdLexer, grammar_literals, highlight_line
 from adcli.cli.render import error_text
@@ -59,6 +69,36 @@ def test_a_keyword_added_to_the_grammar_is_highlighted():
     words, symbols = grammar_literals('FOR: "for"\n?x: a "%" b  // "notme"\nR: /"re"/\n')
     assert words == {"for"}
     assert symbols == {"%"}
+
+
+def test_a_quoted_double_slash_is_an_operator_not_a_comment():
+    words, symbols = grammar_literals('OP: "*" | "//" | "%"  // a comment with / two / slashes\n')
+    assert words == set()
+    assert symbols == {"*", "//", "%"}
+    words, symbols = grammar_literals()
+    for v2 in ("//", "%", "+=", "-=", "*=", "/=", "...", "{", "}", "@", "**"):
+        assert v2 in symbols, v2
+    for keyword in ("for", "in", "while", "if", "else", "break", "continue", "return"):
+        assert keyword in words, keyword
+    assert {"and", "or", "not"} <= words
+
+
+def test_token_types_of_v2_syntax():
+    text = "f(x) {\n  for i in range(3) { x += i // 2 % 3 }\n  return x[..., 0]\n}\n"
+    text += "no_grad { w -= 0.1 * w.grad }\ny = no_grad(x)\nif not a and b or c { break }\n"
+    tokens = _tokens(text)
+    kinds: dict[str, set] = {}
+    for kind, value in tokens:
+        kinds.setdefault(value, set()).add(kind)
+    for keyword in ("for", "in", "return", "if", "not", "and", "or", "break"):
+        assert kinds[keyword] == {Keyword}, keyword
+    for op in ("+=", "//", "%", "-=", "*"):
+        assert kinds[op] == {Operator}, op
+    for punct in ("{", "}", "...", "[", "]"):
+        assert kinds[punct] == {Punctuation}, punct
+    # `no_grad {` opens a block (a keyword); `no_grad(x)` is the builtin.
+    assert kinds["no_grad"] == {Keyword, Name.Builtin}
+    assert not [v for k, v in tokens if k is Text]
 
 
 def test_token_types_of_a_line():

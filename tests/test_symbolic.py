@@ -52,7 +52,92 @@ CORPUS = [
     ("sqrt(sum(x^2, dim=0))", {"x": (2,)}, 3),
     ("sum(x*no_grad(x*3) + exp(y)^2*x)", {"x": (3,), "y": (3,)}, 2),
     ("mean(log(x^2 + y^2) + z*x*y)", {"x": (3,), "y": (3,), "z": (3,)}, 2),
+    # the v2 ops, and the helper ops of their rules (masks, weights, placements)
+    ("sum(clamp(x, min=0.5)*x) + sum(clamp(x, max=0.9, min=0.4)^2)", {"x": (4,)}, 2),
+    ("det(reshape(x, 2, 2))^2 + sum(inverse(reshape(x, 2, 2))*M)", {"x": (4,), "M": (2, 2)}, 2),
+    ("sum(solve(reshape(x, 2, 2) + 2*eye(2), y)^2)", {"x": (4,), "y": (2,)}, 2),
+    ("sum(solve(reshape(x, 2, 2) + 2*eye(2), M)^2)", {"x": (4,), "M": (2, 3)}, 2),
+    (
+        "trace(reshape(x, 2, 3) @ M) + sum(diagonal(reshape(x, 2, 3), 1)^2)",
+        {"x": (6,), "M": (3, 2)},
+        2,
+    ),
+    ("sum(diag(x)*M) + sum(diag(x^2, 1)*N)", {"x": (3,), "M": (3, 3), "N": (4, 4)}, 2),
+    ("sum(tril(reshape(x, 3, 3))^2 + triu(reshape(x, 3, 3), 1)^3)", {"x": (9,)}, 2),
+    ("sum(cat([x, x^2], dim=0)*y) + sum(stack([x, sin(x)], dim=1)^2)", {"x": (3,), "y": (6,)}, 2),
+    ("sum(split(x, 2)[1]^3) + sum(split(x, 2)[0]*y)", {"x": (4,), "y": (2,)}, 2),
+    (
+        "sum(repeat(x, 2)*y) + sum(flip(x, (0,))*x^2) + sum(roll(x, 1, 0)*x)",
+        {"x": (3,), "y": (6,)},
+        2,
+    ),
+    ("sum(squeeze(unsqueeze(x, 0), 0)^3) + sum(unsqueeze(x, 1)*M)", {"x": (3,), "M": (3, 2)}, 2),
+    ("amax(x)*sum(x) + sum(amin(reshape(x, 2, 3), dim=1)^2) + max(x)*min(x)", {"x": (6,)}, 2),
+    (
+        "sum(max(reshape(x, 2, 3), dim=1)[0]^2) + sum(min(reshape(x, 2, 3), dim=0)[0]*y)",
+        {"x": (6,), "y": (3,)},
+        2,
+    ),
+    ("prod(x) + sum(prod(reshape(x, 2, 2), dim=1)^2)", {"x": (4,)}, 2),
+    ("var(x) + std(x)*x[0] + sum(var(reshape(x, 2, 3), dim=1, correction=0)^2)", {"x": (6,)}, 2),
+    (
+        "logsumexp(x, 0) + sum(softmax(x, 0)*y) + sum(log_softmax(reshape(x, 2, 2), 1)^2)",
+        {"x": (4,), "y": (4,)},
+        2,
+    ),
+    ("sum(cumsum(x, 0)^2) + sum(cumprod(x, 0)*y)", {"x": (4,), "y": (4,)}, 2),
+    (
+        "sum(maximum(x, y)^2 + minimum(x, y)*x + hypot(x, y) + atan2(x, y))",
+        {"x": (3,), "y": (3,)},
+        2,
+    ),
+    (
+        (
+            "mse_loss(x, y) + binary_cross_entropy(sigmoid(x), y*0.5)"
+            ' + binary_cross_entropy_with_logits(x, y*0.5, reduction="sum")'
+        ),
+        {"x": (3,), "y": (3,)},
+        2,
+    ),
+    (
+        (
+            "nll_loss(log_softmax(reshape(x, 2, 3), 1), tensor([0, 2]))"
+            ' + nll_loss(reshape(x, 2, 3), tensor([1, 1]), reduction="sum")'
+            ' + sum(nll_loss(reshape(x, 2, 3)^2, tensor([2, 0]), reduction="none")*x[4:6])'
+        ),
+        {"x": (6,)},
+        2,
+    ),
+    (
+        'einsum("ij,j->i", reshape(x, 2, 2), y)[0]^2 + sum(tensordot(reshape(x, 2, 2), M, 1)^2)',
+        {"x": (4,), "M": (2, 3), "y": (2,)},
+        2,
+    ),
+    ("sum((x*3) % 1*x) + sum(x^2 % 0.7)", {"x": (3,)}, 2),
+    ("sum(leaky_relu(x - 0.5, 0.1)*x) + sum(nan_to_num(log(x))*x)", {"x": (4,)}, 2),
+    ("y = x*1; y[0] = x[1]^2; y[1:3] = sin(x[0:2]); sum(y*y)", {"x": (4,)}, 2),
+    ("sum(reshape(x, 2, 3)[:, 1:]^2) + sum(t(reshape(x, 2, 3))[1]*y)", {"x": (6,), "y": (2,)}, 2),
+    # rows stacked with a graph (index_put), whose rule zeroes what was overwritten
+    ("f(v) = sin(v)*sum(v); sum(jacobian(f, x, create_graph=true)^2)", {"x": (3,)}, 2),
 ]
+
+#: Unary builtins whose generated case ``sum(f(x)*x)`` on a vector is not a call the op
+#: takes (it needs a sequence, a bound, a matrix or a shape): each has a corpus case above.
+NOT_A_VECTOR_CALL = {
+    "cat": "a sequence of tensors",
+    "stack": "a sequence of tensors",
+    "clamp": "a bound",
+    "det": "a matrix",
+    "inverse": "a matrix",
+    "diagonal": "a matrix",
+    "trace": "a matrix",
+    "tril": "a matrix",
+    "triu": "a matrix",
+    "expand": "a shape",
+    "permute": "a permutation",
+    "repeat": "repeat counts",
+    "reshape": "a shape",
+}
 
 #: Ops that the language cannot record on the CPU (moves between dtypes and devices): the
 #: spelling treats them as the identity, checked directly below.
@@ -107,7 +192,7 @@ def _ops_used(program: str, values: dict, order: int) -> set:
         if id(node) in seen:
             continue
         seen.add(id(node))
-        if node.op not in ("var", "const"):
+        if node.op not in (S.VARIABLE, "const"):
             names.add(node.op)
         stack.extend(node.args)
     return names
@@ -131,7 +216,12 @@ def _unary_builtins_of_the_table() -> list[str]:
     found = []
     for name, entry in TABLE.items():
         builtin = BUILTINS.get(name)
-        if entry.differentiable and builtin is not None and builtin.required == 1:
+        if (
+            entry.differentiable
+            and builtin is not None
+            and builtin.required == 1
+            and name not in NOT_A_VECTOR_CALL
+        ):
             found.append(name)
     return sorted(found)
 

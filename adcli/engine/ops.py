@@ -1409,6 +1409,8 @@ ANY = op(
 
 def _has_zero(a) -> bool:
     data = getattr(a, "_data", a)
+    if not hasattr(data, "dtype") or not hasattr(data, "any"):
+        return True  # no values to look at (a symbol): the form that is right everywhere
     return bool((data == 0).any())
 
 

@@ -175,6 +175,10 @@ class _Unclosed(Exception):
 # A token of this type stands where lexing failed; the parser raises the
 # error it carries (token.value) only if it gets that far, so errors are
 # reported in source order.
+# Names that open a grad-mode block (`no_grad { ... }`): plain names to the grammar,
+# told apart by the builder; the lexer highlights them as keywords before a brace.
+GRAD_MODE_BLOCKS = ("no_grad", "enable_grad")
+
 _FAILED = "$FAILED"
 _END = "$END"
 _NO_TOKEN = "no_token"  # a regex group name; terminal names are upper case
@@ -1136,7 +1140,7 @@ class _AstBuilder:
     def block_stmt(self, children: list) -> nodes.Node:
         head, block = children
         span = _spanning(self.filename, self.extent(head), block.span)
-        if isinstance(head, nodes.Name) and head.id in ("no_grad", "enable_grad"):
+        if isinstance(head, nodes.Name) and head.id in GRAD_MODE_BLOCKS:
             return nodes.GradMode(head.id == "enable_grad", block, span)
         if isinstance(head, nodes.Call) and isinstance(head.func, nodes.Name):
             return _function_definition(head, block, span)

@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from adcli.engine.ops import TABLE
+from adcli.engine.ops import TABLE, EachInput
 from adcli.engine.tensor import Tensor, origin_of
 from adcli.errors import AdcliError
 
@@ -38,6 +38,9 @@ MAX_LITERAL = 1_000
 
 _NUMBER = (int, float)
 
+#: the op of a variable's symbol (not a name of the table, which has an op "var")
+VARIABLE = "$variable"
+
 
 class Sym:
     """One node of an expression DAG: a variable, a constant, or a table op on symbols."""
@@ -46,7 +49,7 @@ class Sym:
 
     def __init__(self, builder, op, args=(), params=None, shape=(), value=None, name=None):
         self.builder = builder
-        self.op = op  # "var", "const", or the name of an op in TABLE
+        self.op = op  # VARIABLE, "const", or the name of an op in TABLE
         self.args = args
         self.params = params
         self.shape = tuple(shape)
@@ -154,7 +157,7 @@ class Builder:
         key = ("var", name, tuple(shape))
         found = self._interned.get(key)
         if found is None:
-            found = self._interned[key] = Sym(self, "var", shape=shape, name=name)
+            found = self._interned[key] = Sym(self, VARIABLE, shape=shape, name=name)
         return found
 
     def const(self, value) -> Sym:
@@ -231,10 +234,16 @@ def _infer_shape(name: str, args, params) -> tuple:
             return tuple(np.broadcast_shapes(*(a.shape for a in args)))
         except ValueError:
             pass
-    # Run the op's own forward on dummy arrays of the right shapes (zero-stride views).
+    # Run the op's own forward on dummy arrays of the right shapes (zero-stride views);
+    # where those are degenerate (the inverse of a matrix of equal entries), on random ones.
     dummies = [np.broadcast_to(np.float64(0.5), a.shape) for a in args]
     with np.errstate(all="ignore"):
-        out = entry.forward(np, *dummies, **(params or {}))
+        try:
+            out = entry.forward(np, *dummies, **(params or {}))
+        except AdcliError:
+            rng = np.random.default_rng(0)
+            dummies = [rng.uniform(0.5, 1.5, size=a.shape) for a in args]
+            out = entry.forward(np, *dummies, **(params or {}))
     return tuple(np.shape(out))
 
 
@@ -722,7 +731,7 @@ def derivative(builder: Builder, y: Sym, x: Sym) -> Sym:
         if node is x:
             result = g
             continue
-        if node.op in ("var", "const"):
+        if node.op in (VARIABLE, "const"):
             continue
         entry = TABLE[node.op]
         if g.shape != node.shape and (
@@ -735,7 +744,7 @@ def derivative(builder: Builder, y: Sym, x: Sym) -> Sym:
         for i, a in enumerate(node.args):
             if id(a) not in depends:
                 continue
-            rule = entry.vjps[i] if i < len(entry.vjps) else None
+            rule = _rule_of(entry, i)
             if rule is None:
                 continue
             gi = rule(F, g, node, *inputs, **params)
@@ -751,6 +760,14 @@ def derivative(builder: Builder, y: Sym, x: Sym) -> Sym:
     if result.shape != x.shape:
         result = F.expand(result, shape=x.shape)
     return result
+
+
+def _rule_of(entry, i: int):
+    """The VJP rule of input ``i`` (None: no gradient), for fixed or any-arity ops (cat)."""
+    vjps = entry.vjps
+    if isinstance(vjps, EachInput):
+        return vjps[i]
+    return vjps[i] if i < len(vjps) else None
 
 
 def _scalar_const(s: Sym) -> bool:
@@ -974,12 +991,7 @@ def _spell_index_backward(p, s):
         placing[rows, np.arange(len(rows))] = 1
         return f"matmul({_bracket(placing.tolist())}, {p.arg(g)})", _ATOM
     if not all(isinstance(k, (int, np.integer)) for k in key):
-        raise AdcliError(
-            "value",
-            "symbolic: cannot spell the gradient of a slice (IndexBackwardBackward) "
-            "in the language",
-            hint="index with whole numbers, or use --wrt without --symbolic",
-        )
+        return _spell_placed(p, g, key, shape)  # any other key: a constant placement matrix
     mask = np.zeros(shape[: len(key)] + (1,) * (len(shape) - len(key)))
     mask[tuple(int(k) for k in key)] = 1
     return f"{_bracket(mask.tolist())}*{p.operand(g, _MUL + 1)}", _MUL
@@ -996,6 +1008,266 @@ def _compare(symbol: str):
 
 def _spell_positive(p, s):
     return f"{p.operand(s.args[0], _ADD)} > 0", _COMPARE
+
+
+# ----- the table's helper ops (masks and weights inside VJP rules) and the v2 ops -------------
+def _filled(s: Sym, number: float) -> str:
+    """``number`` everywhere in ``s``'s shape: ``ones(2, 3)`` (a tensor of the session's
+    dtype, where a bare number in where() would be the default float32)."""
+    return _const_text(s.builder.full(s.shape, number))[0]
+
+
+def _as_mask(s: Sym, condition: str) -> tuple[str, int]:
+    """A 0/1 float mask of a boolean expression (the helpers' values)."""
+    return f"where({condition}, {_filled(s, 1)}, {_filled(s, 0)})", _ATOM
+
+
+def _spell_ties(p, s):
+    a, best = s.args
+    return _as_mask(s, f"{p.operand(a, _ADD)} == {p.operand(best, _ADD)}")
+
+
+def _spell_finite_mask(p, s):
+    return _as_mask(s, f"isfinite({p.arg(s.args[0])})")
+
+
+def _spell_clamp_mask(p, s):
+    a = p.operand(s.args[0], _ADD)
+    params = s.params or {}
+    parts = []
+    if params.get("min") is not None:
+        parts.append(_as_mask(s, f"{a} >= {format_number(params['min'])}")[0])
+    if params.get("max") is not None:
+        parts.append(_as_mask(s, f"{a} <= {format_number(params['max'])}")[0])
+    if not parts:
+        return f"ones_like({p.arg(s.args[0])})", _ATOM
+    return "*".join(parts), _MUL if len(parts) > 1 else _ATOM
+
+
+def _spell_maximum_weight(p, s):
+    a = p.operand(s.args[0], _ADD)
+    b = p.operand(s.args[1], _ADD)
+    one, half, zero = _filled(s, 1), _filled(s, 0.5), _filled(s, 0)
+    return f"where({a} > {b}, {one}, where({a} == {b}, {half}, {zero}))", _ATOM
+
+
+def _spell_step(p, s):
+    params = s.params
+    a = p.operand(s.args[0], _ADD)
+    low, high = _filled(s, params["low"]), _filled(s, params["high"])
+    return f"where({a} > 0, {high}, {low})", _ATOM
+
+
+def _positions(shape, dim: int) -> str:
+    """``arange(n)`` shaped to run along ``dim`` of a tensor of ``shape`` (as the table's)."""
+    n = shape[dim]
+    trailing = len(shape) - dim - 1
+    if trailing == 0:
+        return f"arange({n})"
+    return f"reshape(arange({n}), {_shape_args((n,) + (1,) * trailing)})"
+
+
+def _spell_index_mask(p, s):
+    a = s.args[0]
+    dim = int(s.params["dim"]) % max(a.ndim, 1)
+    arg = "argmax" if s.params.get("largest", True) else "argmin"
+    best = f"unsqueeze({arg}({p.arg(a)}, dim={dim}), {dim})"
+    return _as_mask(s, f"{_positions(a.shape, dim)} == {best}")
+
+
+def _position_test(symbol: str):
+    # one_hot / from_index: booleans of a's shape, from a's shape alone
+    def spell(p, s):
+        a = s.args[0]
+        dim = int(s.params["dim"]) % max(a.ndim, 1)
+        test = f"{_positions(a.shape, dim)} {symbol} {int(s.params['index'])}"
+        if a.ndim == 1:
+            return test, _COMPARE
+        return f"expand({test}, {_shape_args(a.shape)})", _ATOM
+
+    return spell
+
+
+def _spell_with_dim_keyword(fn: str, keyword: str = "dim"):
+    def spell(p, s):
+        params = s.params or {}
+        value = params[keyword]
+        return f"{fn}({p.arg(s.args[0])}, {keyword}={_param_text(value)})", _ATOM
+
+    return spell
+
+
+def _spell_roll(p, s):
+    params = s.params
+    shifts, dims = params["shifts"], params["dims"]
+    return (
+        f"roll({p.arg(s.args[0])}, shifts={_param_text(shifts)}, dims={_param_text(dims)})",
+        _ATOM,
+    )
+
+
+def _spell_repeat(p, s):
+    return f"repeat({p.arg(s.args[0])}, {_shape_args(s.params['sizes'])})", _ATOM
+
+
+def _spell_sequence(fn: str):
+    def spell(p, s):
+        items = ", ".join(p.arg(a) for a in s.args)
+        return f"{fn}([{items}], dim={int(s.params['dim'])})", _ATOM
+
+    return spell
+
+
+def _letters(n: int, skip: str = "") -> str:
+    return "".join(c for c in "abcdefghijklmnopqrstuvwxyz" if c not in skip)[:n]
+
+
+def _spell_diagonal_backward(p, s):
+    # g (the diagonals, last dim k) placed on the diagonal of zeros(shape): an einsum with
+    # a constant 0/1 array E[k, i, j] (i and j at dim1 and dim2 of the result).
+    g = s.args[0]
+    params = s.params
+    shape = tuple(params["shape"])
+    offset = int(params.get("offset", 0))
+    dim1 = int(params.get("dim1", 0)) % len(shape)
+    dim2 = int(params.get("dim2", 1)) % len(shape)
+    k = g.shape[-1] if g.ndim else 1
+    m, n = shape[dim1], shape[dim2]
+    if k * m * n > MAX_LITERAL:
+        raise AdcliError(
+            "limit", "symbolic: a diagonal placement is too large to write as a literal"
+        )
+    placing = np.zeros((k, m, n))
+    for t in range(k):
+        placing[t, t + max(-offset, 0), t + max(offset, 0)] = 1
+    batch = _letters(len(shape) - 2, "kij")
+    out = []
+    it = iter(batch)
+    for axis in range(len(shape)):
+        out.append("i" if axis == dim1 else "j" if axis == dim2 else next(it))
+    equation = f"{batch}k,kij->{''.join(out)}"
+    return f'einsum("{equation}", {p.arg(g)}, {_bracket(placing.tolist())})', _ATOM
+
+
+def _spell_remainder(p, s):
+    return _infix("%", _MUL)(p, s)
+
+
+def _spell_floor_divide(p, s):
+    return _infix("//", _MUL)(p, s)
+
+
+def _key_mask(shape, key) -> np.ndarray:
+    """1 everywhere but at ``key`` (0 there), as a float array of ``shape``."""
+    mask = np.ones(shape)
+    mask[key] = 0
+    return mask
+
+
+def _placement(key, g_shape, shape) -> np.ndarray:
+    """The 0/1 matrix P with index_backward(g) = reshape(P @ flat(g)): one column per g."""
+    size = int(np.prod(g_shape, dtype=np.int64))
+    columns = []
+    for j in range(size):
+        e = np.zeros(size)
+        e[j] = 1
+        # the table's own scatter: a position that a key names twice gets both
+        placed = TABLE["index_backward"].forward(np, e.reshape(g_shape), key=key, shape=shape)
+        columns.append(np.asarray(placed, dtype=np.float64).reshape(-1))
+    return np.stack(columns, axis=1) if columns else np.zeros((int(np.prod(shape)), 0))
+
+
+def _spell_placed(p, g: Sym, key, shape) -> tuple[str, int]:
+    """``g`` put at ``key`` of zeros(shape), by a constant placement matrix."""
+    total = int(np.prod(shape, dtype=np.int64))
+    size = int(np.prod(g.shape, dtype=np.int64))
+    if total * size > MAX_LITERAL:
+        raise AdcliError(
+            "limit",
+            f"symbolic: placing {size:,} values into a tensor of shape {list(shape)} is too "
+            "large to write as a literal",
+            hint="differentiate a smaller piece of the program",
+        )
+    placing = _placement(key, g.shape, shape)
+    flat = p.arg(g) if g.ndim == 1 else f"reshape({p.arg(g)}, {size})"
+    if size == 1 and g.ndim == 0:
+        flat = f"reshape({p.arg(g)}, 1)"
+    text = f"matmul({_bracket(placing.tolist())}, {flat})"
+    if len(shape) != 1:
+        text = f"reshape({text}, {_shape_args(shape)})" if shape else f"sum({text})"
+    return text, _ATOM
+
+
+def _spell_index_zero(p, s):
+    a = s.args[0]
+    mask = _key_mask(a.shape, s.params["key"])
+    return f"{p.operand(a, _MUL)}*{_const_text(s.builder.const(mask))[0]}", _MUL
+
+
+def _spell_overwrite(p, a: Sym, value: Sym, key, accumulate: bool) -> tuple[str, int]:
+    shape = a.shape
+    picked = np.zeros(shape)[key].shape
+    if value.shape != picked:
+        value = _expanded(value, picked)
+    kept = p.operand(a, _ADD)
+    if not accumulate:
+        mask = _const_text(a.builder.const(_key_mask(shape, key)))[0]
+        kept = f"{p.operand(a, _MUL)}*{mask}"
+    if _all_equal(value, 0.0):  # zeros written (the rule of an overwritten tensor)
+        return (kept, _MUL) if not accumulate else (kept, _ADD)
+    placed = _spell_placed(p, value, key, shape)[0]
+    if _all_equal(a, 0.0):
+        return placed, _ATOM
+    return f"{kept} + {placed}", _ADD
+
+
+def _expanded(value: Sym, shape) -> Sym:
+    return value.builder.apply("expand", (value,), {"shape": tuple(shape)})
+
+
+def _spell_index_put(p, s):
+    params = s.params
+    return _spell_overwrite(p, s.args[0], s.args[1], params["key"], bool(params["accumulate"]))
+
+
+def _spell_copy_slices(p, s):
+    return _spell_overwrite(p, s.args[0], s.args[1], s.params["key"], False)
+
+
+def _spell_nll_loss_backward(p, s):
+    # The gradient of nll_loss in x: -g at each row's target (over the kept rows' count for
+    # "mean"). The target is a constant, so the 0/1 weights are a literal.
+    g, target = s.args
+    params = s.params
+    if target.op != "const":
+        raise AdcliError("value", "symbolic: nll_loss with a target that is not a constant")
+    shape = tuple(params["shape"])
+    ignore = params.get("ignore_index", -100)
+    reduction = params.get("reduction", "mean")
+    idx = np.asarray(target.value).astype(np.int64)
+    keep = (idx != ignore).astype(np.float64)
+    safe = np.where(idx != ignore, idx, 0)
+    if len(shape) > 1:
+        weight = (np.arange(shape[-1]) == safe[..., None]) * keep[..., None]
+    else:
+        weight = (np.arange(shape[-1]) == safe) * keep
+    weight = -weight.astype(np.float64)
+    if reduction == "mean":
+        weight = weight / keep.sum()
+    literal = _const_text(s.builder.const(weight))[0]
+    if g.shape == ():
+        return f"{literal}*{p.operand(g, _MUL + 1)}", _MUL
+    column = f"reshape({p.arg(g)}, {_shape_args(g.shape + (1,))})"
+    return f"{literal}*{column}", _MUL
+
+
+def _spell_einsum(p, s):
+    operands = ", ".join(p.arg(a) for a in s.args)
+    return f'einsum("{s.params["equation"]}", {operands})', _ATOM
+
+
+def _spell_solve(p, s):
+    return f"solve({p.arg(s.args[0])}, {p.arg(s.args[1])})", _ATOM
 
 
 #: How the language spells each op of the table: ``spell(printer, sym) -> (text, level)``.
@@ -1031,6 +1303,47 @@ SPELLINGS: dict[str, Callable] = {
     "ge": _compare(">="),
     "positive": _spell_positive,
     "clone": _call("clone"),
+    # helper ops of the VJP rules: masks and weights, as comparisons made 0/1
+    "ties": _spell_ties,
+    "finite_mask": _spell_finite_mask,
+    "clamp_mask": _spell_clamp_mask,
+    "maximum_weight": _spell_maximum_weight,
+    "step": _spell_step,
+    "index_mask": _spell_index_mask,
+    "one_hot": _position_test("=="),
+    "from_index": _position_test(">="),
+    # reductions and v2 shape ops (the table's parameters, in the builtins' spelling)
+    "max": _reduction("max"),
+    "min": _reduction("min"),
+    "amax": _reduction("amax"),
+    "amin": _reduction("amin"),
+    "max_dim": _reduction("amax"),  # max(x, dim=d) is a pair; its values are amax's
+    "min_dim": _reduction("amin"),
+    "prod": _reduction("prod"),
+    "logsumexp": _reduction("logsumexp"),
+    "softmax": _spell_with_dim_keyword("softmax"),
+    "log_softmax": _spell_with_dim_keyword("log_softmax"),
+    "cumsum": _spell_with_dim_keyword("cumsum"),
+    "cumprod": _spell_with_dim_keyword("cumprod"),
+    "squeeze": _spell_reshape,
+    "unsqueeze": _spell_reshape,
+    "flip": _spell_with_dim_keyword("flip", "dims"),
+    "roll": _spell_roll,
+    "repeat": _spell_repeat,
+    "split": _spell_index,
+    "cat": _spell_sequence("cat"),
+    "stack": _spell_sequence("stack"),
+    "diagonal_backward": _spell_diagonal_backward,
+    "diag_embed": _spell_diagonal_backward,
+    "remainder": _spell_remainder,
+    "floor_divide": _spell_floor_divide,
+    "index_zero": _spell_index_zero,
+    "index_put": _spell_index_put,
+    "copy_slices": _spell_copy_slices,
+    "nll_loss_backward": _spell_nll_loss_backward,
+    "einsum": _spell_einsum,
+    "tensordot": _spell_einsum,
+    "solve": _spell_solve,
 }
 
 
@@ -1051,6 +1364,8 @@ def _generic_call(fn: str):
     def spell(p, s):
         parts = [p.arg(a) for a in s.args]
         for key, value in (s.params or {}).items():
+            if value is None:  # the builtins' default for an absent option
+                continue
             parts.append(f"{key}={_param_text(value)}")
         return f"{fn}({', '.join(parts)})", _ATOM
 
@@ -1064,8 +1379,9 @@ def _param_text(value) -> str:
         return "none"
     if isinstance(value, (int, float, np.integer, np.floating)):
         return format_number(float(value))
-    if isinstance(value, (tuple, list)):
-        return "[" + ", ".join(_param_text(v) for v in value) + "]"
+    if isinstance(value, (tuple, list)):  # a tuple of the language: (0,) or (0, 1)
+        items = [_param_text(v) for v in value]
+        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     raise AdcliError("value", f"symbolic: cannot spell the parameter {value!r}")
@@ -1084,7 +1400,7 @@ class _Printer:
         found = self.memo.get(id(s))
         if found is not None and not top:
             return found
-        if s.op == "var":
+        if s.op == VARIABLE:
             result = (s.name, _ATOM)
         elif s.op == "const":
             result = _const_text(s)
@@ -1126,17 +1442,17 @@ def _reference_counts(root: Sym) -> tuple[list, dict]:
 
 
 def _worth_naming(s: Sym) -> bool:
-    if s.op == "var":
+    if s.op == VARIABLE:
         return False
     if s.op == "const":
         return s.shape != () and s.value.size > 4
-    return not (s.op == "neg" and s.args[0].op in ("var", "const"))
+    return not (s.op == "neg" and s.args[0].op in (VARIABLE, "const"))
 
 
 def program(root: Sym, taken=()) -> str:
     """``root`` as a program: subexpressions used twice or more named first (``t1 = ...``)."""
     order, counts = _reference_counts(root)
-    taken = set(taken) | {n.name for n in order if n.op == "var"}
+    taken = set(taken) | {n.name for n in order if n.op == VARIABLE}
     named: dict = {}
     statements = []
     printer = _Printer(named)
@@ -1191,7 +1507,7 @@ def to_sympy(s: Sym):
         if node.shape != ():
             return None
         op = node.op
-        if op == "var":
+        if op == VARIABLE:
             value = sympy.Symbol(node.name, real=True)
         elif op == "const":
             v = float(node.value)
