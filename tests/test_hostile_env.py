@@ -78,13 +78,13 @@ def test_import_of_a_fifo_named_ad_is_refused_without_waiting(tmp_path):
 
 def test_a_file_that_fails_to_parse_shows_only_its_caret_line(tmp_path):
     lines = [f"secret_{i} = {i}" for i in range(20)]
-    lines[10] = "oops = (1 +"
+    lines[10] = "secret_10 = 10 $"  # a stray character: the error is on this line
     (tmp_path / "lib.ad").write_text("\n".join(lines) + "\n")
     (tmp_path / "main.ad").write_text('import "lib.ad"\n')
     code, out, err = adcli("run", "main.ad", cwd=tmp_path)
     assert code == 1
     shown = [line for line in (out + err).splitlines() if "secret_" in line]
-    assert shown == ["secret_11 = 11"], err  # the caret's own line, and nothing else
+    assert shown == ["secret_10 = 10 $"], err  # the caret's own line, and nothing else
 
 
 # --------------------------------------------------------------------------- bounded, escaped errors

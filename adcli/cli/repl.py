@@ -146,12 +146,10 @@ class _Repl:
             variables = sorted(self.session.variables().items())
             functions = sorted(self.session.functions.items())
             if self.renderer.json_mode:  # stdout carries only JSON
-                self.renderer.json(
-                    {
-                        "variables": {n: summary(v) for n, v in variables},
-                        "functions": {n: repr(f) for n, f in functions},
-                    }
-                )
+                shown: dict = {"variables": {n: summary(v) for n, v in variables}}
+                if functions:
+                    shown["functions"] = {n: repr(f) for n, f in functions}
+                self.renderer.json(shown)
             elif variables or functions:
                 rows = [[n, summary(v)] for n, v in variables]
                 rows += [[n, repr(f)] for n, f in functions]

@@ -435,7 +435,7 @@ def where(cond, a, b):
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         # Two numbers: the default dtype on cond's device, as torch.where (NumPy would
         # make float64); a number beside a tensor takes that tensor's dtype.
-        a = tensor(a, device=cond._backend)
+        a = tensor(a, dtype=get_default_dtype(), device=cond._backend)
     shapes = [t.shape for t in (cond, a, b) if isinstance(t, Tensor)]
     if len(set(shapes)) > 1:
         try:
