@@ -26,7 +26,6 @@ import os
 import re
 import threading
 import zlib
-from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate, compress, islice, repeat
 from operator import add, attrgetter, itemgetter, ne, not_, or_, sub
@@ -404,6 +403,7 @@ def _fast_chunks(
     spacing = {name: d for name, d in delta.items() if name not in ("LBRACE", "RBRACE")}
     depth = 0
     level = 0
+    line = 1
     last = None
     #: newlines held back from the end of a chunk: an `else` may follow them
     pending: list[_Token] = []
@@ -415,56 +415,52 @@ def _fast_chunks(
         kinds = list(map(_LASTGROUP, chunk))
         if _NO_TOKEN in kinds:
             raise _Fallback
+        # The line each match starts on, counted through every match (the
+        # ignored ones too); the one after it is the line it ends on.
+        values = list(map(_GROUP, chunk))
+        lines_at = list(accumulate(map(str.count, values, repeat("\n")), initial=line))
+        line = lines_at[-1]
         keep = list(map(significant.__getitem__, kinds))
         chunk = list(compress(chunk, keep))
         if not chunk:
             continue
         # Equal texts share one string (a script repeats its names and numbers).
-        values = list(map(_GROUP, chunk))
+        values = list(compress(values, keep))
         values = list(map(texts.setdefault, values, values))
         kinds = list(map(keyword_of.get, values, compress(kinds, keep)))
         starts = list(map(_START, chunk))
         ends = list(map(_END_OF, chunk))
-        del chunk
+        lines = list(compress(lines_at, keep))
+        end_lines = list(compress(islice(lines_at, 1, None), keep))
+        del chunk, lines_at
         if delta:
             # The depth after each token (a newline's is the one it is at).
             depths = list(accumulate(map(delta.get, kinds, repeat(0)), initial=depth))
             del depths[0]
-            if depths:
-                depth = depths[-1]
-                deepest = max(depths)
-                if deepest > max_depth or min(depths) < 0:
-                    raise _Fallback
-                if deepest_seen is not None and deepest > deepest_seen[0]:
-                    deepest_seen[0] = deepest
-            # Newlines inside ( ) or [ ] are only space; inside { } they end statements
-            # (a brace never opens inside a parenthesis: blocks are statements).
-            if spacing:
-                levels = list(accumulate(map(spacing.get, kinds, repeat(0)), initial=level))
-                del levels[0]
-                if levels:
-                    level = levels[-1]
-                    if max(levels):  # drop the newlines inside parentheses and brackets
-                        inside = list(map(or_, map(ne, kinds, repeat(newline)), map(not_, levels)))
-                        kinds = list(compress(kinds, inside))
-                        values = list(compress(values, inside))
-                        starts = list(compress(starts, inside))
-                        ends = list(compress(ends, inside))
-        if not starts:
-            continue
-        # Each chunk's lines lie between these two: short binary searches.
-        low = bisect_right(line_starts, starts[0]) - 1
-        high = bisect_right(line_starts, ends[-1], low) + 1
-        bounds = repeat(line_starts), starts, repeat(low), repeat(high)
-        # Line numbers from a list, so that each is one int object however
+            depth = depths[-1]
+            deepest = max(depths)
+            if deepest > max_depth or min(depths) < 0:
+                raise _Fallback
+            if deepest_seen is not None and deepest > deepest_seen[0]:
+                deepest_seen[0] = deepest
+        # Newlines inside ( ) or [ ] are only space; inside { } they end statements
+        # (a brace never opens inside a parenthesis: blocks are statements).
+        if spacing:
+            levels = list(accumulate(map(spacing.get, kinds, repeat(0)), initial=level))
+            del levels[0]
+            level = levels[-1]
+            if max(levels):  # drop the newlines inside parentheses and brackets
+                inside = list(map(or_, map(ne, kinds, repeat(newline)), map(not_, levels)))
+                kinds = list(compress(kinds, inside))
+                values = list(compress(values, inside))
+                starts = list(compress(starts, inside))
+                ends = list(compress(ends, inside))
+                lines = list(compress(lines, inside))
+                end_lines = list(compress(end_lines, inside))
+        # Line numbers from one list, so that each is one int object however
         # many spans hold it (an int past 256 is 28 bytes).
-        lines = list(map(numbers.__getitem__, map(bisect_right, *bounds)))
-        end_lines = list(
-            map(
-                numbers.__getitem__,
-                map(bisect_right, repeat(line_starts), ends, repeat(low), repeat(high)),
-            )
-        )
+        lines = list(map(numbers.__getitem__, lines))
+        end_lines = list(map(numbers.__getitem__, end_lines))
         columns = map(sub, starts, map(marks.__getitem__, lines))
         end_columns = map(sub, ends, map(marks.__getitem__, end_lines))
         spans = map(_new, repeat(Span), zip(names, lines, columns, end_lines, end_columns))
@@ -475,12 +471,12 @@ def _fast_chunks(
         if "ELSE" in kinds:
             tokens = _join_else(tokens, before_pending)
         # Hold back trailing newlines: the next chunk may start with `else`.
-        keep = len(tokens)
-        while keep and tokens[keep - 1][0] == newline:
-            keep -= 1
-        if keep < len(tokens):
-            pending = tokens[keep:]
-            del tokens[keep:]
+        keep_to = len(tokens)
+        while keep_to and tokens[keep_to - 1][0] == newline:
+            keep_to -= 1
+        if keep_to < len(tokens):
+            pending = tokens[keep_to:]
+            del tokens[keep_to:]
         if tokens:
             last = tokens[-1]
             before_pending = last[0]

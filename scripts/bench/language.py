@@ -9,12 +9,14 @@ Whole processes, interleaved (each round runs every command once), medians:
 * cold: a 20,000-statement script of elementwise ops on a 1-element float64
   tensor, then backward, `adcli --no-cache run` (parsed every time), per op and
   net of start-up (`adcli run` of a one-line script), against the same ops in a
-  .py file on PyTorch (net of `python -c "import torch"`);
+  .py file on PyTorch (compiled and run, timed inside the process, so
+  PyTorch's own start-up is left out);
 * warm: the same script with the cache of parsed scripts primed;
 * start-up: `adcli eval "1+1"` against the import floor `python -c "import
   numpy, rich, typer, lark"` measured in the same rounds;
 * norm: 10^7-element randn, sqrt(sum(x^2)), backward, five times in one
-  script, net of start-up, against the same in a .py file on PyTorch;
+  script, net of start-up, against the same in a .py file on PyTorch (one
+  thread: NumPy's elementwise work runs on one);
 * parse: microseconds per token of the in-process parse of the cold script
   (best of several), and of --baseline DIR (an older checkout) for comparison.
 
@@ -51,7 +53,7 @@ def chain_ad(n: int) -> str:
 
 
 def chain_py(n: int) -> str:
-    head = "import torch\nx = torch.tensor([1.5], dtype=torch.float64, requires_grad=True)\ny = x\n"
+    head = "x = torch.tensor([1.5], dtype=torch.float64, requires_grad=True)\ny = x\n"
     body = "".join(TORCH_OPS[i % 4] + "\n" for i in range(n))
     return head + body + "y.backward()\n"
 
@@ -66,7 +68,22 @@ def norm_py(elements: int) -> str:
         f"x = torch.randn({elements}, requires_grad=True)\n"
         "y = torch.sqrt(torch.sum(x**2))\ny.backward()\n"
     )
-    return "import torch\ntorch.set_num_threads(1)\n" + step * 5
+    return "torch.set_num_threads(1)\n" + step * 5
+
+
+#: Runs a .py body on PyTorch, compiled and run in one process, and prints the
+#: wall and CPU seconds that took: PyTorch's start-up (seconds, and noisy) is
+#: left out by measuring inside, not by subtracting `python -c "import torch"`.
+TORCH_RUNNER = textwrap.dedent(
+    """
+    import sys, time
+    import torch
+    body = open(sys.argv[1], encoding="utf-8").read()
+    wall, cpu = time.perf_counter(), time.process_time()
+    exec(compile(body, sys.argv[1], "exec"), {"torch": torch})
+    print(time.perf_counter() - wall, time.process_time() - cpu)
+    """
+)
 
 
 PARSE_TIMER = textwrap.dedent(
@@ -121,6 +138,11 @@ def timed_rounds(
                 failed[name] = f"exit {proc.returncode}: {(proc.stderr or proc.stdout)[-300:]}"
                 continue
             if round_ >= warmup:
+                if name.startswith("torch"):  # it timed itself, start-up left out
+                    inner_wall, inner_cpu = map(float, proc.stdout.split()[-2:])
+                    walls[name].append(inner_wall)
+                    cpus[name].append(inner_cpu)
+                    continue
                 walls[name].append(wall)
                 cpus[name].append(
                     after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
@@ -140,8 +162,8 @@ def figures(med: dict[str, float], ops: int, torch: bool) -> dict[str, float]:
         "norm_net_s": med["adcli norm run"] - med["adcli run one line"],
     }
     if torch:
-        out["torch_us_per_op"] = (med["torch chain.py"] - med["torch import"]) / ops * 1e6
-        out["torch_norm_net_s"] = med["torch norm.py"] - med["torch import"]
+        out["torch_us_per_op"] = med["torch chain.py"] / ops * 1e6
+        out["torch_norm_net_s"] = med["torch norm.py"]
         out["ratio_cold"] = out["cold_us_per_op"] / out["torch_us_per_op"]
         out["ratio_warm"] = out["warm_us_per_op"] / out["torch_us_per_op"]
         out["ratio_norm"] = out["norm_net_s"] / out["torch_norm_net_s"]
@@ -190,9 +212,8 @@ def main(argv: list[str]) -> int:
             "adcli norm run": [*adcli, "--no-cache", "run", f["norm.ad"], "--quiet"],
         }
         if torch_py:
-            commands["torch chain.py"] = [torch_py, f["chain.py"]]
-            commands["torch import"] = [torch_py, "-c", "import torch"]
-            commands["torch norm.py"] = [torch_py, f["norm.py"]]
+            commands["torch chain.py"] = [torch_py, "-c", TORCH_RUNNER, f["chain.py"]]
+            commands["torch norm.py"] = [torch_py, "-c", TORCH_RUNNER, f["norm.py"]]
         subprocess.run(commands["adcli warm run"], env=env, check=True, capture_output=True)
         wall_med, cpu_med, failed = timed_rounds(commands, args.repeats, env, args.warmup)
         parse_now = _parse_cost(REPO, tmp_path / "chain.ad", args.repeats, env)
