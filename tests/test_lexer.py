@@ -145,6 +145,7 @@ def test_the_repl_prompt_uses_the_lexer(monkeypatch):
     from prompt_toolkit.lexers import PygmentsLexer
 
     from adcli.cli import repl
+    from adcli.cli.render import Renderer
     from adcli.lang.interpreter import Session
 
     captured = {}
@@ -156,9 +157,9 @@ def test_the_repl_prompt_uses_the_lexer(monkeypatch):
 
     monkeypatch.setattr("prompt_toolkit.PromptSession", FakePrompt)
     monkeypatch.delenv("NO_COLOR", raising=False)
-    repl._terminal_reader(Session())
+    repl._terminal_reader(Session(), Renderer())
     assert isinstance(captured["lexer"], PygmentsLexer)
     captured.clear()
     monkeypatch.setenv("NO_COLOR", "1")
-    repl._terminal_reader(Session())
+    repl._terminal_reader(Session(), Renderer())
     assert "lexer" not in captured

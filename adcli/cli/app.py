@@ -898,7 +898,7 @@ def repl_command(ctx: typer.Context) -> None:
 # The console script
 # -------------------------------------------------------------------------------------------
 # Commands that live in their own modules.
-app.command("plot", epilog=GLOBAL_NOTE)(plot.make_command(open_session, reporting))
+app.command("plot", epilog=GLOBAL_NOTE)(plot.make_command(open_session, reporting, Renderer))
 app.command("graph", epilog=GLOBAL_NOTE)(graph.make_command(open_session, reporting))
 
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from adcli.cli.numbers import array_json
 from adcli.errors import AdcliError
 
 #: One colour and one marker per curve (f, d1, d2, ...), in order; markers tell the
@@ -157,8 +158,6 @@ def save_figure(data: Any, path: str) -> None:
 
 def plot_json(data: Any) -> dict:
     """``{"x": [...], "series": {"f": [...], "d1": [...]}}`` (strict JSON: nan/inf as strings)."""
-    from adcli.cli.render import array_json
-
     return {
         "x": array_json(data.x),
         "series": {k: array_json(vs) for k, vs in data.series.items()},
@@ -176,8 +175,9 @@ def _binding(text: str) -> tuple[str, str]:
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
-def make_command(open_session: Callable, reporting: Callable) -> Callable:
-    """The ``plot`` command, given how the app opens a session and reports its errors."""
+def make_command(open_session: Callable, reporting: Callable, make_renderer: Callable) -> Callable:
+    """The ``plot`` command, given how the app opens a session, reports its errors and
+    makes its renderer (this module sits below the renderer, which draws plots)."""
 
     def plot_command(
         ctx: typer.Context,
@@ -206,14 +206,12 @@ def make_command(open_session: Callable, reporting: Callable) -> Callable:
         height: Annotated[int | None, typer.Option(min=5, help="Terminal plot height.")] = None,
     ) -> None:
         """Draw f and its derivatives with respect to a scalar over an interval."""
-        from adcli.cli.render import Renderer
-
         opts = ctx.obj
         a, b = parse_range(range_)
         if not _NAME.match(wrt):
             raise typer.BadParameter(f"{wrt!r} is not a variable name", param_hint="'--wrt'")
         bindings = [_binding(text) for text in at or []]
-        renderer = Renderer(json_mode=opts.json, debug=opts.debug)
+        renderer = make_renderer(json_mode=opts.json, debug=opts.debug)
         with reporting(renderer, None):
             session = open_session(opts)
         for bound, literal in bindings:

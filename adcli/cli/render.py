@@ -10,12 +10,13 @@ needed, because ``adcli eval "1+1"`` has a start-up budget.
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from adcli.cli.numbers import array_json, json_number
+from adcli.cli.plot import plot_json, plot_text
 from adcli.errors import AdcliError, Span
 
 #: Where the source text of a file can be found, for the line under an error's caret.
@@ -134,8 +135,6 @@ def value_renderable(value: object, ascii_only: bool = False) -> Any:
     if is_node(value):
         return graph_tree(value, ascii_only=ascii_only)
     if is_plot(value):
-        from adcli.cli.plot import plot_text
-
         return Text(plot_text(value))
     return Text(format_plain(value))
 
@@ -427,34 +426,6 @@ def brief_array(array: Any, limit: int = 6) -> str:
     ).replace("\n", "")
 
 
-def json_number(x: float) -> float | str:
-    """A number for strict JSON: NaN and infinities become ``"nan"``, ``"inf"``, ``"-inf"``."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
-    return x
-
-
-def array_json(array: Any) -> Any:
-    """An array as nested lists (a number for 0-d), strict-JSON safe.
-
-    float32 values are written with the shortest decimal that reads back as the
-    same float32 (``0.1``, not ``0.10000000149011612``).
-    """
-    import numpy as np
-
-    if array.dtype.kind != "f":
-        return array.tolist()
-    if array.dtype == np.float32:
-        flat = [json_number(float(str(v))) for v in array.ravel()]
-    else:
-        flat = [json_number(v) for v in array.ravel().tolist()]
-    if array.ndim == 0:
-        return flat[0]
-    nested = np.empty(len(flat), dtype=object)
-    nested[:] = flat
-    return nested.reshape(array.shape).tolist()
-
-
 def value_json(value: object) -> dict[str, Any]:
     """The JSON object for a displayed value (see ``man adcli``: ``--json``).
 
@@ -476,8 +447,6 @@ def value_json(value: object) -> dict[str, Any]:
     if is_node(value):
         return {"type": "grad_fn", "value": value.name(), **base, "graph": graph_json(value)}
     if is_plot(value):
-        from adcli.cli.plot import plot_json
-
         return {"type": "plot", **plot_json(value), **base}
     return {**_plain_json(value), **base}
 

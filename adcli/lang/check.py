@@ -17,6 +17,7 @@ from adcli.errors import AdcliError
 from adcli.lang import library as _library  # noqa: F401 - registers the builtins
 from adcli.lang import seeing as _seeing  # noqa: F401 - registers plot and symbolic
 from adcli.lang import sources
+from adcli.lang.parser import parse
 from adcli.lang.scope import Checker
 
 __all__ = ["Checker", "check_source"]
@@ -32,8 +33,6 @@ def check_source(
     ``lines[(file, line)]``, for imported files too, so that drawing a caret never
     reads a file again.
     """
-    from adcli.lang.parser import parse
-
     options = {}
     if limits is not None:
         options = {"max_depth": limits.max_depth, "max_source_bytes": limits.max_source_bytes}

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from adcli import engine as E
+from adcli.engine import diagnostics
 from adcli.engine.tensor import Tensor, no_grad_fn_error, origin
 from adcli.errors import AdcliError
 from adcli.lang import seeing
@@ -119,8 +120,6 @@ class DerivativeServices:
 
     def derivative_checks(self, source: str, wrt: list[str], order: int) -> dict:
         """Per name: Taylor vs nested vs finite differences (Richardson, float64), by order."""
-        from adcli.engine import diagnostics
-
         self._check_order(order, None)
         return {
             name: self._with_engine_settings(
@@ -134,8 +133,6 @@ class DerivativeServices:
 
     def derivative_costs(self, source: str, wrt: list[str], order: int, methods: list[str]) -> dict:
         """Per name and method: graph nodes, seconds and peak bytes of each order."""
-        from adcli.engine import diagnostics
-
         self._check_order(order, None)
         out = {}
         for name in wrt:

@@ -864,7 +864,7 @@ class Evaluator:
 # ----- values ---------------------------------------------------------------------------------
 
 
-def _is_literal(node) -> bool:
+def is_literal(node) -> bool:
     """Whether ``node`` is a number or bracket literal (iterative: ``--at x=----1`` nests)."""
     pending = [node]
     while pending:

@@ -22,6 +22,7 @@ from time import monotonic
 import numpy as np
 
 from adcli import engine as E
+from adcli.backend import get_backend, resolve_dtype
 from adcli.engine.promotion import get_default_dtype, set_default_dtype
 from adcli.engine.tensor import STATE, Tensor
 from adcli.errors import AdcliError, Span
@@ -29,7 +30,8 @@ from adcli.lang import builtins as B
 from adcli.lang import nodes as N
 from adcli.lang import sources
 from adcli.lang.derivatives import DerivativeServices
-from adcli.lang.evaluator import CONSTANTS, Evaluator, _is_literal
+from adcli.lang.evaluator import CONSTANTS, Evaluator, is_literal
+from adcli.lang.parser import parse
 from adcli.lang.values import DEFAULT_MAX_ELEMENTS, Accumulation, Limits, Output, UserFunction
 from adcli.lang.wording import worded
 
@@ -63,8 +65,6 @@ class Session(Evaluator, DerivativeServices):
     def __init__(
         self, *, device="cpu", dtype="float32", seed=None, limits=None, detect_anomaly=False
     ) -> None:
-        from adcli.backend import get_backend, resolve_dtype
-
         self.limits = limits or Limits()
         self.backend = get_backend(device)  # raises a device error early
         self.dtype = resolve_dtype(dtype).name
@@ -104,8 +104,6 @@ class Session(Evaluator, DerivativeServices):
 
     def _parse(self, source: str, filename: str) -> N.Program:
         """Parse under this session's limits, keeping the lines for error carets."""
-        from adcli.lang.parser import parse
-
         self.sources[filename] = source.splitlines()
         return parse(
             source,
@@ -196,14 +194,12 @@ class Session(Evaluator, DerivativeServices):
 
     def make_tensor(self, literal_text: str, requires_grad: bool = False) -> Tensor:
         """A tensor from a number or bracket literal such as ``[1, 2.5, -3]`` (for --at)."""
-        from adcli.lang.parser import parse
-
         program = parse(literal_text, "<--at>")
         statements = program.statements
         if (
             len(statements) != 1
             or not isinstance(statements[0], N.ExprStmt)
-            or not _is_literal(statements[0].expr)
+            or not is_literal(statements[0].expr)
         ):
             raise AdcliError(
                 "value",
@@ -244,8 +240,6 @@ class Session(Evaluator, DerivativeServices):
         self.rng = np.random.default_rng(self.seed)
 
     def set_device(self, device: str) -> None:
-        from adcli.backend import get_backend
-
         self.backend = get_backend(device)
 
     # ----- running ----------------------------------------------------------------------------

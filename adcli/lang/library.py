@@ -9,10 +9,12 @@ what the engine wants, and calls the engine.
 from __future__ import annotations
 
 import inspect
+from math import prod
 
 import numpy as np
 
 from adcli import engine as E
+from adcli.backend import resolve_dtype
 from adcli.engine.tensor import Tensor, check_differentiable, no_grad_fn_error
 from adcli.errors import AdcliError
 from adcli.lang import nodes as N
@@ -134,10 +136,6 @@ def _creation(s, kw) -> dict:
 
 
 def _check_bytes(s, shape, dtype) -> None:
-    from math import prod
-
-    from adcli.backend import resolve_dtype
-
     n = prod(shape)
     size = n * resolve_dtype(dtype).itemsize
     if size > s.limits.max_bytes:

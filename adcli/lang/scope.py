@@ -20,6 +20,7 @@ from adcli.errors import AdcliError
 from adcli.lang import builtins as B
 from adcli.lang import nodes as N
 from adcli.lang import sources
+from adcli.lang.parser import parse
 
 #: Python's spellings of the language's literals (for "did you mean").
 PYTHON_SPELLINGS = {"True": "true", "False": "false", "None": "none"}
@@ -283,8 +284,6 @@ class Checker:
         self.functions[stmt.name] = tuple(stmt.params)
 
     def import_(self, stmt: N.Import, base_dir: Path, stack: list[str]) -> None:
-        from adcli.lang.parser import parse  # the parser imports this module's rules
-
         try:
             target = sources.resolve_import(stmt.path, base_dir, stmt.path_span)
         except AdcliError as err:
