@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import fields
 
 import pytest
-from test_cli import REPO, strict_json, via_runner, via_subprocess
+from cli_driver import REPO, strict_json, via_runner, via_subprocess
 
 from adcli.lang.limits import Limits, limit_options
 

@@ -6,6 +6,7 @@ Gradients on the GPU are compared with finite differences computed on the CPU.
 
 from __future__ import annotations
 
+import engine_cases as C
 import numpy as np
 import pytest
 
@@ -15,11 +16,6 @@ from adcli.engine.autodiff import hessian, jacobian
 from adcli.engine.taylor import nth_grads
 from adcli.engine.tensor import STATE
 from adcli.errors import AdcliError
-
-try:
-    import engine_cases as C
-except ImportError:  # pragma: no cover - when tests/ is a package
-    from tests import engine_cases as C
 
 pytestmark = [
     pytest.mark.cuda,

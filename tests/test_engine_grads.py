@@ -12,16 +12,12 @@ Gradients are never checked against themselves.
 
 from __future__ import annotations
 
+import engine_cases as C
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import adcli.engine as E
-
-try:
-    import engine_cases as C
-except ImportError:  # pragma: no cover - when tests/ is a package
-    from tests import engine_cases as C
 
 
 @pytest.mark.parametrize("case", C.CASES, ids=repr)

@@ -19,17 +19,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import fuzz_cases as F
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from adcli.errors import KINDS, AdcliError
 from adcli.lang.interpreter import Limits, Session
-
-try:
-    import fuzz_cases as F
-except ImportError:  # pragma: no cover - when tests/ is a package
-    from tests import fuzz_cases as F
 
 CORPUS_FILES = sorted(F.CORPUS.glob("*.ad"))
 

@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from test_cli import REPO, subprocess_env, via_runner
+from cli_driver import REPO, subprocess_env, via_runner
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -445,7 +445,7 @@ def test_repl_continuation_of_a_huge_bracket_literal_is_linear(monkeypatch):
 
 def test_repl_history_that_is_a_directory_warns_once_and_keeps_going(tmp_path):
     pexpect = pytest.importorskip("pexpect")
-    from test_repl import READY, repl_env
+    from repl_driver import READY, repl_env
 
     (tmp_path / "state" / "adcli" / "history").mkdir(parents=True)
     child = pexpect.spawn(
@@ -531,7 +531,7 @@ def test_a_closed_stderr_costs_no_output_and_keeps_the_exit_code():
 
 
 def test_ctrl_c_during_a_parallel_run_ends_every_process_quietly(tmp_path):
-    from test_repl import LONG
+    from repl_driver import LONG
 
     (tmp_path / "slow.ad").write_text("\n".join([*LONG, "f10(ones(200, 200))"]) + "\n")
     proc = subprocess.Popen(

@@ -19,6 +19,7 @@ import math
 import zlib
 from pathlib import Path
 
+import engine_cases as C
 import mpmath
 import numpy as np
 import pytest
@@ -31,11 +32,6 @@ from adcli.errors import AdcliError
 from adcli.lang import builtins as B
 from adcli.lang import manual
 from adcli.lang.interpreter import Session
-
-try:
-    import engine_cases as C
-except ImportError:  # pragma: no cover - when tests/ is a package
-    from tests import engine_cases as C
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ import pytest
 
 pexpect = pytest.importorskip("pexpect")
 
-from test_repl import enter, quit_with_ctrl_d, spawn
+from repl_driver import enter, quit_with_ctrl_d, spawn
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 
 pexpect = pytest.importorskip("pexpect")
 
-from test_repl import READY, spawn
+from repl_driver import READY, spawn
 
 NESTED_ORDER = 'd = grad(sum(sin(x) * exp(x) * tanh(x)), x, order=40, method="nested")'
 

@@ -34,6 +34,7 @@ import warnings
 import zlib
 from pathlib import Path
 
+import engine_cases as C
 import mpmath
 import numpy as np
 import pytest
@@ -45,11 +46,6 @@ from adcli.engine.ops import TABLE, OpDef
 from adcli.engine.taylor import nth_grads
 from adcli.engine.tensor import STATE, apply
 from adcli.errors import AdcliError
-
-try:
-    import engine_cases as C
-except ImportError:  # pragma: no cover - when tests/ is a package
-    from tests import engine_cases as C
 
 ORDERS = 6
 RTOL = 1e-10
