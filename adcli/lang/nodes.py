@@ -24,22 +24,58 @@ operands without a depth guard; :func:`walk` is iterative.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import FrozenInstanceError, dataclass, fields
 
 from adcli.errors import Span
 
 
 class Node:
-    """Base class of every AST node. Every node has a ``span``."""
+    """Base class of every AST node. Every node has a ``span``.
+
+    Nodes are immutable and compare (and hash) by class and fields. These methods
+    are written once here rather than generated per class by ``dataclass``: making
+    three dozen frozen dataclasses cost a tenth of ``adcli eval``'s start-up.
+    """
 
     __slots__ = ()
     span: Span
+    #: the field names, in order (set on each class by :func:`node`)
+    _field_names: tuple = ()
+
+    def _values(self) -> tuple:
+        return tuple([getattr(self, name) for name in self._field_names])
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash((self.__class__, self._values()))
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._field_names)
+        return f"{self.__class__.__qualname__}({shown})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+
+def node(cls: type) -> type:
+    """A node class: a dataclass for its fields and slots (``fields()`` works), with
+    :class:`Node`'s shared comparison, hash, repr and immutability."""
+    cls = dataclass(init=False, repr=False, eq=False, slots=True)(cls)
+    cls._field_names = tuple(f.name for f in fields(cls))
+    return cls
 
 
 # ------------------------------------------------------------------ expressions
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Number(Node):
     """A number literal: ``int`` when written with digits only, else ``float``.
     ``text`` is the literal as written (``"1e-3"``)."""
@@ -49,7 +85,7 @@ class Number(Node):
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Bool(Node):
     """``true`` or ``false``."""
 
@@ -57,7 +93,7 @@ class Bool(Node):
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class String(Node):
     """A string literal, escapes already decoded."""
 
@@ -65,14 +101,14 @@ class String(Node):
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class NoneLit(Node):
     """``none``: the no-value literal (an extension)."""
 
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Name(Node):
     """A variable or function name; ``span`` covers the name."""
 
@@ -80,7 +116,7 @@ class Name(Node):
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class ListLit(Node):
     """A bracket literal ``[a, b, ...]``; items are expressions (often
     signed numbers, or nested bracket literals)."""
@@ -89,7 +125,7 @@ class ListLit(Node):
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Unary(Node):
     """``-operand`` or ``+operand``."""
 
@@ -98,7 +134,7 @@ class Unary(Node):
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Binary(Node):
     """``left op right``: arithmetic, matrix product, power or comparison.
     ``op_span`` covers the operator, for a caret under ``@`` in a shape error."""
@@ -110,7 +146,7 @@ class Binary(Node):
     op_span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Keyword(Node):
     """A keyword argument ``name=value`` of a call; ``name_span`` covers the name."""
 
@@ -120,7 +156,7 @@ class Keyword(Node):
     name_span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Call(Node):
     """``func(args..., name=value...)``. ``func`` is usually a :class:`Name`.
     Positional arguments come first; keyword names are distinct."""
@@ -131,7 +167,7 @@ class Call(Node):
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Attribute(Node):
     """``obj.name`` (not called); ``name_span`` covers the name after the dot."""
 
@@ -141,7 +177,7 @@ class Attribute(Node):
     name_span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class MethodCall(Node):
     """``obj.name(args..., key=value...)``; ``name_span`` covers the method name."""
 
@@ -153,7 +189,7 @@ class MethodCall(Node):
     name_span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Slice(Node):
     """``start:stop:step`` inside an index; a missing part is ``None``."""
 
@@ -163,14 +199,14 @@ class Slice(Node):
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class EllipsisIndex(Node):
     """``...`` inside an index: as many full slices as the other items leave."""
 
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Index(Node):
     """``obj[i]``, ``obj[i, j]``, ``obj[1:3]``, ``obj[:, 0]``: one item per axis."""
 
@@ -179,7 +215,7 @@ class Index(Node):
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class TupleLit(Node):
     """``(a, b)``, ``(a,)``, ``()``, or the bare ``a, b`` on the right of ``=``."""
 
@@ -187,7 +223,7 @@ class TupleLit(Node):
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Logic(Node):
     """``left and right`` / ``left or right``: short-circuit, on truth values."""
 
@@ -198,7 +234,7 @@ class Logic(Node):
     op_span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Not(Node):
     """``not operand``."""
 
@@ -209,7 +245,7 @@ class Not(Node):
 # ------------------------------------------------------------------- statements
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Assign(Node):
     """``name = value``; ``name_span`` covers the name."""
 
@@ -219,7 +255,7 @@ class Assign(Node):
     name_span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Unpack(Node):
     """``a, b = value``: unpack a tuple (or a tensor's first dimension)."""
 
@@ -229,7 +265,7 @@ class Unpack(Node):
     name_spans: tuple[Span, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class SetItem(Node):
     """``obj[i, ...] = value``: in place, as PyTorch's index assignment."""
 
@@ -240,7 +276,7 @@ class SetItem(Node):
     target_span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class SetAttr(Node):
     """``obj.name = value`` for ``grad``, ``data`` and ``requires_grad``."""
 
@@ -251,7 +287,7 @@ class SetAttr(Node):
     name_span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class AugAssign(Node):
     """``target op= value`` (``op`` is ``'+' '-' '*' '/'``); ``target`` is a
     :class:`Name`, an :class:`Index` or an :class:`Attribute`. In place."""
@@ -263,7 +299,7 @@ class AugAssign(Node):
     op_span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Block(Node):
     """The statements between ``{`` and ``}``."""
 
@@ -271,7 +307,7 @@ class Block(Node):
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class FuncDef(Node):
     """``name(p1, p2, ...) = body`` (an expression) or ``name(p1, ...) { ... }``
     (``body`` is a :class:`Block`); parameter names are distinct."""
@@ -284,7 +320,7 @@ class FuncDef(Node):
     param_spans: tuple[Span, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class ExprStmt(Node):
     """An expression evaluated as a statement (its value is displayed)."""
 
@@ -292,7 +328,7 @@ class ExprStmt(Node):
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Assert(Node):
     """``assert test`` or ``assert test, "message"``."""
 
@@ -301,7 +337,7 @@ class Assert(Node):
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Import(Node):
     """``import "path.ad"``; ``path`` is decoded, ``path_span`` covers the string."""
 
@@ -310,7 +346,7 @@ class Import(Node):
     path_span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class For(Node):
     """``for var in iterable { body }``; ``var_span`` covers the name."""
 
@@ -321,7 +357,7 @@ class For(Node):
     var_span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class While(Node):
     """``while test { body }``."""
 
@@ -330,7 +366,7 @@ class While(Node):
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class If(Node):
     """``if test { body } else ...``; ``orelse`` is a :class:`Block`, an
     :class:`If` (``else if``) or ``None``."""
@@ -341,7 +377,7 @@ class If(Node):
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class GradMode(Node):
     """``no_grad { ... }`` (``enabled`` false) or ``enable_grad { ... }``."""
 
@@ -350,21 +386,21 @@ class GradMode(Node):
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Break(Node):
     """``break``."""
 
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Continue(Node):
     """``continue``."""
 
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Return(Node):
     """``return`` or ``return value``."""
 
@@ -372,7 +408,7 @@ class Return(Node):
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@node
 class Program(Node):
     """A whole script or one-liner: its statements in order."""
 
@@ -469,28 +505,24 @@ def walk(node: Node) -> Iterator[Node]:
 # signature, the same checks (arity, keywords) and the same frozen instances.
 
 
-def _fast_init(cls: type) -> None:
-    params = getattr(cls, "__dataclass_params__", None)
-    if params is None or not params.frozen or "__slots__" not in cls.__dict__:
-        return
-    if hasattr(cls, "__post_init__"):
-        return
-    names = [f.name for f in fields(cls) if f.init]
-    if len(names) != len(fields(cls)) or any(
-        f.default is not MISSING or f.default_factory is not MISSING for f in fields(cls)
-    ):
-        return
-    if not all(name.isidentifier() for name in names):
-        return
-    setters = {f"_set_{name}": getattr(cls, name).__set__ for name in names}
-    body = "".join(f"    _set_{name}(self, {name})\n" for name in names) or "    pass\n"
-    source = f"def __init__(self, {', '.join(names)}):\n{body}"
+def _fast_inits(classes: list[type]) -> None:
+    """Give each node class an ``__init__`` that sets its slots through their
+    descriptors (bound once), all compiled in one go."""
+    sources = []
+    setters: dict = {}
+    for i, cls in enumerate(classes):
+        names = list(cls._field_names)
+        for name in names:
+            setters[f"_set_{i}_{name}"] = getattr(cls, name).__set__
+        body = "".join(f"    _set_{i}_{name}(self, {name})\n" for name in names) or "    pass\n"
+        sources.append(f"def _init_{i}(self, {', '.join(names)}):\n{body}")
     namespace: dict = {}
-    exec(source, setters, namespace)  # noqa: S102 - our own code, built from field names
-    init = namespace["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    init.__doc__ = cls.__init__.__doc__
-    cls.__init__ = init
+    exec("\n".join(sources), setters, namespace)  # noqa: S102 - our own code, from field names
+    for i, cls in enumerate(classes):
+        init = namespace[f"_init_{i}"]
+        init.__name__ = "__init__"
+        init.__qualname__ = f"{cls.__qualname__}.__init__"
+        type.__setattr__(cls, "__init__", init)
 
 
 def _all_node_classes(base: type = Node) -> Iterator[type]:
@@ -499,6 +531,4 @@ def _all_node_classes(base: type = Node) -> Iterator[type]:
         yield from _all_node_classes(sub)
 
 
-for _cls in list(_all_node_classes()):
-    _fast_init(_cls)
-del _cls
+_fast_inits([c for c in _all_node_classes() if c._field_names])
