@@ -790,19 +790,7 @@ def _index_put(x: Tensor, key, value, accumulate: bool, inplace: bool) -> Tensor
     target = _index_shape(x, key)
     value = _as_operand(value)
     if isinstance(value, Tensor):
-        same_device(x, value, "index_put")
-        try:
-            fits = np.broadcast_shapes(value.shape, target) == target
-        except ValueError:
-            fits = False
-        if not fits:
-            raise AdcliError(
-                "shape",
-                f"shape mismatch: value tensor of shape {format_shape(value.shape)} cannot be "
-                f"broadcast to indexing result of shape {format_shape(target)}",
-            )
-        if value._data.dtype != x._data.dtype:
-            value = cast(value, x._data.dtype)
+        value = _fitted_value(x, value, target, "index_put")
     else:
         value = make_result(x._backend.xp.full(target, value, x._data.dtype), x._backend)
     if value.shape != target:
@@ -1045,6 +1033,25 @@ def zero_(target: Tensor) -> Tensor:
     return target.zero_()
 
 
+def _fitted_value(x: Tensor, value: Tensor, region: tuple, what: str) -> Tensor:
+    """``value`` checked to go into ``region`` (a shape) of ``x``: same device,
+    broadcastable, and cast to ``x``'s dtype."""
+    same_device(x, value, what)
+    try:
+        fits = np.broadcast_shapes(value.shape, region) == tuple(region)
+    except ValueError:
+        fits = False
+    if not fits:
+        raise AdcliError(
+            "shape",
+            f"shape mismatch: value tensor of shape {format_shape(value.shape)} cannot be "
+            f"broadcast to indexing result of shape {format_shape(region)}",
+        )
+    if value._data.dtype != x._data.dtype:
+        value = cast(value, x._data.dtype)
+    return value
+
+
 def index_put_(target: Tensor, key, value) -> Tensor:
     """``target[key] = value`` in place (its grad_fn becomes CopySlices when recorded)."""
     if not isinstance(target, Tensor):
@@ -1053,21 +1060,7 @@ def index_put_(target: Tensor, key, value) -> Tensor:
     key = _index_key(target, key)
     value = _as_operand(value)
     if type(value) is Tensor:
-        if value._backend is not target._backend:
-            raise device_mismatch("index assignment", target._backend, value._backend)
-        region = target._data[key].shape
-        try:
-            fits = np.broadcast_shapes(value.shape, region) == region
-        except ValueError:
-            fits = False
-        if not fits:
-            raise AdcliError(
-                "shape",
-                f"shape mismatch: value tensor of shape {format_shape(value.shape)} cannot be "
-                f"broadcast to indexing result of shape {format_shape(region)}",
-            )
-        if value._data.dtype != target._data.dtype:
-            value = cast(value, target._data.dtype)
+        value = _fitted_value(target, value, target._data[key].shape, "index assignment")
     if _records(target, value):
         result = apply(T.COPY_SLICES, (_alias(target), value), {"key": key, "shape": target.shape})
         return _store(target, result, True)
