@@ -578,16 +578,8 @@ def _sigmoid_jet(F, a) -> list:
 def softplus(F, out, a, beta=1.0, threshold=20.0):
     z = Jet([a[0] * beta] + [_scaled(c, beta) for c in a[1:]])
     soft = _integrate(a, _sigmoid_jet(F, z))
-    linear = F.gt(z[0], threshold)
-    result = [None]
-    for k in range(1, len(a)):
-        if a[k] is None and soft[k] is None:
-            result.append(None)
-        else:
-            result.append(
-                F.where(linear, 0.0 if a[k] is None else a[k], 0.0 if soft[k] is None else soft[k])
-            )
-    return result
+    # Past the threshold softplus is the identity: where(linear, a, soft), coefficient-wise.
+    return where(F, out, [F.gt(z[0], threshold)], a, soft)
 
 
 def silu(F, out, a):
