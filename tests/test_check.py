@@ -79,13 +79,27 @@ def test_use_before_definition():
     assert only("n = n + 1") == ("name", "'n' is used before it is defined", 1, 5)
 
 
-def test_a_function_body_sees_parameters_and_earlier_functions_only():
+def test_a_function_body_sees_parameters_earlier_functions_and_the_files_variables():
     assert problems("f(a) = a\ng(b) = f(b) * b") == []
-    kind, message, line, column = only("a = 1\nf(x) = x + a")
-    assert (kind, line, column) == ("name", 2, 12)
-    assert message.startswith("unknown name 'a' in the body of 'f'")
-    assert "pass 'a' as a parameter" in message
+    # The session's variables are read at call time: any name the file binds will do.
+    assert problems("a = 1\nf(x) = x + a") == []
+    assert problems("f(x) = x + a\na = 1\nf(2)") == []
+    kind, message, line, column = only("f(x) = x + nope\na = 1")
+    assert (kind, line, column) == ("name", 1, 12)
+    assert message.startswith("unknown name 'nope' in a function body")
     assert only("g(v) = h(v)\nh(v) = v") == ("name", "unknown name 'h' in the body of 'g'", 1, 8)
+
+
+def test_a_block_body_calls_only_functions_defined_before_it():
+    # As run says at the call: a later function is not there when the body runs.
+    assert only("f(v) {\n  return g(v)\n}\ng(v) = v\nf(1)") == (
+        "name",
+        "unknown function 'g'",
+        2,
+        10,
+    )
+    assert problems("g(v) = v\nf(v) {\n  return g(v)\n}\nf(1)") == []
+    assert problems("f(v) {\n  s = sum\n  return s(v)\n}\nf(ones(2))") == []
 
 
 def test_recursion():

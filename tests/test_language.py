@@ -286,12 +286,21 @@ class TestStatements:
         # Redefining f later does not change what g calls.
         close(ev("f(a) = a + 1\ng(a) = f(a)\nf(a) = a + 100\n[g(1), f(1)]"), [2, 101])
 
-    def test_a_function_does_not_see_global_variables(self):
-        err = error_of("a = 1\nf(x) = x + a")
-        assert err.kind == "name"
-        assert "unknown name 'a' in the body of 'f'" in err.message
-        assert "pass 'a' as a parameter" in err.message
-        assert (err.span.line, err.span.column) == (2, 12)
+    def test_a_function_reads_the_sessions_variables_at_call_time(self):
+        # (v2) As a Python lambda reads its globals: the value when called, not when defined.
+        assert ev("a = 3\nf(x) = x * a\na = 4\nf(1)") == 4
+        assert ev("f(x) = x * a\na = 5\nf(3)") == 15
+        err = error_of("f(x) = x * b\nf(3)")
+        assert err.kind == "name" and err.message.startswith("unknown name 'b'")
+        assert (err.span.line, err.span.column) == (1, 12)
+
+    def test_builtins_taking_a_function_see_the_variables_it_reads(self):
+        # d/dx (a x^2) = 2 a x, with a read from the session when jacobian calls f.
+        src = 'a = 3\nf(x) = a * x^2\njacobian(f, tensor([1.0, 2.0], dtype="float64"))'
+        close(ev(src), [[6.0, 0.0], [0.0, 12.0]], tol=1e-12)
+
+    def test_a_parameter_shadows_a_session_variable(self):
+        assert ev("x = 100\nf(x) = x + 1\nf(2)") == 3
 
     def test_a_function_does_not_see_functions_defined_after_it(self):
         err = error_of("f(v) = g(v)\ng(v) = v")

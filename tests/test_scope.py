@@ -81,7 +81,7 @@ def test_check_finds_v2_problems(source, expected):
         "break",
         "return 1",
         "f(x) { return f(x) }",
-        "a = 1\ng(x) = x + a",
+        "f(v) = g(v)\ng(v) = v",
         "f(x) { return x }\nf(1, 2)",
         "ones(2).item(1)",
     ],

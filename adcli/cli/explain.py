@@ -53,12 +53,13 @@ EXPLANATIONS: dict[str, Explanation] = {
             title="an unknown name, attribute or method",
             meaning=(
                 "A name is used before it is bound, or is misspelt; or a tensor has no "
-                "such attribute or method. A function body sees only its parameters, the "
-                "functions defined before it and the builtins, not the script's variables."
+                "such attribute or method. A function body sees its parameters, its locals, "
+                "the functions defined before it, the builtins, and the script's variables "
+                "as they are when it is called."
             ),
             fix=(
                 "Bind the name first (x = ...), check the spelling (the message suggests a "
-                "close name), or pass a variable to a function as a parameter. Attributes "
+                "close name), or define a function before the one that calls it. Attributes "
                 "and methods are listed in `man adcli-lang`."
             ),
             example="x = ones(3)\ny = x * scale",

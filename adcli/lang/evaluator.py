@@ -751,11 +751,8 @@ class Evaluator:
             check_deadline()
         saved = (self.variables_, self.functions, self._globals, self._statement_span)
         block = type(fn.body) is N.Block
-        if block:
-            # A body reads the session's variables as they are now.
-            self._globals = self._globals if self._globals is not None else self.variables_
-        else:
-            self._globals = None
+        # A body reads the session's variables as they are now.
+        self._globals = self._globals if self._globals is not None else self.variables_
         self.variables_ = bound
         self.functions = fn.functions
         self._call_depth += 1

@@ -6,8 +6,7 @@ a function is defined), so that the two cannot disagree.
 The rules: ``break``/``continue`` only inside a loop and ``return`` only
 inside a function body; names must be defined before they are used (blocks
 open no scope, a function body does: it sees its parameters, its locals, the
-functions defined before it, and, for a body in braces, the session's
-variables at call time); no recursion; calls with the right number of
+functions defined before it, and the session's variables at call time); no recursion; calls with the right number of
 arguments and known keywords; known attributes and methods; imports of
 ``.ad`` files only, each once, without cycles.
 """
@@ -129,10 +128,12 @@ def suggest(name: str, pool) -> str:
 def function_problem(stmt: N.FuncDef, functions, variables) -> AdcliError | None:
     """What is wrong with defining ``stmt`` now, or None.
 
-    A one-expression body may use its parameters, the functions defined before
-    it, builtins and constants, nothing else (v1). A body in braces may also
-    use its locals and the session's variables (read at call time, so not
-    checked here). Neither may call itself.
+    A body (one expression or in braces) may call only the functions defined
+    before it, builtins and its own parameters or locals, and may not call
+    itself. The names it reads are its parameters, its locals and the
+    session's variables as they are at call time, so those are not checked
+    here (``adcli check`` looks at them against every name the file binds).
+    ``variables`` is kept for the callers' sake: what they see now.
     """
     itself = _calls_itself(stmt)
     if itself is not None:
@@ -141,21 +142,16 @@ def function_problem(stmt: N.FuncDef, functions, variables) -> AdcliError | None
         )
     if isinstance(stmt.body, N.Block):
         return None
-    visible = set(stmt.params) | set(functions) | set(B.BUILTINS) | CONSTANT_NAMES
+    visible = set(stmt.params) | set(functions) | set(B.BUILTINS)
     for node in N.walk(stmt.body):
-        if isinstance(node, N.Name) and node.id not in visible:
-            extra = ""
-            if node.id in variables:
-                extra = (
-                    f" (a function sees only its parameters and earlier functions; "
-                    f"pass '{node.id}' as a parameter)"
+        if isinstance(node, N.Call) and isinstance(node.func, N.Name):
+            name = node.func.id
+            if name not in visible:
+                return AdcliError(
+                    "name",
+                    f"unknown name '{name}' in the body of '{stmt.name}'" + suggest(name, visible),
+                    node.func.span,
                 )
-            return AdcliError(
-                "name",
-                f"unknown name '{node.id}' in the body of '{stmt.name}'{extra}"
-                + suggest(node.id, visible),
-                node.span,
-            )
     return None
 
 
@@ -187,6 +183,7 @@ class Checker:
         self.seen_files: set[str] = set()
         self.defined_later: set[str] = set()  # names some statement of the file binds
         self.all_bound: set[str] = set()  # every name the file binds at top level
+        self.locals: set[str] | None = None  # a function body's parameters and locals
 
     def error(self, kind, message, span, hint=None) -> None:
         self.errors.append(AdcliError(kind, message, span, hint))
@@ -270,17 +267,24 @@ class Checker:
         problem = function_problem(stmt, self.functions, self.variables)
         if problem is not None:
             self.errors.append(problem)
-        elif isinstance(stmt.body, N.Block):
-            # Locals, parameters, and the session's variables (any the file binds:
+        else:
+            # Parameters, locals, and the session's variables (any the file binds:
             # the function may be called after they are).
-            local = set(stmt.params) | bound_names(stmt.body.statements)
+            block = isinstance(stmt.body, N.Block)
+            local = set(stmt.params)
+            if block:
+                local |= bound_names(stmt.body.statements)
             visible = local | self.variables | self.all_bound
-            saved = self.functions
-            self.functions = dict(saved)
+            saved = self.functions, self.locals
+            self.functions = dict(saved[0])
+            self.locals = local
             try:
-                self.block(stmt.body.statements, Path.cwd(), [], visible)
+                if block:
+                    self.block(stmt.body.statements, Path.cwd(), [], visible)
+                else:
+                    self.expr(stmt.body, visible, self.functions)
             finally:
-                self.functions = saved
+                self.functions, self.locals = saved
         self.functions[stmt.name] = tuple(stmt.params)
 
     def import_(self, stmt: N.Import, base_dir: Path, stack: list[str]) -> None:
@@ -404,6 +408,16 @@ class Checker:
             problem = builtin.check_call(len(node.args), kwnames)
             if problem:
                 self.error("type", problem, node.span)
+        elif (
+            builtin is None
+            and self.locals is not None
+            and name not in self.locals
+            and name not in functions
+        ):
+            # In a body, a call finds the functions defined before it, the builtins
+            # and its locals; not the session's variables nor later functions.
+            pool = set(functions) | set(B.BUILTINS) | self.locals
+            self.error("name", f"unknown function '{name}'" + suggest(name, pool), node.func.span)
 
 
 def check_program(
