@@ -102,6 +102,54 @@ def test_check_honours_max_depth_like_run():
     assert problems(deep) == []
 
 
+_SMALL = Limits(max_depth=3, max_expr_depth=30)
+
+
+@pytest.mark.parametrize(
+    ("source", "column"),
+    [
+        ("x = " + "- " * 40 + "1", 65),  # unary minus, one level each
+        ("x = ones(1)" + ".exp()" * 40, 5),  # a chain of methods
+        ("x = 2" + "^1" * 40, 65),  # ^ is right-associative: nested
+        ("for i in range(2) {\n  x = " + "- " * 40 + "1\n}", 67),  # inside a loop
+        ("f(x) = " + "- " * 40 + "x", 68),  # a function's body
+        ("x = 1\nif x > 0 {\n  y = 1\n} else if " + "- " * 40 + "x < 0 {\n  y = 2\n}", 69),
+    ],
+)
+def test_check_and_run_agree_on_the_expression_depth(source, column):
+    (kind, message, _line, col) = problems(source, limits=_SMALL)[0]
+    err = run_error(source, limits=_SMALL)
+    assert (kind, message) == ("limit", "expression nested too deeply (limit 30)")
+    assert (err.kind, err.message, err.span.column) == (kind, message, col)
+    assert col == column
+    # The default limit (2,000) takes them.
+    assert problems(source) == []
+
+
+def test_a_long_chain_of_one_operator_is_one_level():
+    # a + b + c ... is walked in a loop: a 200-term sum is within a limit of 30.
+    source = "x = 1" + " + 1" * 200
+    assert problems(source, limits=_SMALL) == []
+    session = Session(limits=_SMALL)
+    assert session.run(source + "\nx", "<test>", lambda output: None) == 201
+
+
+def test_a_too_deep_expression_stops_the_program_before_it_runs():
+    # The limit is checked with the program's structure, as check does: nothing runs.
+    outputs = []
+    session = Session(limits=_SMALL)
+    with pytest.raises(AdcliError) as info:
+        session.run('print("first")\nx = ' + "- " * 40 + "1", "<test>", outputs.append)
+    assert info.value.kind == "limit" and info.value.span.line == 2
+    assert outputs == []
+
+
+def test_the_static_depth_counts_what_the_evaluator_counts():
+    from adcli.lang import evaluator, nodes, scope
+
+    assert scope._COUNTED == set(evaluator._EVAL) - {nodes.Number}
+
+
 def test_adcli_check_fails_like_run_on_the_command_line(tmp_path):
     script = tmp_path / "deep.ad"
     script.write_text("x = ((((1))))\n")

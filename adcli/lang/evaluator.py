@@ -56,7 +56,7 @@ class Evaluator:
 
     # ----- statements -------------------------------------------------------------------------
     def _run_program(self, program: N.Program, base_dir: Path):
-        S.check_structure(program)
+        S.check_structure(program, self.limits.max_expr_depth)
         saved_dir = self._base_dir
         self._base_dir = base_dir
         try:

@@ -48,41 +48,151 @@ def _blocks_of(stmt) -> list:
     return []
 
 
-def structure_problems(program: N.Program) -> list[AdcliError]:
-    """``break``/``continue`` outside a loop, ``return`` outside a function body."""
+def structure_problems(program: N.Program, max_expr_depth: int | None = None) -> list[AdcliError]:
+    """``break``/``continue`` outside a loop, ``return`` outside a function body, and
+    (given ``max_expr_depth``) an expression nested more deeply than that."""
     problems: list[AdcliError] = []
-    # (statement, inside a loop, inside a function)
-    pending = [(stmt, False, False) for stmt in reversed(program.statements)]
+    limit = max_expr_depth
+    # (the statements left of a block, inside a loop, inside a function): a block's
+    # statements are walked where it stands, so problems come in source order.
+    pending = [(iter(program.statements), False, False)]
     while pending:
-        stmt, in_loop, in_function = pending.pop()
-        if isinstance(stmt, (N.Break, N.Continue)) and not in_loop:
-            word = "break" if isinstance(stmt, N.Break) else "continue"
-            problems.append(AdcliError("syntax", f"'{word}' outside a loop", stmt.span))
-        elif isinstance(stmt, N.Return) and not in_function:
-            problems.append(
-                AdcliError(
-                    "syntax",
-                    "'return' outside a function",
-                    stmt.span,
-                    hint="return ends a function with a body: f(x) { ...; return y }",
+        statements, in_loop, in_function = pending[-1]
+        for stmt in statements:
+            kind = type(stmt)
+            if limit is not None:
+                # A Span is a tuple: (file, line, column, end_line, end_column).
+                span = stmt.span
+                if span[1] != span[3] or span[4] - span[2] > limit:
+                    for root in _expressions_of(stmt):
+                        deep = too_deep(root, limit)
+                        if deep is not None:
+                            problems.append(_too_deep_error(deep, limit))
+            if kind in _SIMPLE:
+                continue
+            if (kind is N.Break or kind is N.Continue) and not in_loop:
+                word = "break" if kind is N.Break else "continue"
+                problems.append(AdcliError("syntax", f"'{word}' outside a loop", stmt.span))
+            elif kind is N.Return and not in_function:
+                problems.append(
+                    AdcliError(
+                        "syntax",
+                        "'return' outside a function",
+                        stmt.span,
+                        hint="return ends a function with a body: f(x) { ...; return y }",
+                    )
                 )
-            )
-        if isinstance(stmt, N.FuncDef):
-            inner = (False, True)
-        elif isinstance(stmt, _LOOPS):
-            inner = (True, in_function)
+            blocks = _blocks_of(stmt)
+            if blocks:
+                if kind is N.FuncDef:
+                    inner = (False, True)
+                elif kind in _LOOPS:
+                    inner = (True, in_function)
+                else:
+                    inner = (in_loop, in_function)
+                pending.extend((iter(b.statements), *inner) for b in reversed(blocks))
+                break
         else:
-            inner = (in_loop, in_function)
-        for block in reversed(_blocks_of(stmt)):
-            pending.extend((s, *inner) for s in reversed(block.statements))
+            pending.pop()
     return problems
 
 
-def check_structure(program: N.Program) -> None:
+#: Statements with no blocks, no break/continue/return: only their depth is checked.
+_SIMPLE = frozenset(
+    {N.Assign, N.ExprStmt, N.AugAssign, N.Unpack, N.SetItem, N.SetAttr, N.Assert, N.Import}
+)
+
+
+def check_structure(program: N.Program, max_expr_depth: int | None = None) -> None:
     """Raise the first :func:`structure_problems` error (the interpreter, before running)."""
-    problems = structure_problems(program)
+    problems = structure_problems(program, max_expr_depth)
     if problems:
         raise problems[0]
+
+
+def _expressions_of(stmt):
+    """The expressions directly in a statement (not those of the blocks inside it)."""
+    if isinstance(stmt, N.If):
+        branch = stmt
+        while isinstance(branch, N.If):
+            yield branch.test
+            branch = branch.orelse
+        return
+    for child in N.iter_children(stmt):
+        if not isinstance(child, N.Block):
+            yield child
+
+
+#: Nodes the evaluator evaluates without counting a level (a number is its value).
+_UNCOUNTED = (N.Number,)
+
+
+def too_deep(root, limit: int):
+    """The first node, in evaluation order, at which evaluating ``root`` goes more than
+    ``limit`` levels deep (the evaluator's count: a node per level, a left-deep chain of
+    binary operators as one), or None.
+
+    Every level has a token of its own, so an expression on one line no wider than
+    ``limit`` characters is within it: most statements are not walked at all."""
+    if _narrow(getattr(root, "span", None), limit):
+        return None
+    pending = [(root, 0)]
+    while pending:
+        node, above = pending.pop()
+        if isinstance(node, _UNCOUNTED):
+            continue
+        counted = isinstance(node, N.Node) and type(node) in _COUNTED
+        depth = above + 1 if counted else above
+        if depth > limit:
+            return node
+        if type(node) is N.Binary:
+            # The chain a + b + c ... is one level: its operands are all one below it.
+            spine = []
+            left = node
+            while type(left) is N.Binary:
+                spine.append(left.right)
+                left = left.left
+            children = [left, *reversed(spine)]
+        else:
+            children = list(N.iter_children(node))
+        pending.extend((child, depth) for child in reversed(children))
+    return None
+
+
+def _narrow(span, limit: int) -> bool:
+    """Whether ``span`` is one line of at most ``limit`` characters."""
+    # A Span is a tuple: (file, line, column, end_line, end_column).
+    return span is not None and span[1] == span[3] and span[4] - span[2] <= limit
+
+
+def _too_deep_error(node, limit: int) -> AdcliError:
+    return AdcliError(
+        "limit",
+        f"expression nested too deeply (limit {limit})",
+        node.span,
+        hint="split it into several statements, or raise the limit with --max-depth",
+    )
+
+
+#: The expression nodes the evaluator counts as a level (all it evaluates but numbers).
+_COUNTED = frozenset(
+    {
+        N.Bool,
+        N.String,
+        N.NoneLit,
+        N.Name,
+        N.ListLit,
+        N.Unary,
+        N.Binary,
+        N.Call,
+        N.Attribute,
+        N.MethodCall,
+        N.Index,
+        N.TupleLit,
+        N.Logic,
+        N.Not,
+    }
+)
 
 
 def bound_names(statements) -> set[str]:
@@ -189,7 +299,8 @@ class Checker:
         self.errors.append(AdcliError(kind, message, span, hint))
 
     def program(self, program: N.Program, base_dir: Path, stack: list[str]) -> None:
-        self.errors.extend(structure_problems(program))
+        depth = None if self.limits is None else self.limits.max_expr_depth
+        self.errors.extend(structure_problems(program, depth))
         self.defined_later = bound_names(program.statements)
         self.all_bound |= self.defined_later
         self.block(program.statements, base_dir, stack, None)
