@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import adcli.engine as E
+from adcli.errors import AdcliError
 from adcli.engine.promotion import (
     get_default_dtype,
     promote_types,
@@ -157,3 +158,42 @@ def test_the_session_dtype_is_the_default_floating_dtype():
     assert Session(dtype="float64").run(src, "<test>", lambda output: None) == "float64"
     assert Session().run(src, "<test>", lambda output: None) == "float32"
     assert get_default_dtype() == np.float32  # restored after the run
+
+
+# ----- where PyTorch does not promote --------------------------------------------------------
+@pytest.mark.parametrize(
+    ("a_shape", "b_shape", "message"),
+    [
+        ((2, 2), (2, 2), "expected m1 and m2 to have the same dtype, but got: float != double"),
+        ((2, 2), (2,), "expected m1 and m2 to have the same dtype, but got: float != double"),
+        ((2,), (2,), "expected both vectors to have same dtype, but found Float and Double"),
+        ((1, 2, 2), (1, 2, 2), "expected scalar type Float but found Double"),
+    ],
+)
+def test_matrix_products_want_one_dtype(a_shape, b_shape, message):
+    # torch.matmul(float32, float64) raises rather than promoting (messages as PyTorch's).
+    a = E.tensor(np.ones(a_shape), dtype="float32")
+    b = E.tensor(np.ones(b_shape), dtype="float64")
+    with pytest.raises(AdcliError) as info:
+        E.matmul(a, b)
+    assert info.value.kind == "type"
+    assert info.value.message.endswith(f": {message}")
+
+
+def test_mm_and_dot_want_one_dtype_too():
+    with pytest.raises(AdcliError, match="float != long int"):
+        E.mm(t(F, 2), t(I, 2))
+    with pytest.raises(AdcliError, match="found Double and Float"):
+        E.dot(t(D), t(F))
+    # One dtype, even an integer one, is fine (as torch.matmul on int64).
+    assert E.mm(t(I, 2), t(I, 2)).dtype == "int64"
+
+
+@pytest.mark.parametrize(("dtype", "word"), [(F, "Float"), (D, "Double"), (I, "Long")])
+def test_where_wants_a_boolean_condition(dtype, word):
+    with pytest.raises(AdcliError) as info:
+        E.where(t(dtype), t(F), t(F))
+    assert info.value.message == (
+        f"where expected condition to be a boolean tensor, but got a tensor with dtype {word}"
+    )
+    assert E.where(t(B), t(F), t(D)).dtype == "float64"  # the operands still promote

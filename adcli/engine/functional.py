@@ -446,9 +446,19 @@ def where(cond, a, b):
                 "where: shapes " + ", ".join(format_shape(s) for s in shapes) + " do not broadcast",
             ) from None
         check_elements(out, "the result of where")
+    if cond.dtype != "bool":
+        raise AdcliError(
+            "type",
+            "where expected condition to be a boolean tensor, but got a tensor with dtype "
+            + _DTYPE_WORDS[cond.dtype],
+            hint="compare first, e.g. where(x > 0, a, b), or cast with .bool()",
+        )
     if type(a) is Tensor or type(b) is Tensor:
         a, b = _promote(T.WHERE, a, b)
     return apply(T.WHERE, (cond, a, b))
+
+
+_DTYPE_WORDS = {"float32": "Float", "float64": "Double", "int64": "Long", "bool": "Bool"}
 
 
 # ----- reductions ---------------------------------------------------------------------------------
@@ -801,7 +811,37 @@ def _index_put(x: Tensor, key, value, accumulate: bool, inplace: bool) -> Tensor
     return apply(T.INDEX_PUT, (x, value), params)
 
 
+#: PyTorch's C names of the dtypes, as its matrix products word a mismatch.
+_C_NAMES = {"float32": "float", "float64": "double", "int64": "long int", "bool": "bool"}
+
+
+def _same_dtype_product(name, a, b) -> None:
+    """Matrix products do not promote (PyTorch): both operands must have one dtype."""
+    if a.dtype == b.dtype:
+        return
+    if a.ndim == 1 and b.ndim == 1:
+        message = (
+            f"expected both vectors to have same dtype, but found "
+            f"{_C_NAMES[a.dtype].split()[-1].capitalize()} and "
+            f"{_C_NAMES[b.dtype].split()[-1].capitalize()}"
+        )
+    elif a.ndim <= 2 and b.ndim <= 2:
+        message = (
+            f"expected m1 and m2 to have the same dtype, but got: "
+            f"{_C_NAMES[a.dtype]} != {_C_NAMES[b.dtype]}"
+        )
+    else:
+        message = (
+            f"expected scalar type {_C_NAMES[a.dtype].split()[-1].capitalize()} but found "
+            f"{_C_NAMES[b.dtype].split()[-1].capitalize()}"
+        )
+    raise AdcliError(
+        "type", f"{name}: {message}", hint="cast one first, e.g. with .double() or .float()"
+    )
+
+
 def _matmul_check(name, a, b, ka, kb):
+    _same_dtype_product(name, a, b)
     if ka != kb:
         raise AdcliError(
             "shape",
