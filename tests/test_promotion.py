@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 
 import adcli.engine as E
-from adcli.errors import AdcliError
 from adcli.engine.promotion import (
     get_default_dtype,
     promote_types,
     result_type,
     set_default_dtype,
 )
+from adcli.errors import AdcliError
 from adcli.lang.interpreter import Session
 
 B, I, F, D = np.dtype(bool), np.dtype(np.int64), np.dtype(np.float32), np.dtype(np.float64)
