@@ -153,6 +153,45 @@ def test_det_gradient_is_the_cofactor_matrix():
     np.testing.assert_allclose(x.grad.numpy(), np.linalg.det(a) * np.linalg.inv(a).T, rtol=1e-10)
 
 
+SINGULAR = {
+    "rank 1 of 2": np.array([[1.0, 2.0], [2.0, 4.0]]),
+    "rank 2 of 3": np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [1.0, 1.0, 1.0]]),
+    "rank 1 of 3": np.outer([1.0, -2.0, 0.5], [3.0, 1.0, 2.0]),
+    "zero 3x3": np.zeros((3, 3)),
+    "zero 1x1": np.zeros((1, 1)),
+    "a batch, one singular": np.stack([np.array([[1.0, 2.0], [2.0, 4.0]]), np.eye(2) * 2]),
+}
+
+
+@pytest.mark.parametrize("name", list(SINGULAR))
+def test_det_gradient_at_a_singular_matrix(name):
+    # det is a polynomial: its gradient (the cofactors) exists where A^-1 does not.
+    a = SINGULAR[name]
+    x = t(a)
+    E.sum(E.det(x)).backward()
+    fd = fd_gradient(lambda m: np.linalg.det(m).sum(), [a], 0)
+    np.testing.assert_allclose(x.grad.numpy(), fd, rtol=1e-7, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", ["rank 1 of 2", "rank 2 of 3", "zero 3x3"])
+def test_det_second_derivative_at_a_singular_matrix(name):
+    # The Hessian-vector product there, against differences of the gradient nearby
+    # (where A is invertible and the gradient is det(A) A^-T).
+    a = SINGULAR[name]
+    v = RNG.standard_normal(a.shape)
+
+    def grad_at(array):
+        x = t(array)
+        return E.grad(E.det(x), x).numpy()
+
+    x = t(a)
+    g = E.grad(E.det(x), x, create_graph=True)
+    hv = E.grad(E.sum(g * E.tensor(v, dtype="float64")), x).numpy()
+    eps = 1e-5
+    fd = (grad_at(a + eps * v) - grad_at(a - eps * v)) / (2 * eps)
+    np.testing.assert_allclose(hv, fd, rtol=1e-6, atol=1e-7)
+
+
 @pytest.mark.parametrize("name", ["det", "inverse", "solve"])
 def test_hessian_vector_products_match_finite_differences(name):
     a = well_conditioned(3, 3)
@@ -238,3 +277,55 @@ def test_language_builtins_and_methods():
     xs = np.linalg.solve(a, [1.0, 2])
     gb = np.linalg.solve(a.T, np.ones(2))
     np.testing.assert_allclose(out.numpy(), -np.outer(gb, xs), rtol=1e-12)
+
+
+def _leibniz_det(entries):
+    """det of a square matrix of numpy Polynomials by the Leibniz formula (a closed form)."""
+    import itertools
+
+    n = len(entries)
+    total = np.polynomial.Polynomial([0.0])
+    for perm in itertools.permutations(range(n)):
+        inversions = sum(perm[i] > perm[j] for i in range(n) for j in range(i + 1, n))
+        term = np.polynomial.Polynomial([(-1.0) ** inversions])
+        for i in range(n):
+            term = term * entries[i][perm[i]]
+        total = total + term
+    return total
+
+
+@pytest.mark.parametrize(
+    ("coefficients", "at"),
+    [
+        # det [[x, 1], [1, x]] = x^2 - 1: singular at x = 1
+        ([[[0, 1], [1]], [[1], [0, 1]]], 1.0),
+        # rows 2 and 3 equal at x = 1: singular there
+        ([[[0, 1], [0, 2], [0, 0, 1]], [[0, 0, 0, 1], [0, 1], [1]], [[0, 1], [0, 1], [0, 1]]], 1.0),
+        # the zero matrix at x = 0
+        ([[[0, 1], [0, 0, 1]], [[0, 0, 0, 1], [0, 2]]], 0.0),
+    ],
+)
+def test_det_taylor_rule_at_a_singular_matrix(coefficients, at):
+    # nth derivatives of det(A(x)) by Taylor mode, where A(at) has no inverse,
+    # against the closed form from the Leibniz formula.
+    from adcli.engine import taylor as TM
+
+    polys = [[np.polynomial.Polynomial(c) for c in row] for row in coefficients]
+    n = len(polys)
+    x = E.tensor(at, dtype="float64", requires_grad=True)
+    one = E.tensor(1.0, dtype="float64")
+    cells = []
+    for row in coefficients:
+        for c in row:
+            cell = one * 0.0
+            for power, value in enumerate(c):
+                if value:
+                    cell = cell + float(value) * x**power
+            cells.append(cell)
+    matrix = E.reshape(E.stack(cells), n, n)
+    y = E.det(matrix)
+    exact = _leibniz_det(polys)
+    orders = 6
+    got = [d.item() for d in TM.taylor_grads(y, x, orders)]
+    want = [exact.deriv(k)(at) for k in range(1, orders + 1)]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

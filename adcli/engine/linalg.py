@@ -407,8 +407,46 @@ def _solve_forward(xp, a, b, vector=False):
 
 def _det_grad(F, g, out, a):
     # d det(A) = det(A) tr(A^-1 dA): the gradient is g det(A) A^-T, batched over leading dims.
+    # A^-T does not exist where det(A) = 0, but the gradient does: it is the cofactor
+    # matrix (det(A) A^-T where A is invertible), a polynomial in A, so it is taken
+    # from the minors there. (PyTorch returns zeros at an exactly singular A unless
+    # create_graph is set; the cofactors are the true derivative, and what it gives then.)
+    if bool((_raw(out) == 0).any()):
+        return F.reshape(g, shape=tuple(out.shape) + (1, 1)) * _cofactors(F, a)
     scale = F.reshape(g * out, shape=tuple(out.shape) + (1, 1))
     return scale * _mT(F, F.inverse(a))
+
+
+def _raw(x):
+    """The array under ``x`` (a rule sees tensors under create_graph, arrays otherwise)."""
+    return x._data if isinstance(x, Tensor) else x
+
+
+def _cofactors(F, a):
+    """The cofactor matrices C_ij = (-1)^(i+j) det(A without row i and column j)
+    of a batch of square matrices, in engine ops (so they differentiate again)."""
+    n = a.shape[-1]
+    if n == 1:
+        return a * 0.0 + 1.0
+    rows, cols, signs = _minor_keys(a, n)
+    # minors[..., i, j, :, :] is A without row i and column j: n^2 determinants of n-1.
+    minors = F.index(a, key=(Ellipsis, rows, cols))
+    return F.det(minors) * signs
+
+
+def _minor_keys(a, n: int):
+    """The index that makes every (n-1)-minor of ``a`` (..., n, n) at once, and the
+    cofactors' signs, on ``a``'s device (a tensor's signs are a tensor)."""
+    data = _raw(a)
+    xp = array_module_of(data)
+    others = np.array([[k for k in range(n) if k != i] for i in range(n)], dtype=np.int64)
+    rows = xp.asarray(others[:, None, :, None])
+    cols = xp.asarray(others[None, :, None, :])
+    signs = np.where(np.add.outer(np.arange(n), np.arange(n)) % 2, -1.0, 1.0)
+    signs = xp.asarray(signs.astype(data.dtype))
+    if isinstance(a, Tensor):
+        signs = Tensor(signs, a._backend)
+    return rows, cols, signs
 
 
 def _inverse_grad(F, g, out, a):
@@ -474,6 +512,37 @@ def _solve_taylor(F, out, a, b, vector=False):
 
 
 def _det_taylor(F, out, a):
+    if bool((_raw(out) == 0).any()):
+        return _det_taylor_by_minors(F, out, a)
+    return _det_taylor_inverse(F, out, a)
+
+
+def _det_taylor_by_minors(F, out, a):
+    # Where det(A_0) = 0 there is no A_0^-1, but det'(t) = sum_ij C_ij(t) A'_ij(t) with
+    # C(t) the cofactors of A(t): signed determinants of its minors, whose series are
+    # the minors of A's coefficients. So k d_k = sum_{i<k} sum_ij C_i (k - i) A_{k-i}.
+    n = a[0].shape[-1]
+    if n == 1:
+        shape = tuple(a[0].shape[:-2])
+        return [None if c is None else F.reshape(c, shape=shape) for c in a]
+    rows, cols, signs = _minor_keys(a[0], n)
+    minors = [None if c is None else F.index(c, key=(Ellipsis, rows, cols)) for c in a]
+    cofactors = _det_taylor(F, F.det(minors[0]), minors)
+    last = (a[0].ndim - 2, a[0].ndim - 1)
+    d = [out]
+    for k in range(1, len(a)):
+        acc = None
+        for i in range(k):
+            if cofactors[i] is None or a[k - i] is None:
+                continue
+            term = F.sum(cofactors[i] * signs * a[k - i], dim=last, keepdim=False)
+            term = term * float(k - i)
+            acc = term if acc is None else acc + term
+        d.append(None if acc is None else acc * (1.0 / k))
+    return d
+
+
+def _det_taylor_inverse(F, out, a):
     # With p(t) = tr(A(t)^-1 A'(t)) = (log det A)'(t): det' = det * p, so
     # k d_k = sum_{j<k} d_j p_{k-1-j}; A(t)^-1 is the series of _inverse_taylor.
     degree = len(a) - 1
