@@ -923,7 +923,16 @@ def main() -> None:
 
 def _run_app() -> int:
     """Run the Typer app (which shows usage errors and turns Ctrl-C into 130): its exit code."""
+    commands = app.registered_commands
     try:
+        # Typer builds every command's options (by inspecting its signature) on each
+        # start; when the command is the first word, only that one is needed, which
+        # saves about 10 ms of the start-up (a third of what Typer takes).
+        first = sys.argv[1] if len(sys.argv) > 1 else None
+        if first is not None and not any(k.endswith("_COMPLETE") for k in os.environ):
+            chosen = [c for c in commands if c.name == first]
+            if chosen:
+                app.registered_commands = chosen
         app(prog_name="adcli")
     except SystemExit as done:
         code = done.code
@@ -932,6 +941,8 @@ def _run_app() -> int:
         if exc.errno in (errno.EPIPE, errno.ENOSPC, errno.EBADF, errno.EFBIG, errno.EIO):
             return _output_lost(exc.errno, exc.strerror or str(exc))
         raise
+    finally:
+        app.registered_commands = commands
     return 0
 
 
