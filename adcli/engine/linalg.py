@@ -411,10 +411,17 @@ def _det_grad(F, g, out, a):
     # matrix (det(A) A^-T where A is invertible), a polynomial in A, so it is taken
     # from the minors there. (PyTorch returns zeros at an exactly singular A unless
     # create_graph is set; the cofactors are the true derivative, and what it gives then.)
-    if bool((_raw(out) == 0).any()):
+    if _has_zero(out):
         return F.reshape(g, shape=tuple(out.shape) + (1, 1)) * _cofactors(F, a)
     scale = F.reshape(g * out, shape=tuple(out.shape) + (1, 1))
     return scale * _mT(F, F.inverse(a))
+
+
+def _has_zero(x) -> bool:
+    """Whether the determinants ``x`` hold an exact zero (False for what is not numbers:
+    rules also run on symbols, to spell derivatives, where the general form is right)."""
+    zero = _raw(x) == 0
+    return hasattr(zero, "any") and bool(zero.any())
 
 
 def _raw(x):
@@ -512,7 +519,7 @@ def _solve_taylor(F, out, a, b, vector=False):
 
 
 def _det_taylor(F, out, a):
-    if bool((_raw(out) == 0).any()):
+    if _has_zero(out):
         return _det_taylor_by_minors(F, out, a)
     return _det_taylor_inverse(F, out, a)
 
