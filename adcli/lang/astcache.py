@@ -16,8 +16,10 @@ from __future__ import annotations
 import gc
 import json
 import os
+from collections import deque
 from dataclasses import fields
 from itertools import repeat
+from types import MemberDescriptorType
 from typing import Any
 
 from adcli.errors import Span
@@ -36,6 +38,7 @@ _MAX_BYTES = 512 * 1024 * 1024
 _PREFIX = "ast-"
 
 _new = tuple.__new__
+_object_new = object.__new__
 _SCALARS = (str, int, float, bool, type(None))
 
 
@@ -118,9 +121,10 @@ def store(key: str, program: nodes.Program, depth: int) -> None:
 
 def _encode(program: nodes.Program) -> dict[str, Any]:
     """Literals and spans in two pools, then one record per node or tuple, in
-    postfix order: its builder, then the indexes of its fields among the values
-    so far (the pools, then the records' results). Iterative, so a 100,000-term
-    chain is no deeper here than anywhere else."""
+    an order where each comes after its fields (postfix, then sorted by height):
+    its builder, then the indexes of its fields among the values so far (the
+    pools, then the records' results). Iterative, so a 100,000-term chain is no
+    deeper here than anywhere else."""
     builders: list[list[Any]] = []
     builder_index: dict[Any, int] = {}
     consts: list[Any] = []
@@ -172,11 +176,22 @@ def _encode(program: nodes.Program) -> dict[str, Any]:
             refs.append(("c", index))
         else:
             raise TypeError(f"cannot cache a {kind.__name__}")
+    # Records by height (a leaf's is 0, a parent's one more than its highest child's),
+    # then by builder: still every field points back, and the records fall into a
+    # few long runs of one builder, which the reader builds a field at a time.
+    heights: list[int] = []
+    for _, args in records:
+        heights.append(max([heights[i] + 1 for pool, i in args if pool == "b"], default=0))
+    order = sorted(range(len(records)), key=lambda j: (heights[j], records[j][0]))
+    moved = [0] * len(records)
+    for new, old in enumerate(order):
+        moved[old] = new
     base = {"c": 0, "s": len(consts), "b": len(consts) + len(columns[0])}
     code: list[int] = []
-    for which, args in records:
+    for j in order:
+        which, args = records[j]
         code.append(which)
-        code.extend(base[pool] + index for pool, index in args)
+        code.extend(base[pool] + (moved[index] if pool == "b" else index) for pool, index in args)
     return {"builders": builders, "consts": consts, "spans": columns, "code": code}
 
 
@@ -228,27 +243,9 @@ def _decode(raw: bytes, key: str, filename: str, max_depth: int) -> nodes.Progra
     if type(data) is not dict:
         return None
     entries, consts, columns, code = data["builders"], data["consts"], data["spans"], data["code"]
-    known = _node_classes()
-    builders: list[tuple[type | None, int, tuple[int, ...]]] = []
-    if type(entries) is not list:
+    builders = _builders(entries)
+    if builders is None:
         return None
-    for entry in entries:
-        if type(entry) is not list or len(entry) != 2 or type(entry[1]) is not int:
-            return None
-        name, size = entry
-        if name == "()":
-            if size < 0:
-                return None
-            builders.append((None, size, ()))
-            continue
-        cls = known.get(name) if type(name) is str else None
-        if cls is None or size != len(fields(cls)):
-            return None
-        # Fields that hold spans must get spans (a check the constructors do not make).
-        span_fields = tuple(
-            i for i, f in enumerate(fields(cls)) if f.name == "span" or f.name.endswith("_span")
-        )
-        builders.append((cls, size, span_fields))
     if type(consts) is not list or not set(map(type, consts)) <= set(_SCALARS):
         return None
     if type(columns) is not list or len(columns) != 4:
@@ -264,26 +261,111 @@ def _decode(raw: bytes, key: str, filename: str, max_depth: int) -> nodes.Progra
     values: list[Any] = list(consts)
     first_span = len(values)
     values.extend(map(_new, repeat(Span), zip(repeat(filename), *columns)))
-    end_of_spans = len(values)  # spans sit at the indexes first_span .. end_of_spans - 1
-    get = values.__getitem__
-    push = values.append
+    spans = (first_span, len(values))  # spans sit at the indexes first_span .. len - 1
+    # The records a run at a time: a run is consecutive records of one builder
+    # (the encoder sorts them into few long runs), each field built in one pass.
     position, end = 0, len(code)
     while position < end:
-        cls, size, span_fields = builders[code[position]]
-        start = position + 1
-        position = start + size
-        if position > end:
+        which = code[position]
+        builder = builders[which]
+        width = builder[1] + 1
+        stop = position + width
+        while stop < end and code[stop] == which:
+            stop += width
+        if stop > end:
             return None
-        # Every index points back: at the pools or at a record already built
-        # (a later one is an IndexError); a span field's, at a span.
-        refs = code[start:position]
-        for i in span_fields:
-            if not first_span <= refs[i] < end_of_spans:
-                return None
-        if cls is None:
-            push(tuple(map(get, refs)))
-        else:
-            push(cls(*map(get, refs)))
+        run = stop - position > width and _build_run(values, code, position, stop, builder, spans)
+        if not run and not _build_records(values, code, position, stop, builder, spans):
+            return None
+        position = stop
     if type(values[-1]) is not nodes.Program:
         return None
     return values[-1]
+
+
+def _builders(entries: Any) -> list[tuple] | None:
+    """Per builder an entry names: ``(class, or None for a tuple; its size; the indexes
+    of its span fields; its slots' setters, or None)``; None if one is neither a node
+    class of the right size nor a tuple."""
+    if type(entries) is not list:
+        return None
+    known = _node_classes()
+    builders: list[tuple] = []
+    for entry in entries:
+        if type(entry) is not list or len(entry) != 2 or type(entry[1]) is not int:
+            return None
+        name, size = entry
+        if name == "()":
+            if size < 0:
+                return None
+            builders.append((None, size, (), None))
+            continue
+        cls = known.get(name) if type(name) is str else None
+        if cls is None or size != len(fields(cls)):
+            return None
+        names = [f.name for f in fields(cls)]
+        # Fields that hold spans must get spans (a check the constructors do not make).
+        span_fields = tuple(
+            i for i, name in enumerate(names) if name == "span" or name.endswith("_span")
+        )
+        builders.append((cls, size, span_fields, _setters(cls, names)))
+    return builders
+
+
+def _setters(cls: type, names: list[str]) -> tuple | None:
+    """The ``__set__`` of each field's slot, when making a ``cls`` is only setting them
+    (``object.__new__``, no ``__post_init__``); else None, and its constructor is called."""
+    if cls.__new__ is not object.__new__ or hasattr(cls, "__post_init__"):
+        return None
+    slots = [getattr(cls, name, None) for name in names]
+    if not all(type(slot) is MemberDescriptorType for slot in slots):
+        return None
+    return tuple(slot.__set__ for slot in slots)
+
+
+def _build_records(values: list, code: list, start: int, stop: int, builder, spans) -> bool:
+    """Append the nodes (or tuples) that ``code[start:stop]`` records, one by one, to
+    ``values``; False if a field points anywhere but back (at the pools or at a record
+    already built: no cycles), or a span field anywhere but at a span."""
+    cls, size, span_fields, _ = builder
+    first_span, end_of_spans = spans
+    get = values.__getitem__
+    push = values.append
+    for position in range(start, stop, size + 1):
+        refs = code[position + 1 : position + 1 + size]
+        if refs and max(refs) >= len(values):
+            return False
+        for i in span_fields:
+            if not first_span <= refs[i] < end_of_spans:
+                return False
+        push(tuple(map(get, refs)) if cls is None else cls(*map(get, refs)))
+    return True
+
+
+def _build_run(values: list, code: list, start: int, stop: int, builder, spans) -> bool:
+    """:func:`_build_records` a field at a time, when no record of the run points at
+    another one of it; False (nothing appended) when that does not apply."""
+    cls, size, span_fields, setters = builder
+    if cls is not None and setters is None:
+        return False
+    width = size + 1
+    here = len(values)  # where the run's first record goes
+    columns = [code[start + 1 + i : stop : width] for i in range(size)]
+    if any(max(column) >= here for column in columns):
+        return False
+    first_span, end_of_spans = spans
+    for i in span_fields:
+        if min(columns[i]) < first_span or max(columns[i]) >= end_of_spans:
+            return False
+    get = values.__getitem__
+    if cls is None:
+        if size:
+            values.extend(zip(*[map(get, column) for column in columns]))
+        else:
+            values.extend(repeat((), (stop - start) // width))
+        return True
+    built = list(map(_object_new, repeat(cls, (stop - start) // width)))
+    for setter, column in zip(setters, columns):
+        deque(map(setter, built, map(get, column)), 0)
+    values.extend(built)
+    return True
