@@ -4,10 +4,12 @@ unchanged script skips parsing.
 An entry is keyed by the SHA-256 of the script's text, of the grammar, and the
 versions of adcli and Lark (and of this format); spans are stored without the
 file name, which is supplied when the entry is read. The file is JSON (never
-pickle): a header line with the key and the SHA-256 of the body, then the body,
-a program for a small stack machine that can only build the node classes of
-:mod:`adcli.lang.nodes`, spans, tuples and literals. Everything is checked on
-the way in: a file that is not exactly what this module writes is ignored (and
+pickle): a header line with the key and the SHA-256 of the body, then the body:
+the node classes and tuple sizes it builds (only the node classes of
+:mod:`adcli.lang.nodes`), a pool of literals, one of spans, and the records,
+in runs of one builder, each run field by field, so that it is read with a
+pass per field rather than a step per node. Everything is checked on the way
+in: a file that is not exactly what this module writes is ignored (and
 replaced by the next parse), never trusted.
 """
 
@@ -27,7 +29,7 @@ from adcli.lang import cache, nodes
 
 __all__ = ["entry_key", "load", "store"]
 
-FORMAT = 2
+FORMAT = 3
 #: Scripts shorter than this are parsed faster than an entry is read.
 MIN_SOURCE_CHARS = 1024
 #: How many parsed scripts are kept (the least recently written go first).
@@ -120,11 +122,11 @@ def store(key: str, program: nodes.Program, depth: int) -> None:
 
 
 def _encode(program: nodes.Program) -> dict[str, Any]:
-    """Literals and spans in two pools, then one record per node or tuple, in
-    an order where each comes after its fields (postfix, then sorted by height):
-    its builder, then the indexes of its fields among the values so far (the
-    pools, then the records' results). Iterative, so a 100,000-term chain is no
-    deeper here than anywhere else."""
+    """Literals and spans in two pools, then one record per node or tuple, each
+    after its fields (by height): the indexes of its fields among the values so
+    far (the pools, then the records' results), in runs of records of one
+    builder, a run written as its builder, its length, then field by field.
+    Iterative, so a 100,000-term chain is no deeper here than anywhere else."""
     builders: list[list[Any]] = []
     builder_index: dict[Any, int] = {}
     consts: list[Any] = []
@@ -177,8 +179,8 @@ def _encode(program: nodes.Program) -> dict[str, Any]:
         else:
             raise TypeError(f"cannot cache a {kind.__name__}")
     # Records by height (a leaf's is 0, a parent's one more than its highest child's),
-    # then by builder: still every field points back, and the records fall into a
-    # few long runs of one builder, which the reader builds a field at a time.
+    # then by builder: every field still points back, and never into its own run of
+    # records of one builder, which are written together, a field at a time.
     heights: list[int] = []
     for _, args in records:
         heights.append(max([heights[i] + 1 for pool, i in args if pool == "b"], default=0))
@@ -188,10 +190,23 @@ def _encode(program: nodes.Program) -> dict[str, Any]:
         moved[old] = new
     base = {"c": 0, "s": len(consts), "b": len(consts) + len(columns[0])}
     code: list[int] = []
-    for j in order:
-        which, args = records[j]
-        code.append(which)
-        code.extend(base[pool] + (moved[index] if pool == "b" else index) for pool, index in args)
+    start = 0
+    while start < len(order):
+        which, height = records[order[start]][0], heights[order[start]]
+        stop = start + 1
+        while (
+            stop < len(order)
+            and records[order[stop]][0] == which
+            and heights[order[stop]] == height
+        ):
+            stop += 1
+        code += (which, stop - start)
+        run = [records[j][1] for j in order[start:stop]]
+        for field in range(len(run[0])):
+            for args in run:
+                pool, index = args[field]
+                code.append(base[pool] + (moved[index] if pool == "b" else index))
+        start = stop
     return {"builders": builders, "consts": consts, "spans": columns, "code": code}
 
 
@@ -262,22 +277,18 @@ def _decode(raw: bytes, key: str, filename: str, max_depth: int) -> nodes.Progra
     first_span = len(values)
     values.extend(map(_new, repeat(Span), zip(repeat(filename), *columns)))
     spans = (first_span, len(values))  # spans sit at the indexes first_span .. len - 1
-    # The records a run at a time: a run is consecutive records of one builder
-    # (the encoder sorts them into few long runs), each field built in one pass.
+    # The records, a run at a time: the builder, how many, then field by field.
+    first_record = len(values)
     position, end = 0, len(code)
     while position < end:
-        which = code[position]
+        which, count = code[position], code[position + 1]
         builder = builders[which]
-        width = builder[1] + 1
-        stop = position + width
-        while stop < end and code[stop] == which:
-            stop += width
-        if stop > end:
+        start = position + 2
+        position = start + count * builder[1]
+        if count < 1 or position > end or len(values) + count > first_record + end:
+            return None  # (as many records as numbers in the code at most: bounded)
+        if not _build_run(values, code, start, count, builder, spans):
             return None
-        run = stop - position > width and _build_run(values, code, position, stop, builder, spans)
-        if not run and not _build_records(values, code, position, stop, builder, spans):
-            return None
-        position = stop
     if type(values[-1]) is not nodes.Program:
         return None
     return values[-1]
@@ -323,49 +334,41 @@ def _setters(cls: type, names: list[str]) -> tuple | None:
     return tuple(slot.__set__ for slot in slots)
 
 
-def _build_records(values: list, code: list, start: int, stop: int, builder, spans) -> bool:
-    """Append the nodes (or tuples) that ``code[start:stop]`` records, one by one, to
-    ``values``; False if a field points anywhere but back (at the pools or at a record
-    already built: no cycles), or a span field anywhere but at a span."""
-    cls, size, span_fields, _ = builder
-    first_span, end_of_spans = spans
+def _build_run(values: list, code: list, start: int, count: int, builder, spans) -> bool:
+    """Append to ``values`` the ``count`` nodes (or tuples) of one builder whose fields
+    follow ``start`` in ``code``, a field at a time; False if a field points anywhere
+    but back, before the run (at the pools or at a record built: no cycles), or a
+    span field anywhere but at a span."""
+    cls, size, span_fields, setters = builder
+    here = len(values)  # where the run's first record goes
     get = values.__getitem__
-    push = values.append
-    for position in range(start, stop, size + 1):
-        refs = code[position + 1 : position + 1 + size]
-        if refs and max(refs) >= len(values):
+    if count == 1:
+        refs = code[start : start + size]
+        if refs and max(refs) >= here:
             return False
+        first_span, end_of_spans = spans
         for i in span_fields:
             if not first_span <= refs[i] < end_of_spans:
                 return False
-        push(tuple(map(get, refs)) if cls is None else cls(*map(get, refs)))
-    return True
-
-
-def _build_run(values: list, code: list, start: int, stop: int, builder, spans) -> bool:
-    """:func:`_build_records` a field at a time, when no record of the run points at
-    another one of it; False (nothing appended) when that does not apply."""
-    cls, size, span_fields, setters = builder
-    if cls is not None and setters is None:
-        return False
-    width = size + 1
-    here = len(values)  # where the run's first record goes
-    columns = [code[start + 1 + i : stop : width] for i in range(size)]
+        values.append(tuple(map(get, refs)) if cls is None else cls(*map(get, refs)))
+        return True
+    columns = [code[start + i * count : start + (i + 1) * count] for i in range(size)]
     if any(max(column) >= here for column in columns):
         return False
     first_span, end_of_spans = spans
     for i in span_fields:
         if min(columns[i]) < first_span or max(columns[i]) >= end_of_spans:
             return False
-    get = values.__getitem__
     if cls is None:
         if size:
             values.extend(zip(*[map(get, column) for column in columns]))
         else:
-            values.extend(repeat((), (stop - start) // width))
-        return True
-    built = list(map(_object_new, repeat(cls, (stop - start) // width)))
-    for setter, column in zip(setters, columns):
-        deque(map(setter, built, map(get, column)), 0)
-    values.extend(built)
+            values.extend(repeat((), count))
+    elif setters is None:
+        values.extend(map(cls, *[map(get, column) for column in columns]))
+    else:
+        built = list(map(_object_new, repeat(cls, count)))
+        for setter, column in zip(setters, columns):
+            deque(map(setter, built, map(get, column)), 0)
+        values.extend(built)
     return True
