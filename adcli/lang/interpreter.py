@@ -117,6 +117,20 @@ class Session(Evaluator, DerivativeServices):
     def run(self, source: str, filename: str = "<eval>", emit=None, base_dir=None):
         """Parse and run ``source``; return the last statement's value if it is an expression."""
         program = self._parse(source, filename)
+        return self._run_parsed(program, source, filename, emit, base_dir)
+
+    def run_program(
+        self, program: N.Program, source: str, filename: str = "<eval>", emit=None, base_dir=None
+    ):
+        """Run ``program``, already parsed from ``source`` (with ``filename`` in its
+        spans), as :meth:`run` runs what it parses: the same checks, limits and
+        outputs; ``source`` gives error carets their lines."""
+        if type(program) is not N.Program:
+            raise TypeError(f"run_program() takes a parsed Program, not {type(program).__name__}")
+        self.sources[filename] = source.splitlines()
+        return self._run_parsed(program, source, filename, emit, base_dir)
+
+    def _run_parsed(self, program: N.Program, source: str, filename: str, emit, base_dir):
         self._accumulations_seen = set()
         if "symbolic" in source:
             self.keep_tape_inputs = True
