@@ -106,10 +106,15 @@ def store(key: str, program: nodes.Program, depth: int) -> None:
     for a cache that cannot be written."""
     import hashlib
 
+    collecting = gc.isenabled()
+    gc.disable()  # many small objects, no cycles: as in load
     try:
         body = json.dumps(_encode(program), separators=(",", ":"), allow_nan=True).encode()
     except (TypeError, ValueError, RecursionError):
         return
+    finally:
+        if collecting:
+            gc.enable()
     header = {
         "format": FORMAT,
         "key": key,
@@ -132,6 +137,7 @@ def _encode(program: nodes.Program) -> dict[str, Any]:
     consts: list[Any] = []
     const_index: dict[tuple[type, Any], int] = {}
     span_index: dict[Span, int] = {}
+    field_names: dict[type, list[str]] = {}
     columns: list[list[int]] = [[], [], [], []]
     # ("c", i) a literal, ("s", i) a span, ("b", j) the j-th record's result
     refs: list[tuple[str, int]] = []
@@ -163,11 +169,12 @@ def _encode(program: nodes.Program) -> dict[str, Any]:
             work.extend(reversed(item))
         elif isinstance(item, nodes.Node):
             cls = type(item)
-            names = [f.name for f in fields(cls)]
             index = builder_index.get(cls)
             if index is None:
+                names = field_names[cls] = [f.name for f in fields(cls)]
                 index = builder_index[cls] = len(builders)
                 builders.append([cls.__name__, len(names)])
+            names = field_names[cls]
             work.append(_Emit(index, len(names)))
             work.extend(reversed([getattr(item, name) for name in names]))
         elif kind in _SCALARS:
