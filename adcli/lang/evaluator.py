@@ -56,16 +56,108 @@ class Evaluator:
 
     # ----- statements -------------------------------------------------------------------------
     def _run_program(self, program: N.Program, base_dir: Path):
+        statements = program.statements
         S.check_structure(program, self.limits.max_expr_depth)
         saved_dir = self._base_dir
         self._base_dir = base_dir
         try:
             last = None
-            for stmt in program.statements:
-                last = self._exec(stmt, base_dir)
+            for stmt in statements:
+                # _exec's bookkeeping, then `name = a op b` and `name = f(a)` on
+                # variables and numbers as _assign would run them, without the walk.
+                self._statement_span = span = stmt.span
+                STATE.context = span
+                self.last_output = None
+                self._calls = 0
+                self._steps += 1
+                if STATE.deadline is not None:
+                    check_deadline()
+                if type(stmt) is N.Assign:
+                    node = stmt.value
+                    kind = type(node)
+                    if kind is N.Binary:
+                        value = self._quick_binary(node)
+                    elif kind is N.Call:
+                        value = self._quick_call(node)
+                    else:
+                        value = self.eval(node)
+                    self._bind_name(stmt.name, value)
+                    last = None
+                else:
+                    last = self._exec_body(stmt, base_dir)
             return last
         finally:
             self._base_dir = saved_dir
+
+    def _quick_binary(self, node: N.Binary):
+        """:meth:`eval` of ``a op b`` at the top of a statement: a tensor variable and a
+        variable or number, straight to the engine (as :meth:`_binary` would); anything
+        else, the evaluator."""
+        left, right = node.left, node.right
+        limits = self.limits
+        if (
+            type(left) is N.Name
+            and not self.detect_anomaly
+            and self._depth == 0
+            and limits.max_expr_depth >= 1
+        ):
+            variables = self.variables_
+            a = variables.get(left.id, _MISSING)
+            if type(a) is Tensor:
+                kind = type(right)
+                if kind is N.Number:
+                    b = right.value
+                elif kind is N.Name:
+                    b = variables.get(right.id, _MISSING)
+                else:
+                    b = _MISSING
+                if type(b) in _FAST_OPERANDS:
+                    try:
+                        return _TENSOR_OPS[node.op](a, b)
+                    except AdcliError as err:
+                        raise err.at(node.op_span) from None
+        return self.eval(node)
+
+    def _quick_call(self, node: N.Call):
+        """:meth:`eval` of ``f(a, ...)`` at the top of a statement, ``f`` a builtin that
+        :meth:`_call` passes its arguments as they are, and these variables or numbers:
+        called at once; anything else, the evaluator."""
+        func = node.func
+        if (
+            type(func) is N.Name
+            and not node.kwargs
+            and self._depth == 0
+            and self.limits.max_expr_depth >= 1
+        ):
+            name = func.id
+            target = B.BUILTINS.get(name)
+            if (
+                target is not None
+                and not target.lazy
+                and name not in _LIST_INPUTS
+                and target is not _TENSOR_BUILTIN
+                and name not in self.functions
+            ):
+                variables = self.variables_
+                args = []
+                for arg in node.args:
+                    kind = type(arg)
+                    if kind is N.Name:
+                        value = variables.get(arg.id, _MISSING)
+                        if value is _MISSING:
+                            break
+                    elif kind is N.Number:
+                        value = arg.value
+                    else:
+                        break
+                    args.append(value)
+                else:
+                    self._depth = 1  # as eval counts the call (a builtin may call back)
+                    try:
+                        return self.call_value(target, args, {}, node)
+                    finally:
+                        self._depth = 0
+        return self.eval(node)
 
     def _exec(self, stmt, base_dir: Path):
         """One top-level statement: its value if it is an expression, else None."""
@@ -76,6 +168,10 @@ class Evaluator:
         self._steps += 1
         if STATE.deadline is not None:
             check_deadline()
+        return self._exec_body(stmt, base_dir)
+
+    def _exec_body(self, stmt, base_dir: Path):
+        """:meth:`_exec` past the bookkeeping of a statement's start."""
         if type(stmt) is N.Import:
             self._import(stmt, base_dir)
             return None

@@ -13,6 +13,7 @@ come from fixed tables; ``import`` reads only ``.ad`` files.
 
 from __future__ import annotations
 
+import gc
 import sys
 import warnings
 from collections.abc import Callable
@@ -36,6 +37,9 @@ from adcli.lang.values import DEFAULT_MAX_ELEMENTS, Accumulation, Limits, Output
 from adcli.lang.wording import worded
 
 __all__ = ["DEFAULT_MAX_ELEMENTS", "Limits", "Output", "Session", "UserFunction"]
+
+#: Programs with this many statements run with the objects alive before them frozen.
+_FREEZE_STATEMENTS = 1000
 
 KEYWORDS = (
     "assert",
@@ -116,23 +120,63 @@ class Session(Evaluator, DerivativeServices):
 
     def run(self, source: str, filename: str = "<eval>", emit=None, base_dir=None):
         """Parse and run ``source``; return the last statement's value if it is an expression."""
-        program = self._parse(source, filename)
-        self._accumulations_seen = set()
-        if "symbolic" in source:
-            self.keep_tape_inputs = True
-        self._steps = 0
-        self._compiled.clear()  # bodies are compiled again per program: memory stays bounded
-        if base_dir is None:
-            base_dir = sources.base_dir_of(filename)
-        # A script is on the import stack while it runs: importing it back is a cycle.
-        on_stack = not filename.startswith("<")
-        if on_stack:
-            self.import_stack.append(sources.identity(filename))
+        collecting = gc.isenabled()
+        gc.disable()  # until _run_parsed has frozen the new tree: no collection scans it first
         try:
+            program = self._parse(source, filename)
+        except BaseException:
+            if collecting:
+                gc.enable()
+            raise
+        return self._run_parsed(program, source, filename, emit, base_dir, collecting)
+
+    def run_program(
+        self, program: N.Program, source: str, filename: str = "<eval>", emit=None, base_dir=None
+    ):
+        """Run ``program``, already parsed from ``source`` (with ``filename`` in its
+        spans), as :meth:`run` runs what it parses: the same checks, limits and
+        outputs; ``source`` gives error carets their lines."""
+        if type(program) is not N.Program:
+            raise TypeError(f"run_program() takes a parsed Program, not {type(program).__name__}")
+        self.sources[filename] = source.splitlines()
+        collecting = gc.isenabled()
+        gc.disable()
+        return self._run_parsed(program, source, filename, emit, base_dir, collecting)
+
+    def _run_parsed(self, program, source: str, filename: str, emit, base_dir, collecting: bool):
+        """Run ``program``; the cyclic collector, off on entry, is on again (if
+        ``collecting``) once a long program's tree is frozen: immutable and without
+        cycles (reference counting frees it), it is set aside from the collector
+        while it runs, so that collections do not rescan it (unless something else
+        froze objects already: that is left as it is)."""
+        frozen = False
+        on_stack = False
+        try:
+            if collecting:
+                frozen = len(program.statements) >= _FREEZE_STATEMENTS and not gc.get_freeze_count()
+                if frozen:
+                    gc.freeze()
+                gc.enable()
+                collecting = False
+            self._accumulations_seen = set()
+            if "symbolic" in source:
+                self.keep_tape_inputs = True
+            self._steps = 0
+            self._compiled.clear()  # bodies are compiled again per program: memory stays bounded
+            if base_dir is None:
+                base_dir = sources.base_dir_of(filename)
+            # A script is on the import stack while it runs: importing it back is a cycle.
+            if not filename.startswith("<"):
+                self.import_stack.append(sources.identity(filename))
+                on_stack = True
             return self._with_engine_settings(
                 lambda: self._run_program(program, Path(base_dir)), emit
             )
         finally:
+            if collecting:  # (an error before it was turned on again)
+                gc.enable()
+            if frozen:
+                gc.unfreeze()
             if on_stack:
                 self.import_stack.pop()
 
