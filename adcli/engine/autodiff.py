@@ -226,6 +226,7 @@ def _plain_pass(
     timed = state.deadline is not None
     backend = F = None
     metas_made: dict = {}  # one Meta per shape for the inputs rules see only the shape of
+    made = metas_made.get
     get = grads.get
     pop = grads.pop
     for node in order:
@@ -265,21 +266,43 @@ def _plain_pass(
         out = node.out_data
         if node.stamp < state.mutations and (saved is not None or out is not None):
             check_versions(node)
-        inputs = []
-        add = inputs.append
-        for value, shape in zip(saved if saved is not None else (None,) * len(metas), metas):
+        # What the rules see of each input: its array (saved), a Meta (its shape only) or
+        # the number it was; unrolled for one and two inputs.
+        n = len(metas)
+        if n == 1:
+            value = saved[0] if saved is not None else None
             if value is None:
-                if shape is None:
-                    add(None)
-                else:
-                    meta = metas_made.get(shape)
-                    if meta is None:
-                        meta = metas_made[shape] = Meta(shape, None)
-                    add(meta)
+                shape = metas[0]
+                if shape is not None:
+                    value = made(shape) or _new_meta(shape, metas_made)
             elif type(value) is Tensor:
-                add(value._data)
-            else:
-                add(value)
+                value = value._data
+            inputs = (value,)
+        elif n == 2:
+            first, second = saved if saved is not None else _TWO_NONES
+            if first is None:
+                shape = metas[0]
+                if shape is not None:
+                    first = made(shape) or _new_meta(shape, metas_made)
+            elif type(first) is Tensor:
+                first = first._data
+            if second is None:
+                shape = metas[1]
+                if shape is not None:
+                    second = made(shape) or _new_meta(shape, metas_made)
+            elif type(second) is Tensor:
+                second = second._data
+            inputs = (first, second)
+        else:
+            inputs = []
+            add = inputs.append
+            for value, shape in zip(saved if saved is not None else (None,) * n, metas):
+                if value is None:
+                    add(None if shape is None else made(shape) or _new_meta(shape, metas_made))
+                elif type(value) is Tensor:
+                    add(value._data)
+                else:
+                    add(value)
         params = node.params
         vjps = op.vjps
         joint = None
@@ -310,6 +333,15 @@ def _plain_pass(
             node.saved = None
             node.out_data = None
             node.freed = freed_by if freed_by is not None else True
+
+
+_TWO_NONES = (None, None)
+
+
+def _new_meta(shape, made: dict) -> Meta:
+    """The :class:`Meta` a rule sees for an unsaved input of ``shape``: one per shape and pass."""
+    meta = made[shape] = Meta(shape, None)
+    return meta
 
 
 def where_freed(node):

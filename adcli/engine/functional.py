@@ -1142,12 +1142,18 @@ def _attach_operators() -> None:
                 if self._data.shape != other._data.shape:
                     _broadcast_check(op.name, self, other)
                 return apply_binary(op, self, other)
-            if kind is float or kind is int:
+            if kind is float:
                 dtype = self._data.dtype
-                if dtype is f64 or dtype is f32:
+                if dtype is f64:
                     if nonzero and not other:
                         return apply_number(op, None, self, other)
                     return apply_number(op, arith, self, other)
+                if dtype is f32:
+                    return apply_number(op, None, self, other)
+            elif kind is int:
+                dtype = self._data.dtype
+                if dtype is f64 or dtype is f32:
+                    return apply_number(op, None, self, other)
             return _binary(op, self, other)
 
         def reflected(self, other):

@@ -658,13 +658,12 @@ def apply_binary(op, a: Tensor, b) -> Tensor:
         out = op.forward(backend.xp, a._data, b._data)
         requires = a._requires_grad or b._requires_grad
     else:
-        return _number_result(op, a, b, op.forward(backend.xp, a._data, b))
+        return apply_number(op, None, a, b)
     return _result(op, (a, b), None, out, backend, requires)
 
 
-#: NumPy's float64 dtype (a singleton: compared by identity on the hot path)
-_F64 = np.dtype(np.float64)
 _ONE = (1,)
+_ONE_AND_NUMBER = (_ONE, None)
 _ndarray = np.ndarray
 _empty = np.empty
 
@@ -672,35 +671,29 @@ _empty = np.empty
 def apply_number(op, arith, a: Tensor, b) -> Tensor:
     """:func:`apply_binary` for a tensor ``a`` and a Python number ``b`` (the per-op hot path).
 
-    ``arith`` is Python's operator that ``op.forward`` applies (``a + b``...), or None.
-    On a one-element float64 NumPy array and a Python float, it computes on the Python
-    float instead of going through NumPy's scalar machinery: the same IEEE double
-    operation, so the same bits, and the result is the same fresh ``(1,)`` float64
-    array. Only results well inside the normal range take that path, so anything
-    NumPy would warn about (overflow, invalid, underflow) still goes through NumPy.
+    ``arith``: None, or Python's operator for what ``op.forward`` does (``a + b``...)
+    when the caller knows ``b`` is a float and ``a`` float64. Then, for a ``(1,)``
+    NumPy array, the result is computed on the Python float instead of through
+    NumPy's scalar machinery: the same IEEE double operation, so the same bits, in
+    the same fresh ``(1,)`` float64 array. Only results well inside the normal range
+    take that path, so anything NumPy would warn about (overflow, invalid, underflow)
+    still goes through NumPy.
     """
     data = a._data
-    if (
-        arith is not None
-        and type(b) is float
-        and type(data) is _ndarray
-        and data.dtype is _F64
-        and data.shape == _ONE
-    ):
+    backend = a._backend
+    shape = None
+    if arith is not None and type(data) is _ndarray and data.shape == _ONE:
         v = arith(data.item(), b)
-        if 1e-300 < abs(v) < 1e300:
-            out = _empty(1)
+        if 1e-300 < v < 1e300 or -1e300 < v < -1e-300:
+            out = _empty(_ONE)
             out[0] = v
-            return _number_result(op, a, b, out)
-    return _number_result(op, a, b, op.forward(a._backend.xp, data, b))
-
-
-def _number_result(op, a: Tensor, b, out) -> Tensor:
-    """:func:`_result` and :func:`_record` unrolled for a tensor and a number."""
+            shape = _ONE  # (shared: shapes are only ever compared)
+    if shape is None:
+        out = op.forward(backend.xp, data, b)
+    # _result and _record unrolled for a tensor and a number.
     state = STATE
     if state.anomaly:
         check_finite(out, op, "forward")
-    backend = a._backend
     t = _new_tensor(Tensor)
     t._data = out
     t._backend = backend
@@ -729,8 +722,12 @@ def _number_result(op, a: Tensor, b, out) -> Tensor:
         else:
             node.saved = None
         node.out_data = out if op.save_output else None
-        node.in_meta = (a._data.shape, None)
-        node.out_shape = out.shape
+        if shape is None:
+            node.in_meta = (data.shape, None)
+            node.out_shape = out.shape
+        else:
+            node.in_meta = _ONE_AND_NUMBER
+            node.out_shape = _ONE
         node.next = (edge, None)
         node.backend = backend
         node.freed = False
