@@ -62,29 +62,44 @@ def topological(roots, targets):
     With ``targets``, keep only nodes on a path to one of them.
     """
     visited = set()
+    seen = visited.add
     post = []
+    done = post.append
     for root in roots:
         if root in visited:
             continue
-        visited.add(root)
-        stack = [(root, iter(root.next))]
-        while stack:
-            node, children = stack[-1]
+        seen(root)
+        # Depth first, the node being expanded held in locals and its ancestors on the
+        # stack (one tuple per level, not one per visit): a post-order, children first.
+        stack = []
+        push = stack.append
+        node = root
+        children = iter(root.next)
+        while True:
             for child in children:
                 if child is not None and child not in visited:
-                    visited.add(child)
-                    stack.append((child, iter(child.next)))
+                    seen(child)
+                    push((node, children))
+                    node = child
+                    children = iter(child.next)
                     break
             else:
-                stack.pop()
-                post.append(node)
+                done(node)
+                if not stack:
+                    break
+                node, children = stack.pop()
     if targets is None:
         post.reverse()
         return post, None
     needed = set()
     for node in post:  # children come before their consumers here
-        if node in targets or any(c in needed for c in node.next if c is not None):
+        if node in targets:
             needed.add(node)
+            continue
+        for c in node.next:
+            if c is not None and c in needed:
+                needed.add(node)
+                break
     order = [n for n in reversed(post) if n in needed]
     return order, needed
 
@@ -147,6 +162,12 @@ def _run_backward(roots, seeds, retain_graph, create_graph, targets, accumulate,
         grads[node] = seed if prev is None else prev + seed
         handed.add(id(seed))
     captured: dict = {}
+    if not create_graph:
+        with no_grad():
+            _plain_pass(
+                order, grads, targets, needed, captured, accumulate, handed, retain_graph, freed_by
+            )
+        return captured
     recorded_ops = graph_ops() if create_graph else None
     raw_cache: dict = {}
     anomaly = STATE.anomaly
@@ -190,6 +211,137 @@ def _run_backward(roots, seeds, retain_graph, create_graph, targets, accumulate,
                 node.out_data = None
                 node.freed = freed_by if freed_by is not None else True
     return captured
+
+
+def _plain_pass(
+    order, grads, targets, needed, captured, accumulate, handed, retain_graph, freed_by
+):
+    """The walk of :func:`_run_backward` without ``create_graph``: rules on raw arrays.
+
+    The same steps, in the same order, as the general loop and :func:`_propagate`,
+    unrolled for this case (the per-op cost of a plain backward).
+    """
+    state = STATE
+    anomaly = state.anomaly
+    timed = state.deadline is not None
+    backend = F = None
+    metas_made: dict = {}  # one Meta per shape for the inputs rules see only the shape of
+    made = metas_made.get
+    get = grads.get
+    pop = grads.pop
+    for node in order:
+        if timed:
+            check_deadline()
+        g = pop(node, None)
+        if g is None:
+            continue
+        if targets is not None and node in targets:
+            captured[node] = g
+        if type(node) is AccumulateGrad:
+            if accumulate:
+                _accumulate(node.variable, g, False, handed)
+            continue
+        if node.freed:
+            raise AdcliError(
+                "value",
+                BACKWARD_TWICE,
+                details={"reason": "graph_freed", "freed_by": where_freed(node)},
+            )
+        if accumulate and node.retained is not None:
+            kept = node.retained()
+            if kept is not None:
+                _accumulate(kept, g, False, handed)
+        if node.backend is not backend:
+            backend = node.backend
+            F = _raw_ops(backend)
+        # _propagate, unrolled
+        op = node.op
+        out_shape = node.out_shape
+        metas = node.in_meta
+        if g.shape != out_shape and (
+            not op.elementwise or any(m is not None and m != out_shape for m in metas)
+        ):
+            g = F.expand(g, shape=out_shape)
+        saved = node.saved
+        out = node.out_data
+        if node.stamp < state.mutations and (saved is not None or out is not None):
+            check_versions(node)
+        # What the rules see of each input: its array (saved), a Meta (its shape only) or
+        # the number it was; unrolled for one and two inputs.
+        n = len(metas)
+        if n == 1:
+            value = saved[0] if saved is not None else None
+            if value is None:
+                shape = metas[0]
+                if shape is not None:
+                    value = made(shape) or _new_meta(shape, metas_made)
+            elif type(value) is Tensor:
+                value = value._data
+            inputs = (value,)
+        elif n == 2:
+            first, second = saved if saved is not None else _TWO_NONES
+            if first is None:
+                shape = metas[0]
+                if shape is not None:
+                    first = made(shape) or _new_meta(shape, metas_made)
+            elif type(first) is Tensor:
+                first = first._data
+            if second is None:
+                shape = metas[1]
+                if shape is not None:
+                    second = made(shape) or _new_meta(shape, metas_made)
+            elif type(second) is Tensor:
+                second = second._data
+            inputs = (first, second)
+        else:
+            inputs = []
+            add = inputs.append
+            for value, shape in zip(saved if saved is not None else (None,) * n, metas):
+                if value is None:
+                    add(None if shape is None else made(shape) or _new_meta(shape, metas_made))
+                elif type(value) is Tensor:
+                    add(value._data)
+                else:
+                    add(value)
+        params = node.params
+        vjps = op.vjps
+        joint = None
+        if op.joint_vjp is not None and _wanted(node, needed) > 1:
+            joint = op.joint_vjp(F, g, out, *inputs, **(params or {}))
+        i = -1
+        for nxt in node.next:
+            i += 1
+            if nxt is None or (needed is not None and nxt not in needed):
+                continue
+            rule = vjps[i]
+            if rule is None:
+                continue
+            if joint is not None:
+                gi = joint[i]
+            elif params:
+                gi = rule(F, g, out, *inputs, **params)
+            else:
+                gi = rule(F, g, out, *inputs)
+            shape = metas[i]
+            if gi.shape != shape:
+                gi = F.sum_to(gi, shape=shape)
+            if anomaly:
+                check_finite(gi, op, "backward", node)
+            prev = get(nxt)
+            grads[nxt] = gi if prev is None else prev + gi
+        if not retain_graph and (saved is not None or out is not None):
+            node.saved = None
+            node.out_data = None
+            node.freed = freed_by if freed_by is not None else True
+
+
+_TWO_NONES = (None, None)
+
+
+def _new_meta(shape, made: dict) -> Meta:
+    """The :class:`Meta` a rule sees for an unsaved input of ``shape``: one per shape and pass."""
+    meta = made[shape] = Meta(shape, None)
+    return meta
 
 
 def where_freed(node):

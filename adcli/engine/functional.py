@@ -9,6 +9,7 @@ with those and need no derivative rule of their own. Python operators on
 from __future__ import annotations
 
 import builtins
+import operator
 from math import prod
 
 import numpy as np
@@ -27,6 +28,7 @@ from adcli.engine.tensor import (
     Tensor,
     apply,
     apply_binary,
+    apply_number,
     apply_unary,
     check_elements,
     device_mismatch,
@@ -368,6 +370,7 @@ def _unary(op, floating: bool = True):
     computed in the default floating dtype (``sqrt`` of an integer tensor is float)."""
 
     f32, f64 = FLOAT32, FLOAT64  # closure cells: cheaper than globals on this hot path
+    direct = T.direct_forward(op)  # np.sin for sin: the forward without its own frame
 
     def f(x):
         if type(x) is not Tensor:
@@ -375,7 +378,7 @@ def _unary(op, floating: bool = True):
         dtype = x._data.dtype
         if dtype is not f32 and dtype is not f64 and floating and dtype.kind != "f":
             x = cast(x, get_default_dtype())
-        return apply_unary(op, x)
+        return apply_unary(op, x, None, direct)
 
     f.__name__ = op.name
     f.__doc__ = f"Elementwise {op.name}."
@@ -1153,6 +1156,9 @@ def _reflected(f):
     return lambda self, other: f(other, self)
 
 
+_ARITH = {T.ADD: operator.add, T.SUB: operator.sub, T.MUL: operator.mul, T.DIV: operator.truediv}
+
+
 def _attach_operators() -> None:
     # Hot path: the common binary operators go straight to _binary.
     def make(op):
@@ -1160,6 +1166,10 @@ def _attach_operators() -> None:
         # and bool subtraction (PyTorch's error).
         checks_kind = op is T.DIV or op is T.SUB
         f32, f64 = FLOAT32, FLOAT64  # closure cells: cheaper than globals here
+        # Python's own operator for the same IEEE operation on two floats (see apply_number);
+        # division by a zero float is left to NumPy (inf or nan, and its warning).
+        arith = _ARITH[op]
+        nonzero = op is T.DIV
 
         def forward(self, other):
             kind = type(other)
@@ -1172,10 +1182,18 @@ def _attach_operators() -> None:
                 if self._data.shape != other._data.shape:
                     _broadcast_check(op.name, self, other)
                 return apply_binary(op, self, other)
-            if kind is float or kind is int:
+            if kind is float:
+                dtype = self._data.dtype
+                if dtype is f64:
+                    if nonzero and not other:
+                        return apply_number(op, None, self, other)
+                    return apply_number(op, arith, self, other)
+                if dtype is f32:
+                    return apply_number(op, None, self, other)
+            elif kind is int:
                 dtype = self._data.dtype
                 if dtype is f64 or dtype is f32:
-                    return apply_binary(op, self, other)
+                    return apply_number(op, None, self, other)
             return _binary(op, self, other)
 
         def reflected(self, other):

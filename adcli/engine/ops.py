@@ -2017,12 +2017,51 @@ COPY_SLICES = op(
 
 
 # ----- the two namespaces rules see as ``F`` ---------------------------------------------------
+# The shapes of forward that are nothing but one call of the array module's function:
+# for those the engine may call ``xp.<name>`` itself, without the forward's own frame.
+_BARE_CALLS = (lambda xp, a: xp.exp(a), lambda xp, a, b: xp.equal(a, b))
+
+
+def _bare_call_name(forward) -> str | None:
+    """``name`` if ``forward`` is exactly ``lambda xp, a: xp.name(a)`` (or ``(a, b)``)."""
+    code = getattr(forward, "__code__", None)
+    if code is None or getattr(forward, "__defaults__", None) or forward.__closure__:
+        return None
+    for template in _BARE_CALLS:
+        shape = template.__code__
+        if (
+            code.co_code == shape.co_code
+            and code.co_varnames == shape.co_varnames
+            and code.co_consts == shape.co_consts
+            and code.co_flags == shape.co_flags
+            and code.co_argcount == shape.co_argcount
+            and code.co_kwonlyargcount == 0
+            and not forward.__kwdefaults__
+            and len(code.co_names) == 1
+        ):
+            return code.co_names[0]
+    return None
+
+
+def direct_forward(entry: OpDef, xp=np):
+    """The function of ``xp`` that ``entry.forward(xp, ...)`` merely calls, or None.
+
+    ``SIN``'s forward is ``lambda xp, a: xp.sin(a)``: calling ``np.sin`` directly
+    is the same call, one Python frame cheaper (the per-op hot path).
+    """
+    name = _bare_call_name(entry.forward)
+    if name is None:
+        return None
+    return getattr(xp, name, None)
+
+
 class RawOps:
     """Every op's forward on raw arrays of one array module: a plain backward's ``F``."""
 
     def __init__(self, xp) -> None:
         for entry in TABLE.values():
-            setattr(self, entry.name, partial(entry.forward, xp))
+            direct = direct_forward(entry, xp)
+            setattr(self, entry.name, direct or partial(entry.forward, xp))
 
 
 class GraphOps:

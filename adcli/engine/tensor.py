@@ -586,16 +586,67 @@ def apply(op, args: tuple, params: dict | None = None) -> Tensor:
     return _result(op, args, params, out, backend, requires)
 
 
-def apply_unary(op, a: Tensor, params: dict | None = None) -> Tensor:
-    """:func:`apply` for one tensor argument."""
+def apply_unary(op, a: Tensor, params: dict | None = None, direct=None) -> Tensor:
+    """:func:`apply` for one tensor argument.
+
+    ``direct``: the NumPy function ``op.forward`` calls on CPU arrays when it is exactly
+    ``xp.<name>(a)`` (see :func:`direct_forward`), called without the extra frame.
+    """
     backend = a._backend
+    data = a._data
     if params:
-        out = op.forward(backend.xp, a._data, **params)
+        out = op.forward(backend.xp, data, **params)
+    elif direct is not None and backend is CPU:
+        out = direct(data)
     else:
-        out = op.forward(backend.xp, a._data)
+        out = op.forward(backend.xp, data)
     if op.out_backend is not None:
         backend = op.out_backend(params)
-    return _result(op, (a,), params, out, backend, a._requires_grad)
+    state = STATE
+    if state.anomaly:
+        check_finite(out, op, "forward")
+    # _result and _record unrolled for one input (the per-op hot path).
+    t = _new_tensor(Tensor)
+    t._data = out
+    t._backend = backend
+    t._grad = None
+    t._accum = None
+    t._retains_grad = False
+    t._version = 0
+    t.name = None
+    if a._requires_grad and op.differentiable and state.grad_enabled:
+        t._requires_grad = True
+        edge = a._grad_fn
+        if edge is None:
+            held = a._accum
+            edge = held() if held is not None else None
+            if edge is None:
+                edge = AccumulateGrad(a)
+                a._accum = _weak(edge)
+        node = _new_node(Node)
+        node.op = op
+        node.params = params
+        save = op.save
+        # (as _record: a save set of one index keeps the input, whichever index it names)
+        node.saved = ((a,) if len(save) == 1 or 0 in save else (None,)) if save else None
+        node.out_data = out if op.save_output else None
+        node.in_meta = (data.shape,)
+        node.out_shape = out.shape
+        node.next = (edge,)
+        node.backend = backend
+        node.freed = False
+        node.context = state.context
+        node.retained = None
+        node.stamp = state.mutations
+        node.inputs = (a,) if state.keep_inputs else None
+        state.recorded += 1
+        t._grad_fn = node
+    else:
+        t._requires_grad = False
+        t._grad_fn = None
+        if state.keep_inputs:
+            t._made_by = (op, (a,), params)
+    return t
 
 
 def apply_binary(op, a: Tensor, b) -> Tensor:
@@ -607,9 +658,91 @@ def apply_binary(op, a: Tensor, b) -> Tensor:
         out = op.forward(backend.xp, a._data, b._data)
         requires = a._requires_grad or b._requires_grad
     else:
-        out = op.forward(backend.xp, a._data, b)
-        requires = a._requires_grad
+        return apply_number(op, None, a, b)
     return _result(op, (a, b), None, out, backend, requires)
+
+
+_ONE = (1,)
+_ONE_AND_NUMBER = (_ONE, None)
+_ndarray = np.ndarray
+_empty = np.empty
+
+
+def apply_number(op, arith, a: Tensor, b) -> Tensor:
+    """:func:`apply_binary` for a tensor ``a`` and a Python number ``b`` (the per-op hot path).
+
+    ``arith``: None, or Python's operator for what ``op.forward`` does (``a + b``...)
+    when the caller knows ``b`` is a float and ``a`` float64. Then, for a ``(1,)``
+    NumPy array, the result is computed on the Python float instead of through
+    NumPy's scalar machinery: the same IEEE double operation, so the same bits, in
+    the same fresh ``(1,)`` float64 array. Only results well inside the normal range
+    take that path, so anything NumPy would warn about (overflow, invalid, underflow)
+    still goes through NumPy.
+    """
+    data = a._data
+    backend = a._backend
+    shape = None
+    if arith is not None and type(data) is _ndarray and data.shape == _ONE:
+        v = arith(data.item(), b)
+        if 1e-300 < v < 1e300 or -1e300 < v < -1e-300:
+            out = _empty(_ONE)
+            out[0] = v
+            shape = _ONE  # (shared: shapes are only ever compared)
+    if shape is None:
+        out = op.forward(backend.xp, data, b)
+    # _result and _record unrolled for a tensor and a number.
+    state = STATE
+    if state.anomaly:
+        check_finite(out, op, "forward")
+    t = _new_tensor(Tensor)
+    t._data = out
+    t._backend = backend
+    t._grad = None
+    t._accum = None
+    t._retains_grad = False
+    t._version = 0
+    t.name = None
+    if a._requires_grad and op.differentiable and state.grad_enabled:
+        t._requires_grad = True
+        edge = a._grad_fn
+        if edge is None:
+            held = a._accum
+            edge = held() if held is not None else None
+            if edge is None:
+                edge = AccumulateGrad(a)
+                a._accum = _weak(edge)
+        node = _new_node(Node)
+        node.op = op
+        node.params = None
+        save = op.save
+        if save:
+            node.saved = (
+                (a, b) if len(save) == 2 else (a if 0 in save else None, b if 1 in save else None)
+            )
+        else:
+            node.saved = None
+        node.out_data = out if op.save_output else None
+        if shape is None:
+            node.in_meta = (data.shape, None)
+            node.out_shape = out.shape
+        else:
+            node.in_meta = _ONE_AND_NUMBER
+            node.out_shape = _ONE
+        node.next = (edge, None)
+        node.backend = backend
+        node.freed = False
+        node.context = state.context
+        node.retained = None
+        node.stamp = state.mutations
+        node.inputs = (a, b) if state.keep_inputs else None
+        state.recorded += 1
+        t._grad_fn = node
+    else:
+        t._requires_grad = False
+        t._grad_fn = None
+        if state.keep_inputs:
+            t._made_by = (op, (a, b), None)
+    return t
 
 
 def _result(op, args, params, out, backend, requires) -> Tensor:
@@ -665,10 +798,18 @@ def _edge(a):
 def _record(op, args, params, out, backend) -> Node:
     """Make the grad_fn node: what the rules need saved, and where gradients go next."""
     # Tuples, not lists: fewer objects for the cyclic GC to track on this hot path.
-    if len(args) == 1:
+    n = len(args)
+    if n == 1:
         a = args[0]
         next_ = (_edge(a),)
         metas = (a._data.shape,)
+    elif n == 2:
+        a, b = args
+        next_ = (_edge(a), _edge(b))
+        metas = (
+            a._data.shape if type(a) is Tensor else None,
+            b._data.shape if type(b) is Tensor else None,
+        )
     else:
         next_ = tuple([_edge(a) for a in args])
         metas = tuple([a._data.shape if type(a) is Tensor else None for a in args])
