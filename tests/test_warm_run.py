@@ -147,9 +147,15 @@ def test_a_good_entry_is_read(entry) -> None:
 def _first_run_points_at_itself(body: dict) -> None:
     pools = len(body["consts"]) + len(body["spans"][0])
     code = body["code"]
-    count, size = code[1], body["builders"][code[0]][1]
-    assert count > 1 and size > 0
-    code[2 + count - 1] = pools  # the run's last record's first field: at its first record
+    position = built = 0  # the first run of several records that have fields
+    while True:
+        count, size = code[position + 1], body["builders"][code[position]][1]
+        if count > 1 and size > 0:
+            break
+        position += 2 + count * size
+        built += count
+    # the run's last record's first field: at the run's first record
+    code[position + 2 + count - 1] = pools + built
 
 
 def _a_run_of_nothing(body: dict) -> None:

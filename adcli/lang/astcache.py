@@ -20,7 +20,8 @@ import json
 import os
 from collections import deque
 from dataclasses import fields
-from itertools import repeat
+from itertools import chain, groupby, repeat
+from operator import attrgetter, length_hint
 from types import MemberDescriptorType
 from typing import Any
 
@@ -109,7 +110,9 @@ def store(key: str, program: nodes.Program, depth: int) -> None:
     collecting = gc.isenabled()
     gc.disable()  # many small objects, no cycles: as in load
     try:
-        body = json.dumps(_encode(program), separators=(",", ":"), allow_nan=True).encode()
+        body = json.dumps(
+            _encode(program), separators=(",", ":"), allow_nan=True, check_circular=False
+        ).encode()
     except (TypeError, ValueError, RecursionError):
         return
     finally:
@@ -127,103 +130,262 @@ def store(key: str, program: nodes.Program, depth: int) -> None:
 
 
 def _encode(program: nodes.Program) -> dict[str, Any]:
-    """Literals and spans in two pools, then one record per node or tuple, each
-    after its fields (by height): the indexes of its fields among the values so
-    far (the pools, then the records' results), in runs of records of one
-    builder, a run written as its builder, its length, then field by field.
+    """Literals and spans in two pools, then one record per node or tuple: the
+    indexes of its fields among the values before its run (the pools, then the
+    records' results), in runs of records of one builder, a run written as its
+    builder, its length, then field by field.
+
+    The tree is walked a level at a time (by distance from the root), a level
+    kept as one list per builder (a node class, or tuples of one size). The
+    leaves (records whose fields are all literals and spans) come first, a run
+    per builder for the whole tree; then the other records from the deepest
+    level up, a run per list: every field points back, never into its own run.
+    A run's nodes are taken apart a field at a time, and each field's values go
+    to the pools or to the next level a column at a time, so that the work per
+    node is done by C loops (``map``, ``zip``, slices), not by Python steps.
     Iterative, so a 100,000-term chain is no deeper here than anywhere else."""
+    if not issubclass(type(program), nodes.Node):
+        raise TypeError(f"cannot cache a {type(program).__name__}")
     builders: list[list[Any]] = []
     builder_index: dict[Any, int] = {}
-    consts: list[Any] = []
-    const_index: dict[tuple[type, Any], int] = {}
-    span_index: dict[Span, int] = {}
-    field_names: dict[type, list[str]] = {}
-    columns: list[list[int]] = [[], [], [], []]
-    # ("c", i) a literal, ("s", i) a span, ("b", j) the j-th record's result
-    refs: list[tuple[str, int]] = []
-    records: list[tuple[int, list[tuple[str, int]]]] = []
-    work: list[Any] = [program]
-    while work:
-        item = work.pop()
-        kind = type(item)
-        if kind is _Emit:
-            what, size = item
-            args = refs[len(refs) - size :] if size else []
-            del refs[len(refs) - size :]
-            records.append((what, args))
-            refs.append(("b", len(records) - 1))
-        elif kind is Span:
-            index = span_index.get(item)
+    consts: list[Any] = []  # the literals, each once
+    const_at: dict[Any, int] = {}  # a literal's index: by value for a str, else by (type, value)
+    numbers: list[int] = []  # the spans' items, one after another (a parser makes a span per node)
+    # The leaves, per builder: how many, and per list of them where its fields went.
+    leaves: dict[Any, list[Any]] = {}
+    leaf_count: dict[Any, int] = {}
+    # Per level: its lists (builder key, size, and where among the builder's leaves,
+    # or None), and a run per list of other records: its builder, its length, and
+    # where its fields went (per field, or for a run of one record, per value).
+    levels: list[tuple[list[tuple[Any, int, int | None]], list[tuple[int, int, Any]]]] = []
+    level: dict[Any, list[Any]] = {type(program): [program]}
+    following: dict[Any, list[Any]] = {}  # the next level
+
+    def place(value: Any) -> tuple[Any, int]:
+        """Put one value in a pool or on the next level: ``(pool, index)``, the pool
+        being "c" (the literals), "s" (the spans) or a list of the next level."""
+        kind = type(value)
+        if kind is str:
+            index = const_at.get(value)
             if index is None:
-                index = span_index[item] = len(columns[0])
-                for column, value in zip(columns, item[1:]):
-                    column.append(value)
-            refs.append(("s", index))
-        elif kind is tuple:
-            key = ("()", len(item))
+                index = const_at[value] = len(consts)
+                consts.append(value)
+            return ("c", index)
+        if kind is Span:
+            if len(value) != _SPAN_WIDTH:
+                raise ValueError("a span of the wrong size")
+            numbers.extend(value)
+            return ("s", len(numbers) // _SPAN_WIDTH - 1)
+        if kind in _SCALAR_SET:
+            index = const_at.get((kind, value))
+            if index is None:
+                index = const_at[(kind, value)] = len(consts)
+                consts.append(value)
+            return ("c", index)
+        if kind is tuple or issubclass(kind, nodes.Node):
+            key = ("()", len(value)) if kind is tuple else kind
+            bucket = following.get(key)
+            if bucket is None:
+                bucket = following[key] = []
+            bucket.append(value)
+            return (key, len(bucket) - 1)
+        raise TypeError(f"cannot cache a {kind.__name__}")
+
+    while level:
+        lists: list[tuple[Any, int, int | None]] = []
+        runs: list[tuple[int, int, Any]] = []
+        following = {}
+        for key, items in level.items():
+            number = len(items)
+            if type(key) is tuple:  # ("()", size)
+                width = key[1]
+                getters = None
+            else:
+                getters = _getters.get(key)
+                if getters is None:
+                    getters = _getters[key] = [attrgetter(f.name) for f in fields(key)]
+                width = len(getters)
             index = builder_index.get(key)
             if index is None:
                 index = builder_index[key] = len(builders)
-                builders.append(["()", len(item)])
-            work.append(_Emit(index, len(item)))
-            work.extend(reversed(item))
-        elif isinstance(item, nodes.Node):
-            cls = type(item)
-            index = builder_index.get(cls)
-            if index is None:
-                names = field_names[cls] = [f.name for f in fields(cls)]
-                index = builder_index[cls] = len(builders)
-                builders.append([cls.__name__, len(names)])
-            names = field_names[cls]
-            work.append(_Emit(index, len(names)))
-            work.extend(reversed([getattr(item, name) for name in names]))
-        elif kind in _SCALARS:
-            index = const_index.get((kind, item))
-            if index is None:
-                index = const_index[(kind, item)] = len(consts)
-                consts.append(item)
-            refs.append(("c", index))
-        else:
-            raise TypeError(f"cannot cache a {kind.__name__}")
-    # Records by height (a leaf's is 0, a parent's one more than its highest child's),
-    # then by builder: every field still points back, and never into its own run of
-    # records of one builder, which are written together, a field at a time.
-    heights: list[int] = []
-    for _, args in records:
-        heights.append(max([heights[i] + 1 for pool, i in args if pool == "b"], default=0))
-    order = sorted(range(len(records)), key=lambda j: (heights[j], records[j][0]))
-    moved = [0] * len(records)
-    for new, old in enumerate(order):
-        moved[old] = new
-    base = {"c": 0, "s": len(consts), "b": len(consts) + len(columns[0])}
+                builders.append(["()" if getters is None else key.__name__, width])
+            if number == 1:  # a value at a time: cheaper for one than columns
+                item = items[0]
+                placed: Any = list(
+                    map(place, item if getters is None else [g(item) for g in getters])
+                )
+                leaf = all(type(pool) is str for pool, _ in placed)
+            else:
+                if getters is None:
+                    # One column, field by field: a tuple's items are alike more often
+                    # than not, and a long tuple is not taken apart into one-item columns.
+                    columns: list[Any] = [list(chain.from_iterable(zip(*items)))] if width else []
+                else:
+                    columns = [list(map(get, items)) for get in getters]
+                placed = [
+                    _place_column(column, consts, const_at, numbers, following, place)
+                    for column in columns
+                ]
+                leaf = all(map(_is_pooled, placed))
+            if leaf and (
+                getters is not None or not width
+            ):  # (a tuple's one column is not per field)
+                chunks = leaves.setdefault(key, [])
+                lists.append((key, number, leaf_count.get(key, 0)))
+                leaf_count[key] = leaf_count.get(key, 0) + number
+                chunks.append((number, placed))
+            else:
+                lists.append((key, number, None))
+                runs.append((index, number, placed))
+        levels.append((lists, runs))
+        level = following
+    first_span = len(consts)
+    where = first_span + len(numbers) // _SPAN_WIDTH  # the index of the next record
     code: list[int] = []
-    start = 0
-    while start < len(order):
-        which, height = records[order[start]][0], heights[order[start]]
-        stop = start + 1
-        while (
-            stop < len(order)
-            and records[order[stop]][0] == which
-            and heights[order[stop]] == height
-        ):
-            stop += 1
-        code += (which, stop - start)
-        run = [records[j][1] for j in order[start:stop]]
-        for field in range(len(run[0])):
-            for args in run:
-                pool, index = args[field]
-                code.append(base[pool] + (moved[index] if pool == "b" else index))
-        start = stop
-    return {"builders": builders, "consts": consts, "spans": columns, "code": code}
+    # The leaves first, a run per builder, field by field across their lists.
+    leaf_start: dict[Any, int] = {}
+    for key, chunks in leaves.items():
+        index = builder_index[key]
+        code += (index, leaf_count[key])
+        for field in range(builders[index][1]):
+            for number, placed in chunks:
+                if number == 1:
+                    pool, i = placed[field]
+                    code.append(i if pool == "c" else first_span + i)
+                else:
+                    _emit(code, placed[field], first_span, None)
+        leaf_start[key] = where
+        where += leaf_count[key]
+    # Then the other records, from the deepest level up, each level's lists in order.
+    below: dict[Any, int] = {}  # where each list one level down starts
+    for lists, runs in reversed(levels):
+        for index, number, placed in runs:
+            code += (index, number)
+            if number == 1:
+                code += [
+                    i if p == "c" else first_span + i if p == "s" else below[p] + i
+                    for p, i in placed
+                ]
+            else:
+                for entry in placed:
+                    _emit(code, entry, first_span, below)
+        below = {}
+        for key, size, leaf_at in lists:
+            if leaf_at is None:
+                below[key] = where
+                where += size
+            else:
+                below[key] = leaf_start[key] + leaf_at
+    spans = [numbers[i::_SPAN_WIDTH] for i in range(1, _SPAN_WIDTH)]
+    return {"builders": builders, "consts": consts, "spans": spans, "code": code}
 
 
-class _Emit(tuple):
-    """A marker in the encoder's work list: emit this op once the fields are out."""
+def _emit(code: list[int], entry: tuple, first_span: int, below: Any) -> None:
+    """Append the indexes of one field's column, placed as ``entry`` says."""
+    pool = entry[0]
+    if pool == "b":
+        _, key, start, length = entry
+        start += below[key]
+        code += range(start, start + length)
+    elif pool == "s":
+        _, start, length = entry
+        code += range(first_span + start, first_span + start + length)
+    elif pool == "c":
+        code += entry[1]
+    elif pool == "B":
+        _, segments, inverse = entry
+        ordered: list[int] = []
+        for key, start, length in segments:
+            start += below[key]
+            ordered += range(start, start + length)
+        code += map(ordered.__getitem__, inverse)
+    else:  # "m": (pool, index) per value, a pool being "c", "s" or a list one level down
+        code += [
+            i if p == "c" else first_span + i if p == "s" else below[p] + i for p, i in entry[1]
+        ]
 
-    __slots__ = ()
 
-    def __new__(cls, builder: int, size: int) -> _Emit:  # noqa: PYI034
-        return tuple.__new__(cls, (builder, size))
+def _place_column(
+    column: Any, consts: list, const_at: dict, numbers: list, following: dict, place: Any
+) -> tuple:
+    """Put one field's values (of a run's records) in the pools or on the next
+    level (``place`` puts one), and say where (see :func:`_emit`)."""
+    held = set(map(type, column))
+    if held == _SPAN_ONLY:
+        if set(map(len, column)) != _SPAN_SIZE:
+            raise ValueError("a span of the wrong size")
+        start = len(numbers) // _SPAN_WIDTH
+        numbers += chain.from_iterable(column)
+        return ("s", start, len(column))
+    if held <= _SCALAR_SET:
+        return ("c", _const_refs(column, held, consts, const_at))
+    if all(kind is tuple or issubclass(kind, nodes.Node) for kind in held):
+        return _place_records(column, held, following)
+    return ("m", list(map(place, column)))
+
+
+def _is_pooled(entry: tuple) -> bool:
+    """Whether a field's column (placed as ``entry``) is all literals and spans."""
+    if entry[0] == "m":
+        return all(pool == "c" or pool == "s" for pool, _ in entry[1])
+    return entry[0] == "c" or entry[0] == "s"
+
+
+_SPAN_ONLY = {Span}
+_SPAN_WIDTH = len(Span._fields)
+_SPAN_SIZE = {_SPAN_WIDTH}
+_STR_ONLY = {str}
+_SCALAR_SET = set(_SCALARS)
+#: per node class, a getter of each field
+_getters: dict[type, list[Any]] = {}
+
+
+def _const_refs(column: Any, held: set, consts: list, const_at: dict) -> list[int]:
+    """The indexes in ``consts`` of the literals in ``column`` (of the types ``held``),
+    adding those not there yet: strings by value, other literals by type and
+    value (``1``, ``1.0`` and ``True`` are different literals)."""
+    keys = column if held == _STR_ONLY else list(zip(map(type, column), column))
+    for key in dict.fromkeys(keys):
+        if key not in const_at:
+            const_at[key] = len(consts)
+            consts.append(key if held == _STR_ONLY else key[1])
+    return list(map(const_at.__getitem__, keys))
+
+
+def _record_key(value: Any) -> Any:
+    """The list of its level a node or tuple goes to: by class, tuples by size."""
+    return ("()", len(value)) if type(value) is tuple else type(value)
+
+
+def _place_records(column: Any, held: set, following: dict) -> tuple:
+    """Put the nodes and tuples of ``column`` (of the types ``held``) on the next
+    level: ``("b", list, start, length)`` when they all go to one list, else
+    ``("B", segments, inverse)``: the column sorted by list, where each run of it
+    went, and where in that order each value of the column is."""
+    if len(held) == 1:
+        kind = next(iter(held))
+        widths = set(map(len, column)) if kind is tuple else None
+        if kind is not tuple or len(widths) == 1:
+            key = kind if kind is not tuple else ("()", widths.pop())
+            bucket = following.setdefault(key, [])
+            start = len(bucket)
+            bucket += column
+            return ("b", key, start, len(column))
+    if tuple in held:
+        keys: list[Any] = list(
+            zip(map(id, map(type, column)), map(length_hint, column, repeat(-1)))
+        )
+    else:
+        keys = list(map(id, map(type, column)))
+    order = sorted(range(len(column)), key=keys.__getitem__)
+    segments = []
+    for _, run in groupby(order, key=keys.__getitem__):
+        run = list(map(column.__getitem__, run))
+        key = _record_key(run[0])
+        bucket = following.setdefault(key, [])
+        segments.append((key, len(bucket), len(run)))
+        bucket += run
+    return ("B", segments, sorted(range(len(column)), key=order.__getitem__))
 
 
 # ---------------------------------------------------------------------- reading
