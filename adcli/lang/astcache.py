@@ -157,7 +157,7 @@ def _encode(program: nodes.Program) -> dict[str, Any]:
     # Per level: its lists (builder key, size, and where among the builder's leaves,
     # or None), and a run per list of other records: its builder, its length, and
     # where its fields went (per field, or for a run of one record, per value).
-    levels: list[tuple[list[tuple[Any, int, int | None]], list[tuple[int, int, Any]]]] = []
+    levels: list[tuple[list[tuple[Any, int, int | None]], list[tuple[int, int, bool, Any]]]] = []
     level: dict[Any, list[Any]] = {type(program): [program]}
     following: dict[Any, list[Any]] = {}  # the next level
 
@@ -193,7 +193,7 @@ def _encode(program: nodes.Program) -> dict[str, Any]:
 
     while level:
         lists: list[tuple[Any, int, int | None]] = []
-        runs: list[tuple[int, int, Any]] = []
+        runs: list[tuple[int, int, bool, Any]] = []
         following = {}
         for key, items in level.items():
             number = len(items)
@@ -209,7 +209,8 @@ def _encode(program: nodes.Program) -> dict[str, Any]:
             if index is None:
                 index = builder_index[key] = len(builders)
                 builders.append(["()" if getters is None else key.__name__, width])
-            if number == 1:  # a value at a time: cheaper for one than columns
+            compact = number == 1 and width <= 8
+            if compact:  # a value at a time: cheaper for one record than columns
                 item = items[0]
                 placed: Any = list(
                     map(place, item if getters is None else [g(item) for g in getters])
@@ -219,7 +220,12 @@ def _encode(program: nodes.Program) -> dict[str, Any]:
                 if getters is None:
                     # One column, field by field: a tuple's items are alike more often
                     # than not, and a long tuple is not taken apart into one-item columns.
-                    columns: list[Any] = [list(chain.from_iterable(zip(*items)))] if width else []
+                    if not width:
+                        columns: list[Any] = []
+                    elif number == 1:
+                        columns = [items[0]]
+                    else:
+                        columns = [list(chain.from_iterable(zip(*items)))]
                 else:
                     columns = [list(map(get, items)) for get in getters]
                 placed = [
@@ -233,10 +239,10 @@ def _encode(program: nodes.Program) -> dict[str, Any]:
                 chunks = leaves.setdefault(key, [])
                 lists.append((key, number, leaf_count.get(key, 0)))
                 leaf_count[key] = leaf_count.get(key, 0) + number
-                chunks.append((number, placed))
+                chunks.append((compact, placed))
             else:
                 lists.append((key, number, None))
-                runs.append((index, number, placed))
+                runs.append((index, number, compact, placed))
         levels.append((lists, runs))
         level = following
     first_span = len(consts)
@@ -248,8 +254,8 @@ def _encode(program: nodes.Program) -> dict[str, Any]:
         index = builder_index[key]
         code += (index, leaf_count[key])
         for field in range(builders[index][1]):
-            for number, placed in chunks:
-                if number == 1:
+            for compact, placed in chunks:
+                if compact:
                     pool, i = placed[field]
                     code.append(i if pool == "c" else first_span + i)
                 else:
@@ -259,9 +265,9 @@ def _encode(program: nodes.Program) -> dict[str, Any]:
     # Then the other records, from the deepest level up, each level's lists in order.
     below: dict[Any, int] = {}  # where each list one level down starts
     for lists, runs in reversed(levels):
-        for index, number, placed in runs:
+        for index, number, compact, placed in runs:
             code += (index, number)
-            if number == 1:
+            if compact:
                 code += [
                     i if p == "c" else first_span + i if p == "s" else below[p] + i
                     for p, i in placed
@@ -312,10 +318,10 @@ def _place_column(
     level (``place`` puts one), and say where (see :func:`_emit`)."""
     held = set(map(type, column))
     if held == _SPAN_ONLY:
-        if set(map(len, column)) != _SPAN_SIZE:
-            raise ValueError("a span of the wrong size")
         start = len(numbers) // _SPAN_WIDTH
         numbers += chain.from_iterable(column)
+        if len(numbers) != (start + len(column)) * _SPAN_WIDTH:  # (a Span is made of five)
+            raise ValueError("a span of the wrong size")
         return ("s", start, len(column))
     if held <= _SCALAR_SET:
         return ("c", _const_refs(column, held, consts, const_at))
@@ -333,7 +339,6 @@ def _is_pooled(entry: tuple) -> bool:
 
 _SPAN_ONLY = {Span}
 _SPAN_WIDTH = len(Span._fields)
-_SPAN_SIZE = {_SPAN_WIDTH}
 _STR_ONLY = {str}
 _SCALAR_SET = set(_SCALARS)
 #: per node class, a getter of each field
