@@ -192,6 +192,37 @@ def test_deep_trees_round_trip(private_cache: Path) -> None:
     assert second.statements[0].span == first.statements[0].span
 
 
+MIXED = (
+    "g(a) {\n  if a > 0 { return a } else if a < 0 { return -a } else { return }\n}\n"
+    "x = tensor([[1.0, 2.0], [3.0, 4.0]])\n"
+    + "".join(
+        f"v{i} = x[{i % 2}:, ::{1 + i % 3}] + x[:{i % 2 + 1}] * g({i}) + max(x, {i}.5, axis=0)"
+        f' - h(x, a={i}, b=true)[0] + [{i}, {i}.0, none, "s{i}"][1] ^ -{i % 4}\n'
+        for i in range(40)
+    )
+    + "u, w = w, u\nfor i in range(3) { while false { break }\n continue }\n"
+    'assert v1 != 0\nassert v2 != 0, "why"\n'
+)
+
+
+def test_every_kind_of_field_round_trips(private_cache: Path) -> None:
+    # Fields that are sometimes None and sometimes a node, tuples of several sizes
+    # in one field, literals of several types in one field, leaves at every depth.
+    first = parse(MIXED, "m.ad", cache=True)
+    assert len(entries(private_cache)) == 1
+    second = parse(MIXED, "m.ad", cache=True)
+    assert second == first == parse(MIXED, "m.ad")
+    spans = [getattr(n, "span", None) for n in nodes.walk(second)]
+    assert spans == [getattr(n, "span", None) for n in nodes.walk(first)]
+    assert [type(v) for n in nodes.walk(second) for v in vars_of(n)] == [
+        type(v) for n in nodes.walk(first) for v in vars_of(n)
+    ]
+
+
+def vars_of(node: object) -> list:
+    return [getattr(node, name) for name in getattr(node, "_field_names", ())]
+
+
 def test_the_cache_stays_bounded(private_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(parser.astcache, "MAX_ENTRIES", 3)
     for i in range(6):

@@ -233,9 +233,9 @@ def _encode(program: nodes.Program) -> dict[str, Any]:
                     for column in columns
                 ]
                 leaf = all(map(_is_pooled, placed))
-            if leaf and (
-                getters is not None or not width
-            ):  # (a tuple's one column is not per field)
+            # A leaf, but not the root (which comes last), nor a tuple of items (whose
+            # one column is not per field).
+            if leaf and levels and (getters is not None or not width):
                 chunks = leaves.setdefault(key, [])
                 lists.append((key, number, leaf_count.get(key, 0)))
                 leaf_count[key] = leaf_count.get(key, 0) + number
