@@ -576,14 +576,16 @@ def _run(
     the culprit (a bracket opened lines before, a Python habit)."""
     actions = tables.fast_actions
     reductions = tables.reductions
-    handlers = [getattr(builder, name) if name else None for name in tables.handler_names]
+    handlers = [
+        getattr(builder, name) if name else splice
+        for name, splice in zip(tables.handler_names, tables.splicers)
+    ]
     end_state = tables.end_state
     state = tables.start_state
     states = [state]
     values: list[Any] = []
     push = values.append
     push_state = states.append
-    splice = _SPLICE
     token: Any = None
     try:
         for tokens in chunks:
@@ -597,24 +599,26 @@ def _run(
                             push(token)
                             state = action
                             break
+                        # Reduce: the node replaces the rule's symbols on the stacks.
                         rule = ~action
-                        size, origin, how, pick, single = reductions[rule]
-                        if size:
+                        size, origin, pick, single = reductions[rule]
+                        if size == 1:
+                            children = values[-1:]
+                        elif size:
                             children = values[-size:]
-                            del values[-size:]
-                            del states[-size:]
+                            del values[1 - size :]
+                            del states[1 - size :]
                         else:
                             children = []
+                            push(None)
+                            push_state(None)
                         if pick is not None:
                             children = pick(children)
-                        if how == splice:
-                            push(children if type(children) is _Splice else _Splice(children))
-                        elif single and len(children) == 1:
-                            push(children[0])
+                        if single and len(children) == 1:
+                            values[-1] = children[0]
                         else:
-                            push(handlers[rule](children))
-                        state = actions[states[-1]][origin]
-                        push_state(state)
+                            values[-1] = handlers[rule](children)
+                        state = states[-1] = actions[states[-2]][origin]
                         if state == end_state and kind == _END:
                             return values[-1]
                     else:
@@ -713,8 +717,12 @@ class _Tables:
         # What _run reads: per rule (size, origin, how, picker, expand a single
         # child); per state and symbol a shift (>= 0), a reduction (~rule), a goto,
         # or a _Chain for the one-child ?rules.
+        # A _rule's reduction is its splicer, which makes the _Splice itself.
+        self.splicers = [
+            _splicer(modes) if how == _SPLICE else None for _, _, how, modes in self.rules
+        ]
         self.reductions = [
-            (size, origin, how, pick, index in self.expand_single)
+            (size, origin, None if how == _SPLICE else pick, index in self.expand_single)
             for index, ((origin, size, how, _), pick) in enumerate(zip(self.rules, self.pickers))
         ]
         self.fast_actions: list[dict[str, Any]] = []
@@ -777,6 +785,25 @@ def _picker(modes: tuple[int, ...]) -> Callable[[list], list] | None:
     namespace: dict[str, Any] = {}
     exec(code, namespace)  # noqa: S102 - built from a rule's modes, which are validated ints
     return namespace["pick"]
+
+
+def _splicer(modes: tuple[int, ...]) -> Callable[[list], _Splice]:
+    """As :func:`_picker`, for a ``_rule``: the children it passes up, as a
+    :class:`_Splice` (the list of a first ``_rule`` child is reused)."""
+    body = []
+    for index, mode in enumerate(modes):
+        if mode == _DROP:
+            continue
+        if not body:
+            body.append(f"out = c[{index}]" if mode == _INLINE else f"out = _Splice((c[{index}],))")
+        else:
+            body.append(f"out.{'extend' if mode == _INLINE else 'append'}(c[{index}])")
+    if not body:
+        body.append("out = _Splice()")
+    code = "def splice(c):\n" + "".join(f"    {line}\n" for line in body) + "    return out\n"
+    namespace: dict[str, Any] = {"_Splice": _Splice}
+    exec(code, namespace)  # noqa: S102 - built from a rule's modes, which are validated ints
+    return namespace["splice"]
 
 
 def _validate_tables(data: Any) -> None:
