@@ -446,8 +446,10 @@ def _fast_chunks(
     delta = tables.bracket_delta
     newline = _NEWLINE
     lines = builder.lines if builder is not None else nodes.Lines(filename, source)
+    ignored = tables.ignored
     texts: dict[str, str] = {}
-    matches = tables.regex.finditer(source)
+    text_at = source.__getitem__
+    matches = tables.fast_regex.finditer(source)
     spacing = {name: d for name, d in delta.items() if name not in ("LBRACE", "RBRACE")}
     depth = 0
     level = 0
@@ -462,18 +464,23 @@ def _fast_chunks(
         kinds = list(map(_LASTGROUP, chunk))
         if _NO_TOKEN in kinds:
             raise _Fallback
-        keep = list(map(significant.__getitem__, kinds))
-        chunk = list(compress(chunk, keep))
-        if not chunk:
-            continue
-        # Equal texts share one string (a script repeats its names and numbers).
-        values = list(map(_GROUP, chunk))
-        values = list(map(texts.setdefault, values, values))
-        kinds = list(map(keyword_of.get, values, compress(kinds, keep)))
-        places = list(
-            map(or_, map(lshift, map(_START, chunk), repeat(_SHIFT)), map(_END_OF, chunk))
-        )
+        if not ignored.isdisjoint(kinds):  # ignored text on its own (as at the start)
+            keep = list(map(significant.__getitem__, kinds))
+            chunk = list(compress(chunk, keep))
+            if not chunk:
+                continue
+            kinds = list(compress(kinds, keep))
+        # A token ends where its terminal's (empty) group is: the ignored text
+        # after it is in the match too.
+        starts = list(map(_START, chunk))
+        ends = list(map(_START, chunk, map(_LASTINDEX, chunk)))
         del chunk
+        # Equal texts share one string (a script repeats its names and numbers).
+        values = list(map(text_at, map(slice, starts, ends)))
+        values = list(map(texts.setdefault, values, values))
+        kinds = list(map(keyword_of.get, values, kinds))
+        places = list(map(or_, map(lshift, starts, repeat(_SHIFT)), ends))
+        del starts, ends
         if delta:
             # The depth after each token (a newline's is the one it is at).
             depths = list(accumulate(map(delta.get, kinds, repeat(0)), initial=depth))
@@ -538,9 +545,8 @@ def _join_else(tokens: list[tuple], before: str | None) -> list[tuple]:
 
 
 _LASTGROUP = attrgetter("lastgroup")
-_GROUP = re.Match.group
+_LASTINDEX = attrgetter("lastindex")
 _START = re.Match.start
-_END_OF = re.Match.end
 
 
 def _in_chunks(
@@ -741,12 +747,22 @@ class _Tables:
         # terminal's name is an empty group after its pattern: that group names
         # the match, and an alternative that starts with a character (or a set)
         # is skipped in C at a glance when the next character cannot start it.
-        alternatives = [f"(?:{pattern})(?P<{name}>)" for name, pattern in data["terminals"]]
+        # The fast lexer's regex takes the ignored text after a token into its
+        # match (the empty group marks where the token ends); the careful
+        # lexer's, made when first needed, matches it on its own.
+        ignored = frozenset(data["ignored"])
+        trailing = "|".join(f"(?:{p})" for name, p in data["terminals"] if name in ignored)
+        trailing = f"(?:{trailing})*" if trailing else ""
+        alternatives = [
+            f"(?:{pattern})(?P<{name}>)" + ("" if name in ignored else trailing)
+            for name, pattern in data["terminals"]
+        ]
         alternatives.append(f"[\\s\\S](?P<{_NO_TOKEN}>)")
         try:
-            self.regex = re.compile("|".join(alternatives))
+            self.fast_regex = re.compile("|".join(alternatives))
         except (re.error, RecursionError, OverflowError) as exc:
             raise ValueError(f"a terminal's pattern does not compile: {exc}") from None
+        self._regex: re.Pattern | None = None
         self.ignored = frozenset(data["ignored"])
         self.keywords: dict[str, dict[str, str]] = data["keywords"]
         # What the fast lexer needs: which kinds are kept, the keywords by
@@ -762,6 +778,17 @@ class _Tables:
         self.bracket_delta = {name: 1 for name in _OPENERS if name in names}
         self.bracket_delta.update({name: -1 for name in _CLOSERS if name in names})
         self.fast = fast
+
+    @property
+    def regex(self) -> re.Pattern:
+        """The careful lexer's regex: one match per terminal, the ignored ones too."""
+        if self._regex is None:
+            alternatives = [
+                f"(?:{pattern})(?P<{name}>)" for name, pattern in self.data["terminals"]
+            ]
+            alternatives.append(f"[\\s\\S](?P<{_NO_TOKEN}>)")
+            self._regex = re.compile("|".join(alternatives))
+        return self._regex
 
 
 def _picker(modes: tuple[int, ...]) -> Callable[[list], list] | None:
