@@ -561,6 +561,12 @@ def _in_chunks(
         deadline.check(filename, chunk[-1])
 
 
+class _ShiftReduce(tuple):
+    """The action "shift, then reduce by this one-token rule": (rule, origin)."""
+
+    __slots__ = ()
+
+
 class _Chain(dict):
     """The action "reduce by a one-child ?rule" of one state and lookahead: such
     reductions come in chains (atom -> postfix -> ... -> expr), each replacing
@@ -580,7 +586,7 @@ def _run(
 
     ``every_token`` (the careful lexer's whole list) lets a syntax error look around
     the culprit (a bracket opened lines before, a Python habit)."""
-    actions = tables.fast_actions
+    actions = tables.fast_actions if every_token is not None else tables.fused_actions
     reductions = tables.reductions
     handlers = [
         getattr(builder, name) if name else splice
@@ -627,6 +633,12 @@ def _run(
                         state = states[-1] = actions[states[-2]][origin]
                         if state == end_state and kind == _END:
                             return values[-1]
+                    elif type(action) is _ShiftReduce:
+                        rule, origin = action
+                        push(handlers[rule]([token]))
+                        state = actions[state][origin]
+                        push_state(state)
+                        break
                     else:
                         # A chain of one-child ?rules: nothing to build, only a new state.
                         below = states[-2]
@@ -778,6 +790,22 @@ class _Tables:
         self.bracket_delta = {name: 1 for name in _OPENERS if name in names}
         self.bracket_delta.update({name: -1 for name in _CLOSERS if name in names})
         self.fast = fast
+        # For the fast path only (a syntax error there is worded by the careful
+        # path, which sees the states as Lark's tables have them): a shift into
+        # a state whose one action is to reduce a one-token rule (atom: NAME)
+        # reduces at once, without waiting for the next token.
+        self.fused_actions: list[dict[str, Any]] = []
+        fused: dict[int, _ShiftReduce | None] = {}
+        for row in self.fast_actions:
+            out: dict[str, Any] = {}
+            for symbol, action in row.items():
+                if type(action) is int and action >= 0 and symbol.isupper():
+                    if action not in fused:
+                        fused[action] = self._default_reduction(action)
+                    if fused[action] is not None:
+                        action = fused[action]
+                out[symbol] = action
+            self.fused_actions.append(out)
 
     @property
     def regex(self) -> re.Pattern:
@@ -789,6 +817,19 @@ class _Tables:
             alternatives.append(f"[\\s\\S](?P<{_NO_TOKEN}>)")
             self._regex = re.compile("|".join(alternatives))
         return self._regex
+
+    def _default_reduction(self, state: int) -> _ShiftReduce | None:
+        reduces = set(self.actions[state].values())
+        if len(reduces) != 1:
+            return None
+        (action,) = reduces
+        if action >= 0:
+            return None
+        rule = ~action
+        size, origin, pick, single = self.reductions[rule]
+        if size != 1 or pick is not None or single or self.handler_names[rule] is None:
+            return None
+        return _ShiftReduce((rule, origin))
 
 
 def _picker(modes: tuple[int, ...]) -> Callable[[list], list] | None:
