@@ -28,7 +28,7 @@ import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate, compress, islice, repeat
-from operator import attrgetter, itemgetter, lshift, ne, not_, or_
+from operator import attrgetter, eq, itemgetter, lshift, ne, not_, or_
 from time import monotonic
 from typing import Any
 
@@ -487,7 +487,9 @@ def _fast_chunks(
             del depths[0]
             depth = depths[-1]
             deepest = max(depths)
-            if deepest > max_depth or min(depths) < 0:
+            # (A closing bracket with none open is not looked for: the grammar's
+            # brackets are balanced, so the parser stops at it.)
+            if deepest > max_depth:
                 raise _Fallback
             if deepest_seen is not None and deepest > deepest_seen[0]:
                 deepest_seen[0] = deepest
@@ -497,7 +499,8 @@ def _fast_chunks(
             levels = list(accumulate(map(spacing.get, kinds, repeat(0)), initial=level))
             del levels[0]
             level = levels[-1]
-            if max(levels):  # drop the newlines inside parentheses and brackets
+            # Drop the newlines inside parentheses and brackets, if there are any.
+            if max(levels) and any(compress(levels, map(eq, kinds, repeat(newline)))):
                 inside = list(map(or_, map(ne, kinds, repeat(newline)), map(not_, levels)))
                 kinds = list(compress(kinds, inside))
                 values = list(compress(values, inside))
