@@ -26,7 +26,7 @@ import os
 import re
 import threading
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from itertools import accumulate, compress, islice, repeat
 from operator import attrgetter, eq, itemgetter, lshift, ne, not_, or_
 from time import monotonic
@@ -729,22 +729,15 @@ class _Tables:
             origin if how == _PASS else None for origin, _, how, _ in self.rules
         ]
         # For each rule: how to pick its children from the symbols popped
-        # (None: keep them all, as they are).
-        made: dict[tuple[int, ...], Callable[[list], list] | None] = {}
-        self.pickers: list[Callable[[list], list] | None] = [
-            made[modes] if modes in made else made.setdefault(modes, _picker(modes))
-            for _, _, _, modes in self.rules
-        ]
-        # What _run reads: per rule (size, origin, how, picker, expand a single
+        # (None: keep them all, as they are); a _rule's reduction is its
+        # splicer, which makes the _Splice itself.
+        self.pickers, self.splicers = _pickers(self.rules)
+        # What _run reads: per rule (size, origin, picker, expand a single
         # child); per state and symbol a shift (>= 0), a reduction (~rule), a goto,
         # or a _Chain for the one-child ?rules.
-        # A _rule's reduction is its splicer, which makes the _Splice itself.
-        self.splicers = [
-            _splicer(modes) if how == _SPLICE else None for _, _, how, modes in self.rules
-        ]
         self.reductions = [
-            (size, origin, None if how == _SPLICE else pick, index in self.expand_single)
-            for index, ((origin, size, how, _), pick) in enumerate(zip(self.rules, self.pickers))
+            (size, origin, pick, index in self.expand_single)
+            for index, ((origin, size, _, _), pick) in enumerate(zip(self.rules, self.pickers))
         ]
         self.fast_actions: list[dict[str, Any]] = []
         for row in self.actions:
@@ -835,46 +828,41 @@ class _Tables:
         return _ShiftReduce((rule, origin))
 
 
-def _picker(modes: tuple[int, ...]) -> Callable[[list], list] | None:
-    """A function that picks a rule's children from the symbols it pops: the
-    kept ones, with the lists of ``_rule``s spliced in (the first one's list is
-    reused: left recursion builds one list, no copying). Written out as code
-    once per rule, from the modes alone (small integers)."""
-    if all(mode == _KEEP for mode in modes):
-        return None
-    body = []
-    for index, mode in enumerate(modes):
-        if mode == _DROP:
+def _pickers(rules: list[tuple[str, int, int, tuple[int, ...]]]) -> tuple[list, list]:
+    """Per rule, a function that picks its children from the symbols it pops
+    (None for a rule that keeps them all, or a _rule) and, for a ``_rule``, one
+    that passes them up as a :class:`_Splice`: the kept ones, with the lists of
+    ``_rule`` children spliced in (the first one's list is reused: left
+    recursion builds one list, no copying). Written out as code from the modes
+    alone (small integers), all compiled in one go."""
+    sources: dict[tuple[tuple[int, ...], bool], str] = {}
+    for _, _, how, modes in rules:
+        splice = how == _SPLICE
+        if (modes, splice) in sources or (not splice and all(m == _KEEP for m in modes)):
             continue
+        body = []
+        for index, mode in enumerate(modes):
+            if mode == _DROP:
+                continue
+            if not body:
+                if mode == _INLINE:
+                    body.append(f"out = c[{index}]")
+                else:
+                    body.append(f"out = {'_Splice(' if splice else ''}[c[{index}]]{')' * splice}")
+            else:
+                body.append(f"out.{'extend' if mode == _INLINE else 'append'}(c[{index}])")
         if not body:
-            body.append(f"out = c[{index}]" if mode == _INLINE else f"out = [c[{index}]]")
-        else:
-            body.append(f"out.{'extend' if mode == _INLINE else 'append'}(c[{index}])")
-    if not body:
-        body.append("out = []")
-    code = "def pick(c):\n" + "".join(f"    {line}\n" for line in body) + "    return out\n"
-    namespace: dict[str, Any] = {}
-    exec(code, namespace)  # noqa: S102 - built from a rule's modes, which are validated ints
-    return namespace["pick"]
-
-
-def _splicer(modes: tuple[int, ...]) -> Callable[[list], _Splice]:
-    """As :func:`_picker`, for a ``_rule``: the children it passes up, as a
-    :class:`_Splice` (the list of a first ``_rule`` child is reused)."""
-    body = []
-    for index, mode in enumerate(modes):
-        if mode == _DROP:
-            continue
-        if not body:
-            body.append(f"out = c[{index}]" if mode == _INLINE else f"out = _Splice((c[{index}],))")
-        else:
-            body.append(f"out.{'extend' if mode == _INLINE else 'append'}(c[{index}])")
-    if not body:
-        body.append("out = _Splice()")
-    code = "def splice(c):\n" + "".join(f"    {line}\n" for line in body) + "    return out\n"
+            body.append("out = _Splice()" if splice else "out = []")
+        name = f"_pick_{len(sources)}"
+        lines = "".join(f"    {line}\n" for line in body)
+        sources[modes, splice] = f"def {name}(c):\n{lines}    return out\n"
     namespace: dict[str, Any] = {"_Splice": _Splice}
-    exec(code, namespace)  # noqa: S102 - built from a rule's modes, which are validated ints
-    return namespace["splice"]
+    # Built from the rules' modes, which are validated ints.
+    exec("".join(sources.values()), namespace)  # noqa: S102
+    made = {key: namespace[f"_pick_{i}"] for i, key in enumerate(sources)}
+    pickers = [None if how == _SPLICE else made.get((modes, False)) for _, _, how, modes in rules]
+    splicers = [made[modes, True] if how == _SPLICE else None for _, _, how, modes in rules]
+    return pickers, splicers
 
 
 def _validate_tables(data: Any) -> None:
