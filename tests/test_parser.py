@@ -645,3 +645,24 @@ def test_token_soup_parses_or_raises_adcli_error(pieces: list[str]) -> None:
     else:
         for node in nodes.walk(program):
             assert isinstance(node, nodes.Node)
+
+
+def test_packed_spans_become_spans_when_read() -> None:
+    """The parser keeps a node's spans as offsets; reading one gives the Span
+    (and the same one again), as a node built with Spans holds them."""
+    lines = nodes.Lines("t.ad", "ab\ncd = 1\n")
+    assert lines.span(nodes.packed(3, 5)) == Span("t.ad", 2, 1, 2, 3)
+    assert lines.span(nodes.packed(2, 3)) == Span("t.ad", 1, 3, 1, 4)  # a newline
+    assert lines.span(nodes.packed(0, 8)) == Span("t.ad", 1, 1, 2, 6)  # across lines
+    assert lines.span(nodes.packed(10, 10)) == Span("t.ad", 3, 1, 3, 1)  # the end
+    program = parse("y = (1 +\n  2) * x\n", "t.ad")
+    (assign,) = program.statements
+    assert assign.span == Span("t.ad", 1, 1, 2, 9)
+    assert assign.span is assign.span
+    assert assign.value.op_span == Span("t.ad", 2, 6, 2, 7)
+    given_span = Span("t.ad", 1, 1, 1, 2)
+    built = nodes.Name("x", given_span)
+    assert built.span is given_span
+    assert built == nodes.MAKERS[nodes.Name](lines, "x", nodes.packed(0, 1)).__class__(
+        "x", given_span
+    )

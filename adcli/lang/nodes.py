@@ -23,8 +23,11 @@ operands without a depth guard; :func:`walk` is iterative.
 
 from __future__ import annotations
 
+import re
+from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import FrozenInstanceError, dataclass, fields
+from typing import Any
 
 from adcli.errors import Span
 
@@ -35,9 +38,14 @@ class Node:
     Nodes are immutable and compare (and hash) by class and fields. These methods
     are written once here rather than generated per class by ``dataclass``: making
     three dozen frozen dataclasses cost a tenth of ``adcli eval``'s start-up.
+
+    The parser stores a span field (``span``, ``op_span``, ...) as one int, the
+    offsets where the node starts and ends (see :func:`packed`), with the node's
+    :class:`Lines` in ``_lines``: a :class:`Span` is made the first time the field is
+    read, and kept. A node built by its constructor holds its spans as given.
     """
 
-    __slots__ = ()
+    __slots__ = ("_lines",)
     span: Span
     #: the field names, in order (set on each class by :func:`node`)
     _field_names: tuple = ()
@@ -64,12 +72,69 @@ class Node:
         raise FrozenInstanceError(f"cannot delete field {name!r}")
 
 
+#: How many bits of a packed span hold its end offset (the start is above them).
+SPAN_SHIFT = 32
+_END_MASK = (1 << SPAN_SHIFT) - 1
+
+
+def packed(start: int, end: int) -> int:
+    """The one-int form of the span from offset ``start`` to ``end`` (exclusive)."""
+    return start << SPAN_SHIFT | end
+
+
+class Lines:
+    """Where the lines of one source text start: turns packed offsets into
+    :class:`Span` objects (with the file name), shared by every node of a parse.
+    The line table is made on the first request."""
+
+    __slots__ = ("_starts", "filename", "source")
+
+    def __init__(self, filename: str, source: str) -> None:
+        self.filename = filename
+        self.source = source
+        self._starts: list[int] | None = None
+
+    def span(self, pos: int) -> Span:
+        """The :class:`Span` of the packed offsets ``pos``."""
+        starts = self._starts
+        if starts is None:
+            starts = self._starts = [0, *map(_AFTER, _NEWLINES(self.source))]
+        start = pos >> SPAN_SHIFT
+        end = pos & _END_MASK
+        line = bisect_right(starts, start)
+        first = starts[line - 1]
+        end_line = line
+        if end > start and line < len(starts) and end - 1 >= starts[line]:
+            end_line = bisect_right(starts, end - 1)
+        return _new_span(
+            Span,
+            (self.filename, line, start - first + 1, end_line, end - starts[end_line - 1] + 1),
+        )
+
+
+_NEWLINES = re.compile("\n").finditer
+_AFTER = re.Match.end
+_new_span = tuple.__new__
+
+#: The fields that hold one span (stored packed by the parser).
+SPAN_FIELDS = frozenset({"span", "op_span", "name_span", "path_span", "target_span", "var_span"})
+
+
 def node(cls: type) -> type:
-    """A node class: a dataclass for its fields and slots (``fields()`` works), with
-    :class:`Node`'s shared comparison, hash, repr and immutability."""
-    cls = dataclass(init=False, repr=False, eq=False, slots=True)(cls)
-    cls._field_names = tuple(f.name for f in fields(cls))
-    return cls
+    """A node class: a dataclass for its fields (``fields()`` works), with slots, and
+    :class:`Node`'s shared comparison, hash, repr and immutability. A span field
+    ``name`` is kept in the slot ``_name`` and read through a property (see
+    :class:`Node`)."""
+    cls = dataclass(init=False, repr=False, eq=False)(cls)
+    names = tuple(f.name for f in fields(cls))
+    namespace = {
+        key: value for key, value in cls.__dict__.items() if key not in ("__dict__", "__weakref__")
+    }
+    namespace["__slots__"] = tuple(f"_{n}" if n in SPAN_FIELDS else n for n in names)
+    made = type(cls.__name__, cls.__bases__, namespace)
+    made.__qualname__ = cls.__qualname__
+    made._field_names = names
+    return made
 
 
 # ------------------------------------------------------------------ expressions
@@ -507,22 +572,48 @@ def walk(node: Node) -> Iterator[Node]:
 
 def _fast_inits(classes: list[type]) -> None:
     """Give each node class an ``__init__`` that sets its slots through their
-    descriptors (bound once), all compiled in one go."""
+    descriptors (bound once), a property per span field, and a maker for the
+    parser (:data:`MAKERS`), all compiled in one go."""
     sources = []
-    setters: dict = {}
+    scope: dict = {"_new": object.__new__, "_set_lines": Node._lines.__set__, "int": int}
     for i, cls in enumerate(classes):
         names = list(cls._field_names)
+        scope[f"_cls_{i}"] = cls
         for name in names:
-            setters[f"_set_{i}_{name}"] = getattr(cls, name).__set__
+            slot = f"_{name}" if name in SPAN_FIELDS else name
+            scope[f"_set_{i}_{name}"] = getattr(cls, slot).__set__
+            if slot != name:
+                sources.append(
+                    f"def _get_{i}_{name}(self):\n"
+                    f"    value = self.{slot}\n"
+                    f"    if type(value) is int:\n"
+                    f"        value = self._lines.span(value)\n"
+                    f"        _set_{i}_{name}(self, value)\n"
+                    f"    return value\n"
+                )
         body = "".join(f"    _set_{i}_{name}(self, {name})\n" for name in names) or "    pass\n"
         sources.append(f"def _init_{i}(self, {', '.join(names)}):\n{body}")
+        sets = "".join(f"    _set_{i}_{name}(self, {name})\n" for name in names)
+        sources.append(
+            f"def _make_{i}(lines, {', '.join(names)}):\n"
+            f"    self = _new(_cls_{i})\n    _set_lines(self, lines)\n{sets}    return self\n"
+        )
     namespace: dict = {}
-    exec("\n".join(sources), setters, namespace)  # noqa: S102 - our own code, from field names
+    exec("\n".join(sources), scope, namespace)  # noqa: S102 - our own code, from field names
     for i, cls in enumerate(classes):
         init = namespace[f"_init_{i}"]
         init.__name__ = "__init__"
         init.__qualname__ = f"{cls.__qualname__}.__init__"
         type.__setattr__(cls, "__init__", init)
+        for name in cls._field_names:
+            if name in SPAN_FIELDS:
+                type.__setattr__(cls, name, property(namespace[f"_get_{i}_{name}"]))
+        MAKERS[cls] = namespace[f"_make_{i}"]
+
+
+#: node class -> ``make(lines, *fields)``: a node whose span fields may be packed
+#: offsets (ints) read through ``lines`` (a :class:`Lines`); for the parser.
+MAKERS: dict[type, Any] = {}
 
 
 def _all_node_classes(base: type = Node) -> Iterator[type]:

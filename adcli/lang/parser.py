@@ -26,9 +26,9 @@ import os
 import re
 import threading
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from itertools import accumulate, compress, islice, repeat
-from operator import add, attrgetter, itemgetter, ne, not_, or_, sub
+from operator import attrgetter, eq, itemgetter, lshift, ne, not_, or_
 from time import monotonic
 from typing import Any
 
@@ -143,21 +143,23 @@ def grammar_text() -> str:
 
 
 class _Token(tuple):
-    """One token: its terminal's name (``type``), its text (``value``) and its
-    :class:`Span`. A tuple underneath, so the lexer makes them in C, in bulk."""
+    """One token of the careful lexer: its terminal's name (``type``), its text
+    (``value``), its offsets packed in one int (:func:`nodes.packed`) and its
+    :class:`Span`. The fast lexer's tokens are plain tuples of the first three,
+    made in C, in bulk; the builder reads only those three."""
 
     __slots__ = ()
 
-    def __new__(cls, type: str, value: Any, span: Span) -> _Token:  # noqa: PYI034
-        return tuple.__new__(cls, (type, value, span))
+    def __new__(cls, type: str, value: Any, pos: int, span: Span) -> _Token:  # noqa: PYI034
+        return tuple.__new__(cls, (type, value, pos, span))
 
     type = property(itemgetter(0))
     value = property(itemgetter(1))
-    span = property(itemgetter(2))
-    line = property(lambda self: self[2][1])
-    column = property(lambda self: self[2][2])
-    end_line = property(lambda self: self[2][3])
-    end_column = property(lambda self: self[2][4])
+    span = property(itemgetter(3))
+    line = property(lambda self: self[3][1])
+    column = property(lambda self: self[3][2])
+    end_line = property(lambda self: self[3][3])
+    end_column = property(lambda self: self[3][4])
 
     def __repr__(self) -> str:
         return f"_Token({self[0]!r}, {self[1]!r}, {self.line}:{self.column})"
@@ -216,20 +218,35 @@ def _tokenize(
         if kind == _NEWLINE:
             # Inside ( ) or [ ] a newline is only space; inside { } it ends a statement.
             if not open_brackets or open_brackets[-1].type == "LBRACE":
-                append(_Token(kind, "\n", Span(filename, line, column, line, column + 1)))
+                append(
+                    _Token(
+                        kind,
+                        "\n",
+                        _packed(position, end),
+                        Span(filename, line, column, line, column + 1),
+                    )
+                )
             line += 1
             line_start = end
             continue
         if kind == _NO_TOKEN:
             error = _character_error(source, position, line, line_start, filename)
-            append(_Token(_FAILED, error, Span(filename, line, column, line, 0)))
+            append(
+                _Token(
+                    _FAILED,
+                    error,
+                    _packed(position, position),
+                    Span(filename, line, column, line, 0),
+                )
+            )
             return tokens
         value = found.group()
         if deadline is not None and not len(tokens) % _CHUNK:
             deadline.check(filename)
         if kind in keywords:
             kind = keywords[kind].get(value, kind)
-        token = _Token(kind, value, Span(filename, line, column, line, column + end - position))
+        span = Span(filename, line, column, line, column + end - position)
+        token = _Token(kind, value, _packed(position, end), span)
         if kind == "ELSE" and tokens and tokens[-1].type == _NEWLINE:
             # `}` newline `else`: the newlines do not end the if statement.
             last = len(tokens)
@@ -246,13 +263,27 @@ def _tokenize(
                     hint="split the expression into several statements, or raise the limit "
                     "with --max-depth",
                 )
-                append(_Token(_FAILED, error, Span(filename, line, column, line, 0)))
+                append(
+                    _Token(
+                        _FAILED,
+                        error,
+                        _packed(position, position),
+                        Span(filename, line, column, line, 0),
+                    )
+                )
                 return tokens
             open_brackets.append(token)
         elif kind in _CLOSERS:
             error = _close_bracket(token, open_brackets, filename)
             if error is not None:
-                append(_Token(_FAILED, error, Span(filename, line, column, line, 0)))
+                append(
+                    _Token(
+                        _FAILED,
+                        error,
+                        _packed(position, position),
+                        Span(filename, line, column, line, 0),
+                    )
+                )
                 return tokens
         append(token)
     position = len(source)
@@ -260,9 +291,11 @@ def _tokenize(
     if open_brackets:
         opener = open_brackets[-1]
         error = AdcliError("syntax", f"'{opener.value}' was never closed", _span(opener, filename))
-        append(_Token(_FAILED, _Unclosed(error), Span(filename, line, end_column, line, 0)))
+        at = _packed(position, position)
+        append(_Token(_FAILED, _Unclosed(error), at, Span(filename, line, end_column, line, 0)))
     else:
-        append(_Token(_END, "", Span(filename, line, end_column, line, end_column)))
+        at = _packed(position, position)
+        append(_Token(_END, "", at, Span(filename, line, end_column, line, end_column)))
     return tokens
 
 
@@ -313,9 +346,18 @@ class _Deadline:
         self.limit = limit
         self.when = monotonic() + limit
 
-    def check(self, filename: str, token: _Token | None = None) -> None:
+    def check(
+        self, filename: str, token: tuple | None = None, lines: nodes.Lines | None = None
+    ) -> None:
+        """Raise once past the limit, at ``token`` (a :class:`_Token`, or a fast
+        token whose span ``lines`` knows)."""
         if monotonic() > self.when:
-            where = token[2] if token is not None else Span(filename, 1, 1, 1, 1)
+            if token is None:
+                where = Span(filename, 1, 1, 1, 1)
+            elif isinstance(token, _Token):
+                where = token.span
+            else:
+                where = lines.span(token[2]) if lines is not None else Span(filename, 1, 1, 1, 1)
             error = AdcliError(
                 "limit",
                 f"parsing ran past the time limit of {self.limit:g} s",
@@ -348,11 +390,12 @@ def _parse(
     gc.disable()
     try:
         try:
-            if not tables.fast:
+            if not tables.fast or len(source) > _MAX_OFFSET:
                 raise _Fallback
             depth = [0]
-            chunks = _fast_chunks(source, filename, max_depth, tables, deadline, depth)
-            program = _run(tables, chunks, _AstBuilder(filename))
+            builder = _AstBuilder(filename, source)
+            chunks = _fast_chunks(source, filename, max_depth, tables, deadline, depth, builder)
+            program = _run(tables, chunks, builder)
             if found is not None:
                 found["depth"] = depth[0]
         except (_Fallback, AdcliError) as failed:
@@ -361,9 +404,8 @@ def _parse(
             # Errors are rare: the careful lexer finds the first one in source
             # order and words it (bracket errors, stray characters, limits).
             tokens = _tokenize(source, filename, max_depth, tables, deadline)
-            program = _run(
-                tables, _in_chunks(tokens, deadline, filename), _AstBuilder(filename), tokens
-            )
+            builder = _AstBuilder(filename, source)
+            program = _run(tables, _in_chunks(tokens, deadline, filename), builder, tokens)
     finally:
         if collecting:
             gc.enable()
@@ -374,6 +416,15 @@ def _parse(
 #: time, so memory stays that of the tree being built, not of the tokens.
 _CHUNK = 2048
 _new = tuple.__new__
+_SHIFT = nodes.SPAN_SHIFT
+_LOW = (1 << _SHIFT) - 1  # the end offset of a packed span
+_HIGH = ~_LOW  # its start
+#: Offsets past this do not fit a packed span: the careful path parses such a text.
+_MAX_OFFSET = _LOW
+
+
+def _packed(start: int, end: int) -> int:
+    return start << _SHIFT | end
 
 
 def _fast_chunks(
@@ -383,30 +434,28 @@ def _fast_chunks(
     tables: _Tables,
     deadline: _Deadline | None,
     deepest_seen: list[int] | None = None,
-) -> Iterator[list[_Token]]:
+    builder: _AstBuilder | None = None,
+) -> Iterator[list[tuple]]:
     """Tokens in chunks, each made by C loops (``finditer``, ``map``, ``compress``)
-    with no Python code per token. Anything the careful :func:`_tokenize` would
-    report (a character that starts no token, a bracket closed wrongly or nested
-    too deeply, one left open) raises :class:`_Fallback` instead."""
+    with no Python code per token: ``(kind, text, packed offsets)`` tuples.
+    Anything the careful :func:`_tokenize` would report (a character that starts
+    no token, a bracket closed wrongly or nested too deeply, one left open)
+    raises :class:`_Fallback` instead."""
     significant = tables.significant
     keyword_of = tables.keyword_map
     delta = tables.bracket_delta
     newline = _NEWLINE
-    # Line k (1-based) starts at line_starts[k - 1]; marks[k] = line_starts[k - 1] - 1,
-    # so that the column of offset o on line k is o - marks[k].
-    line_starts = list(accumulate(map(add, map(len, source.split("\n")), repeat(1)), initial=0))
-    marks = [0, *map(sub, line_starts, repeat(1))]
-    numbers = list(range(len(line_starts) + 1))
+    lines = builder.lines if builder is not None else nodes.Lines(filename, source)
+    ignored = tables.ignored
     texts: dict[str, str] = {}
-    matches = tables.regex.finditer(source)
-    names = repeat(filename)
+    text_at = source.__getitem__
+    matches = tables.fast_regex.finditer(source)
     spacing = {name: d for name, d in delta.items() if name not in ("LBRACE", "RBRACE")}
     depth = 0
     level = 0
-    line = 1
     last = None
     #: newlines held back from the end of a chunk: an `else` may follow them
-    pending: list[_Token] = []
+    pending: list[tuple] = []
     before_pending = None  # the kind of the last token yielded before them
     while True:
         chunk = list(islice(matches, _CHUNK))
@@ -415,31 +464,32 @@ def _fast_chunks(
         kinds = list(map(_LASTGROUP, chunk))
         if _NO_TOKEN in kinds:
             raise _Fallback
-        # The line each match starts on, counted through every match (the
-        # ignored ones too); the one after it is the line it ends on.
-        values = list(map(_GROUP, chunk))
-        lines_at = list(accumulate(map(str.count, values, repeat("\n")), initial=line))
-        line = lines_at[-1]
-        keep = list(map(significant.__getitem__, kinds))
-        chunk = list(compress(chunk, keep))
-        if not chunk:
-            continue
-        # Equal texts share one string (a script repeats its names and numbers).
-        values = list(compress(values, keep))
-        values = list(map(texts.setdefault, values, values))
-        kinds = list(map(keyword_of.get, values, compress(kinds, keep)))
+        if not ignored.isdisjoint(kinds):  # ignored text on its own (as at the start)
+            keep = list(map(significant.__getitem__, kinds))
+            chunk = list(compress(chunk, keep))
+            if not chunk:
+                continue
+            kinds = list(compress(kinds, keep))
+        # A token ends where its terminal's (empty) group is: the ignored text
+        # after it is in the match too.
         starts = list(map(_START, chunk))
-        ends = list(map(_END_OF, chunk))
-        lines = list(compress(lines_at, keep))
-        end_lines = list(compress(islice(lines_at, 1, None), keep))
-        del chunk, lines_at
+        ends = list(map(_START, chunk, map(_LASTINDEX, chunk)))
+        del chunk
+        # Equal texts share one string (a script repeats its names and numbers).
+        values = list(map(text_at, map(slice, starts, ends)))
+        values = list(map(texts.setdefault, values, values))
+        kinds = list(map(keyword_of.get, values, kinds))
+        places = list(map(or_, map(lshift, starts, repeat(_SHIFT)), ends))
+        del starts, ends
         if delta:
             # The depth after each token (a newline's is the one it is at).
             depths = list(accumulate(map(delta.get, kinds, repeat(0)), initial=depth))
             del depths[0]
             depth = depths[-1]
             deepest = max(depths)
-            if deepest > max_depth or min(depths) < 0:
+            # (A closing bracket with none open is not looked for: the grammar's
+            # brackets are balanced, so the parser stops at it.)
+            if deepest > max_depth:
                 raise _Fallback
             if deepest_seen is not None and deepest > deepest_seen[0]:
                 deepest_seen[0] = deepest
@@ -449,22 +499,13 @@ def _fast_chunks(
             levels = list(accumulate(map(spacing.get, kinds, repeat(0)), initial=level))
             del levels[0]
             level = levels[-1]
-            if max(levels):  # drop the newlines inside parentheses and brackets
+            # Drop the newlines inside parentheses and brackets, if there are any.
+            if max(levels) and any(compress(levels, map(eq, kinds, repeat(newline)))):
                 inside = list(map(or_, map(ne, kinds, repeat(newline)), map(not_, levels)))
                 kinds = list(compress(kinds, inside))
                 values = list(compress(values, inside))
-                starts = list(compress(starts, inside))
-                ends = list(compress(ends, inside))
-                lines = list(compress(lines, inside))
-                end_lines = list(compress(end_lines, inside))
-        # Line numbers from one list, so that each is one int object however
-        # many spans hold it (an int past 256 is 28 bytes).
-        lines = list(map(numbers.__getitem__, lines))
-        end_lines = list(map(numbers.__getitem__, end_lines))
-        columns = map(sub, starts, map(marks.__getitem__, lines))
-        end_columns = map(sub, ends, map(marks.__getitem__, end_lines))
-        spans = map(_new, repeat(Span), zip(names, lines, columns, end_lines, end_columns))
-        tokens = list(map(_new, repeat(_Token), zip(kinds, values, spans)))
+                places = list(compress(places, inside))
+        tokens = list(zip(kinds, values, places))
         if pending:
             tokens[:0] = pending
             pending = []
@@ -482,20 +523,19 @@ def _fast_chunks(
             before_pending = last[0]
             yield tokens
         if deadline is not None:
-            deadline.check(filename, last)
+            deadline.check(filename, last, lines)
     if depth:
         raise _Fallback
     if pending:
         yield pending
-    line = len(line_starts) - 1
-    end_column = len(source) - line_starts[line - 1] + 1
-    yield [_Token(_END, "", Span(filename, line, end_column, line, end_column))]
+    end = len(source)
+    yield [(_END, "", _packed(end, end))]
 
 
-def _join_else(tokens: list[_Token], before: str | None) -> list[_Token]:
+def _join_else(tokens: list[tuple], before: str | None) -> list[tuple]:
     """Drop the newlines between a ``}`` and an ``else`` (``before``: the kind of the
     token before ``tokens``): they do not end the if statement."""
-    out: list[_Token] = []
+    out: list[tuple] = []
     for token in tokens:
         if token[0] == "ELSE" and out and out[-1][0] == _NEWLINE:
             keep = len(out)
@@ -508,9 +548,8 @@ def _join_else(tokens: list[_Token], before: str | None) -> list[_Token]:
 
 
 _LASTGROUP = attrgetter("lastgroup")
-_GROUP = re.Match.group
+_LASTINDEX = attrgetter("lastindex")
 _START = re.Match.start
-_END_OF = re.Match.end
 
 
 def _in_chunks(
@@ -525,9 +564,24 @@ def _in_chunks(
         deadline.check(filename, chunk[-1])
 
 
+class _ShiftReduce(tuple):
+    """The action "shift, then reduce by this one-token rule": (rule, origin)."""
+
+    __slots__ = ()
+
+
+class _Chain(dict):
+    """The action "reduce by a one-child ?rule" of one state and lookahead: such
+    reductions come in chains (atom -> postfix -> ... -> expr), each replacing
+    the top state, so the state the chain ends in depends only on the state
+    below; this maps that state to it, filled in as met."""
+
+    __slots__ = ("action", "kind")
+
+
 def _run(
     tables: _Tables,
-    chunks: Iterable[list[_Token]],
+    chunks: Iterable[list[tuple]],
     builder: _AstBuilder,
     every_token: list[_Token] | None = None,
 ) -> nodes.Program:
@@ -535,62 +589,78 @@ def _run(
 
     ``every_token`` (the careful lexer's whole list) lets a syntax error look around
     the culprit (a bracket opened lines before, a Python habit)."""
-    actions = tables.actions
-    rules = tables.rules
-    pass_origins = tables.pass_origins
-    pass_chains = tables.pass_chains
-    pickers = tables.pickers
-    expand_single = tables.expand_single
-    handlers = [getattr(builder, name) if name else None for name in tables.handler_names]
+    actions = tables.fast_actions if every_token is not None else tables.fused_actions
+    reductions = tables.reductions
+    handlers = [
+        getattr(builder, name) if name else splice
+        for name, splice in zip(tables.handler_names, tables.splicers)
+    ]
     end_state = tables.end_state
-    states = [tables.start_state]
+    state = tables.start_state
+    states = [state]
     values: list[Any] = []
-    before = None
-    for tokens in chunks:
-        for token in tokens:
-            kind = token[0]
-            state = states[-1]
-            while True:
-                action = actions[state].get(kind)
-                if action is None:
-                    raise _syntax_error(token, before, every_token, states, values, tables, builder)
-                if action >= 0:  # shift
-                    states.append(action)
-                    values.append(token)
-                    break
-                rule_index = ~action
-                if pass_origins[rule_index] is not None:
-                    # A ?rule with one child: nothing to build, only a new state.
-                    # Such reductions come in chains (atom -> postfix -> ... ->
-                    # expr); each replaces the top state and depends only on the
-                    # state below it, so the chain's end is memoised.
-                    key = (states[-2], action, kind)
-                    state = pass_chains.get(key)
-                    if state is None:
-                        state = pass_chains[key] = _follow_passes(tables, states[-2], action, kind)
-                    states[-1] = state
-                    continue
-                origin, size, how, _ = rules[rule_index]
-                if size:
-                    children = values[-size:]
-                    del values[-size:]
-                    del states[-size:]
-                else:
-                    children = []
-                pick = pickers[rule_index]
-                if pick is not None:
-                    children = pick(children)
-                if how == _SPLICE:
-                    values.append(children if type(children) is _Splice else _Splice(children))
-                elif len(children) == 1 and rule_index in expand_single:
-                    values.append(children[0])
-                else:
-                    values.append(handlers[rule_index](children))
-                state = actions[states[-1]][origin]
-                states.append(state)
-                if state == end_state and kind == _END:
-                    return values[-1]
-            before = token
+    push = values.append
+    push_state = states.append
+    token: Any = None
+    try:
+        for tokens in chunks:
+            for token in tokens:
+                kind = token[0]
+                while True:
+                    action = actions[state][kind]
+                    if type(action) is int:
+                        if action >= 0:  # shift
+                            push_state(action)
+                            push(token)
+                            state = action
+                            break
+                        # Reduce: the node replaces the rule's symbols on the stacks.
+                        rule = ~action
+                        size, origin, pick, single = reductions[rule]
+                        if size == 1:
+                            children = values[-1:]
+                        elif size:
+                            children = values[-size:]
+                            del values[1 - size :]
+                            del states[1 - size :]
+                        else:
+                            children = []
+                            push(None)
+                            push_state(None)
+                        if pick is not None:
+                            children = pick(children)
+                        if single and len(children) == 1:
+                            values[-1] = children[0]
+                        else:
+                            values[-1] = handlers[rule](children)
+                        state = states[-1] = actions[states[-2]][origin]
+                        if state == end_state and kind == _END:
+                            return values[-1]
+                    elif type(action) is _ShiftReduce:
+                        rule, origin = action
+                        push(handlers[rule]([token]))
+                        state = actions[state][origin]
+                        push_state(state)
+                        break
+                    else:
+                        # A chain of one-child ?rules: nothing to build, only a new state.
+                        below = states[-2]
+                        state = action.get(below)
+                        if state is None:
+                            state = action[below] = _follow_passes(
+                                tables, below, action.action, action.kind
+                            )
+                        states[-1] = state
+    except KeyError:
+        if token is None or token[0] in actions[state]:
+            raise
+        if every_token is None:  # the fast lexer's tokens: the careful pass words the error
+            raise AdcliError("syntax", f"unexpected {token[0]}") from None
+        index = next(i for i, t in enumerate(every_token) if t is token)
+        before = every_token[index - 1] if index else None
+        raise _syntax_error(
+            token, before, every_token, states, values, tables, builder, index
+        ) from None
     raise AssertionError("the token list always ends with $END or $FAILED")
 
 
@@ -658,22 +728,49 @@ class _Tables:
         self.pass_origins: list[str | None] = [
             origin if how == _PASS else None for origin, _, how, _ in self.rules
         ]
-        self.pass_chains: dict[tuple[int, int, str], int] = {}
         # For each rule: how to pick its children from the symbols popped
-        # (None: keep them all, as they are).
-        made: dict[tuple[int, ...], Callable[[list], list] | None] = {}
-        self.pickers: list[Callable[[list], list] | None] = [
-            made[modes] if modes in made else made.setdefault(modes, _picker(modes))
-            for _, _, _, modes in self.rules
+        # (None: keep them all, as they are); a _rule's reduction is its
+        # splicer, which makes the _Splice itself.
+        self.pickers, self.splicers = _pickers(self.rules)
+        # What _run reads: per rule (size, origin, picker, expand a single
+        # child); per state and symbol a shift (>= 0), a reduction (~rule), a goto,
+        # or a _Chain for the one-child ?rules.
+        self.reductions = [
+            (size, origin, pick, index in self.expand_single)
+            for index, ((origin, size, _, _), pick) in enumerate(zip(self.rules, self.pickers))
         ]
+        self.fast_actions: list[dict[str, Any]] = []
+        for row in self.actions:
+            fast: dict[str, Any] = {}
+            for symbol, action in row.items():
+                if action < 0 and self.pass_origins[~action] is not None:
+                    chain = _Chain()
+                    chain.action, chain.kind = action, symbol
+                    fast[symbol] = chain
+                else:
+                    fast[symbol] = action
+            self.fast_actions.append(fast)
         # One alternative per terminal, in matching order; the last matches
-        # any character, so a character that starts no token is seen.
-        alternatives = [f"(?P<{name}>{pattern})" for name, pattern in data["terminals"]]
-        alternatives.append(f"(?P<{_NO_TOKEN}>[\\s\\S])")
+        # any character, so a character that starts no token is seen. The
+        # terminal's name is an empty group after its pattern: that group names
+        # the match, and an alternative that starts with a character (or a set)
+        # is skipped in C at a glance when the next character cannot start it.
+        # The fast lexer's regex takes the ignored text after a token into its
+        # match (the empty group marks where the token ends); the careful
+        # lexer's, made when first needed, matches it on its own.
+        ignored = frozenset(data["ignored"])
+        trailing = "|".join(f"(?:{p})" for name, p in data["terminals"] if name in ignored)
+        trailing = f"(?:{trailing})*" if trailing else ""
+        alternatives = [
+            f"(?:{pattern})(?P<{name}>)" + ("" if name in ignored else trailing)
+            for name, pattern in data["terminals"]
+        ]
+        alternatives.append(f"[\\s\\S](?P<{_NO_TOKEN}>)")
         try:
-            self.regex = re.compile("|".join(alternatives))
+            self.fast_regex = re.compile("|".join(alternatives))
         except (re.error, RecursionError, OverflowError) as exc:
             raise ValueError(f"a terminal's pattern does not compile: {exc}") from None
+        self._regex: re.Pattern | None = None
         self.ignored = frozenset(data["ignored"])
         self.keywords: dict[str, dict[str, str]] = data["keywords"]
         # What the fast lexer needs: which kinds are kept, the keywords by
@@ -689,29 +786,83 @@ class _Tables:
         self.bracket_delta = {name: 1 for name in _OPENERS if name in names}
         self.bracket_delta.update({name: -1 for name in _CLOSERS if name in names})
         self.fast = fast
+        # For the fast path only (a syntax error there is worded by the careful
+        # path, which sees the states as Lark's tables have them): a shift into
+        # a state whose one action is to reduce a one-token rule (atom: NAME)
+        # reduces at once, without waiting for the next token.
+        self.fused_actions: list[dict[str, Any]] = []
+        fused: dict[int, _ShiftReduce | None] = {}
+        for row in self.fast_actions:
+            out: dict[str, Any] = {}
+            for symbol, action in row.items():
+                if type(action) is int and action >= 0 and symbol.isupper():
+                    if action not in fused:
+                        fused[action] = self._default_reduction(action)
+                    if fused[action] is not None:
+                        action = fused[action]
+                out[symbol] = action
+            self.fused_actions.append(out)
+
+    @property
+    def regex(self) -> re.Pattern:
+        """The careful lexer's regex: one match per terminal, the ignored ones too."""
+        if self._regex is None:
+            alternatives = [
+                f"(?:{pattern})(?P<{name}>)" for name, pattern in self.data["terminals"]
+            ]
+            alternatives.append(f"[\\s\\S](?P<{_NO_TOKEN}>)")
+            self._regex = re.compile("|".join(alternatives))
+        return self._regex
+
+    def _default_reduction(self, state: int) -> _ShiftReduce | None:
+        reduces = set(self.actions[state].values())
+        if len(reduces) != 1:
+            return None
+        (action,) = reduces
+        if action >= 0:
+            return None
+        rule = ~action
+        size, origin, pick, single = self.reductions[rule]
+        if size != 1 or pick is not None or single or self.handler_names[rule] is None:
+            return None
+        return _ShiftReduce((rule, origin))
 
 
-def _picker(modes: tuple[int, ...]) -> Callable[[list], list] | None:
-    """A function that picks a rule's children from the symbols it pops: the
-    kept ones, with the lists of ``_rule``s spliced in (the first one's list is
-    reused: left recursion builds one list, no copying). Written out as code
-    once per rule, from the modes alone (small integers)."""
-    if all(mode == _KEEP for mode in modes):
-        return None
-    body = []
-    for index, mode in enumerate(modes):
-        if mode == _DROP:
+def _pickers(rules: list[tuple[str, int, int, tuple[int, ...]]]) -> tuple[list, list]:
+    """Per rule, a function that picks its children from the symbols it pops
+    (None for a rule that keeps them all, or a _rule) and, for a ``_rule``, one
+    that passes them up as a :class:`_Splice`: the kept ones, with the lists of
+    ``_rule`` children spliced in (the first one's list is reused: left
+    recursion builds one list, no copying). Written out as code from the modes
+    alone (small integers), all compiled in one go."""
+    sources: dict[tuple[tuple[int, ...], bool], str] = {}
+    for _, _, how, modes in rules:
+        splice = how == _SPLICE
+        if (modes, splice) in sources or (not splice and all(m == _KEEP for m in modes)):
             continue
+        body = []
+        for index, mode in enumerate(modes):
+            if mode == _DROP:
+                continue
+            if not body:
+                if mode == _INLINE:
+                    body.append(f"out = c[{index}]")
+                else:
+                    body.append(f"out = {'_Splice(' if splice else ''}[c[{index}]]{')' * splice}")
+            else:
+                body.append(f"out.{'extend' if mode == _INLINE else 'append'}(c[{index}])")
         if not body:
-            body.append(f"out = c[{index}]" if mode == _INLINE else f"out = [c[{index}]]")
-        else:
-            body.append(f"out.{'extend' if mode == _INLINE else 'append'}(c[{index}])")
-    if not body:
-        body.append("out = []")
-    code = "def pick(c):\n" + "".join(f"    {line}\n" for line in body) + "    return out\n"
-    namespace: dict[str, Any] = {}
-    exec(code, namespace)  # noqa: S102 - built from a rule's modes, which are validated ints
-    return namespace["pick"]
+            body.append("out = _Splice()" if splice else "out = []")
+        name = f"_pick_{len(sources)}"
+        lines = "".join(f"    {line}\n" for line in body)
+        sources[modes, splice] = f"def {name}(c):\n{lines}    return out\n"
+    namespace: dict[str, Any] = {"_Splice": _Splice}
+    # Built from the rules' modes, which are validated ints.
+    exec("".join(sources.values()), namespace)  # noqa: S102
+    made = {key: namespace[f"_pick_{i}"] for i, key in enumerate(sources)}
+    pickers = [None if how == _SPLICE else made.get((modes, False)) for _, _, how, modes in rules]
+    splicers = [made[modes, True] if how == _SPLICE else None for _, _, how, modes in rules]
+    return pickers, splicers
 
 
 def _validate_tables(data: Any) -> None:
@@ -898,7 +1049,8 @@ def parse_with_lark(source: str, filename: str = "<eval>") -> nodes.Program:
                 yield token
             yield from held
 
-    builder = _AstBuilder(filename)
+    source = source.removeprefix("\ufeff")
+    builder = _AstBuilder(filename, source)
 
     class Build(Transformer_NonRecursive):
         def __default__(self, data: Any, children: list, meta: Any) -> Any:
@@ -906,12 +1058,11 @@ def parse_with_lark(source: str, filename: str = "<eval>") -> nodes.Program:
 
         def __default_token__(self, token: Token) -> _Token:
             span = Span(filename, token.line, token.column, token.end_line, token.end_column)
-            return _Token(token.type, str(token), span)
+            return _Token(token.type, str(token), _packed(token.start_pos, token.end_pos), span)
 
     global _reference_lark
     if _reference_lark is None:
         _reference_lark = build_lark(lexer="basic", postlex=BracketNewlines(), strict=False)
-    source = source.removeprefix("\ufeff")
     tree = _reference_lark.parse(source)
     program = Build(visit_tokens=True).transform(tree)
     return nodes.Program(program.statements, _program_span(source, filename))
@@ -1032,41 +1183,46 @@ def _brackets_balanced(rules: list) -> bool:
 
 
 def _span(token: _Token, filename: str) -> Span:
-    return token[2]
+    return token[3]
 
 
-def _spanning(filename: str, first: Span | _Token, last: Span | _Token) -> Span:
-    """From the start of ``first`` to the end of ``last`` (each a span or a token)."""
-    if type(first) is _Token:
-        first = first[2]
-    if type(last) is _Token:
-        last = last[2]
-    return _new(Span, (filename, first[1], first[2], last[3], last[4]))
+_MAKE = nodes.MAKERS
+_make_name = _MAKE[nodes.Name]
+_make_number = _MAKE[nodes.Number]
+_make_assign = _MAKE[nodes.Assign]
+_make_binary = _MAKE[nodes.Binary]
+_make_call = _MAKE[nodes.Call]
+_make_expr_stmt = _MAKE[nodes.ExprStmt]
+_own_span = attrgetter("_span")  # a node's span as the builder stored it (packed)
 
 
 class _AstBuilder:
     """One method per rule or alias in the grammar. Each receives the rule's
-    children (nodes, and the tokens the grammar keeps) and returns a node.
-    One builder serves one parse."""
+    children (nodes, and the tokens the grammar keeps: tuples whose first three
+    items are kind, text and packed offsets) and returns a node. Spans are kept
+    packed (see :class:`nodes.Node`) and made only when read. One builder serves
+    one parse."""
 
-    def __init__(self, filename: str) -> None:
+    def __init__(self, filename: str, source: str = "") -> None:
         self.filename = filename
+        self.lines = nodes.Lines(filename, source)
         # id(node) -> its span including the parentheses around it. A node
         # keeps its own span (a Name's is the name); its parent's span covers
         # the parentheses, so the span of (a + b) * c starts at '('.
         # The node is stored too, so that its id is not reused during the parse.
-        self.paren_spans: dict[int, tuple[nodes.Node, Span]] = {}
+        self.paren_spans: dict[int, tuple[nodes.Node, int]] = {}
 
-    def extent(self, node: nodes.Node) -> Span:
-        """The span of ``node`` including any parentheses around it."""
+    def extent(self, node: nodes.Node) -> int:
+        """The (packed) span of ``node`` including any parentheses around it."""
         if self.paren_spans:
             entry = self.paren_spans.get(id(node))
             if entry is not None:
                 return entry[1]
-        return node.span
+        return node._span
 
-    def token_span(self, token: _Token) -> Span:
-        return token[2]
+    def span(self, pos: int) -> Span:
+        """The :class:`Span` of packed offsets, for an error."""
+        return self.lines.span(pos)
 
     # ---- statements
 
@@ -1076,27 +1232,31 @@ class _AstBuilder:
 
     def expr_stmt(self, children: list) -> nodes.ExprStmt:
         (expr,) = children
-        return nodes.ExprStmt(expr, self.extent(expr))
+        return _make_expr_stmt(self.lines, expr, self.extent(expr))
 
     def assign(self, children: list) -> nodes.Node:
         target, value = children
         if type(target) is _Name and not self.paren_spans:  # the common case, made short
-            first, last = target.span, value.span
-            span = _new(Span, (self.filename, first[1], first[2], last[3], last[4]))
-            return _Assign(target.id, value, span, first)
-        span = _spanning(self.filename, self.extent(target), self.extent(value))
+            first = target._span
+            span = (first & _HIGH) | (value._span & _LOW)
+            return _make_assign(self.lines, target.id, value, span, first)
+        lines = self.lines
+        end = self.extent(value)
+        span = (self.extent(target) & _HIGH) | (end & _LOW)
         if isinstance(target, nodes.Name):
-            return nodes.Assign(target.id, value, span, target.span)
+            return _make_assign(lines, target.id, value, span, target._span)
         if isinstance(target, nodes.Call) and isinstance(target.func, nodes.Name):
-            return _function_definition(target, value, span)
+            return _function_definition(target, value, span, lines)
         if isinstance(target, nodes.Index):
-            return nodes.SetItem(target.obj, target.items, value, span, target.span)
+            return _MAKE[nodes.SetItem](lines, target.obj, target.items, value, span, target._span)
         if isinstance(target, nodes.Attribute):
-            return nodes.SetAttr(target.obj, target.name, value, span, target.name_span)
+            return _MAKE[nodes.SetAttr](
+                lines, target.obj, target.name, value, span, target._name_span
+            )
         raise AdcliError(
             "syntax",
             f"cannot assign to {_describe(target)}",
-            self.extent(target),
+            self.span(self.extent(target)),
             hint="the left of '=' is a name, a[i], a.grad, or a definition such as f(x, y)",
         )
 
@@ -1107,61 +1267,58 @@ class _AstBuilder:
                 raise AdcliError(
                     "syntax",
                     f"cannot unpack into {_describe(target)}",
-                    self.extent(target),
+                    self.span(self.extent(target)),
                     hint="unpack into plain names: a, b = ...",
                 )
         names = tuple(t.id for t in targets)
         for i, name in enumerate(names):
             if name in names[:i]:
                 raise AdcliError("syntax", f"'{name}' is unpacked into twice", targets[i].span)
-        span = _spanning(self.filename, self.extent(targets[0]), self.extent(value))
-        return nodes.Unpack(names, value, span, tuple(t.span for t in targets))
+        span = _join(self.extent(targets[0]), self.extent(value))
+        name_spans = tuple(t.span for t in targets)
+        return _MAKE[nodes.Unpack](self.lines, names, value, span, name_spans)
 
     def aug_assign(self, children: list) -> nodes.AugAssign:
         target, op, value = children
         if not isinstance(target, (nodes.Name, nodes.Index, nodes.Attribute)):
             raise AdcliError(
                 "syntax",
-                f"'{op.value}' cannot update {_describe(target)}",
-                self.extent(target),
-                hint=f"the left of '{op.value}' is a name, a[i] or a.data",
+                f"'{op[1]}' cannot update {_describe(target)}",
+                self.span(self.extent(target)),
+                hint=f"the left of '{op[1]}' is a name, a[i] or a.data",
             )
-        span = _spanning(self.filename, self.extent(target), self.extent(value))
-        return nodes.AugAssign(target, op.value[0], value, span, self.token_span(op))
+        span = _join(self.extent(target), self.extent(value))
+        return _MAKE[nodes.AugAssign](self.lines, target, op[1][0], value, span, op[2])
 
     def block(self, children: list) -> nodes.Block:
         opening, *statements, closing = children
-        return nodes.Block(tuple(statements), _spanning(self.filename, opening, closing))
+        return _MAKE[nodes.Block](self.lines, tuple(statements), _join(opening[2], closing[2]))
 
     def block_stmt(self, children: list) -> nodes.Node:
         head, block = children
-        span = _spanning(self.filename, self.extent(head), block.span)
+        span = _join(self.extent(head), block._span)
         if isinstance(head, nodes.Name) and head.id in GRAD_MODE_BLOCKS:
-            return nodes.GradMode(head.id == "enable_grad", block, span)
+            return _MAKE[nodes.GradMode](self.lines, head.id == "enable_grad", block, span)
         if isinstance(head, nodes.Call) and isinstance(head.func, nodes.Name):
-            return _function_definition(head, block, span)
+            return _function_definition(head, block, span, self.lines)
+        where = block.span
         raise AdcliError(
             "syntax",
             "unexpected '{'",
-            Span(
-                self.filename,
-                block.span.line,
-                block.span.column,
-                block.span.line,
-                block.span.column + 1,
-            ),
+            Span(self.filename, where.line, where.column, where.line, where.column + 1),
             hint="a block follows for, while, if, else, no_grad, enable_grad, or a function "
             "header such as f(x, y)",
         )
 
     def for_stmt(self, children: list) -> nodes.For:
         keyword, name, _in, iterable, block = children
-        span = _spanning(self.filename, keyword, block.span)
-        return nodes.For(name.value, iterable, block, span, self.token_span(name))
+        span = _join(keyword[2], block._span)
+        return _MAKE[nodes.For](self.lines, name[1], iterable, block, span, name[2])
 
     def while_stmt(self, children: list) -> nodes.While:
         keyword, test, block = children
-        return nodes.While(test, block, _spanning(self.filename, keyword, block.span))
+        span = _join(keyword[2], block._span)
+        return _MAKE[nodes.While](self.lines, test, block, span)
 
     def if_stmt(self, children: list) -> nodes.If:
         # [IF test block (ELSE IF test block)* (ELSE block)?]
@@ -1170,7 +1327,7 @@ class _AstBuilder:
         position = 0
         while position < len(children):
             token = children[position]
-            if token.type == "IF":
+            if token[0] == "IF":
                 branches.append((token, children[position + 1], children[position + 2]))
                 position += 3
             elif children[position + 1].__class__ is nodes.Block:  # ELSE block
@@ -1178,98 +1335,100 @@ class _AstBuilder:
                 position += 2
             else:  # ELSE IF: the IF comes next
                 position += 1
+        make = _MAKE[nodes.If]
         for keyword, test, block in reversed(branches):
-            last = orelse.span if orelse is not None else block.span
-            orelse = nodes.If(test, block, orelse, _spanning(self.filename, keyword, last))
+            last = orelse._span if orelse is not None else block._span
+            orelse = make(self.lines, test, block, orelse, _join(keyword[2], last))
         assert isinstance(orelse, nodes.If)
         return orelse
 
     def break_stmt(self, children: list) -> nodes.Break:
-        return nodes.Break(self.token_span(children[0]))
+        return _MAKE[nodes.Break](self.lines, children[0][2])
 
     def continue_stmt(self, children: list) -> nodes.Continue:
-        return nodes.Continue(self.token_span(children[0]))
+        return _MAKE[nodes.Continue](self.lines, children[0][2])
 
     def return_stmt(self, children: list) -> nodes.Return:
         keyword, *rest = children
         value = rest[0] if rest else None
-        last = self.extent(value) if value is not None else keyword
-        return nodes.Return(value, _spanning(self.filename, keyword, last))
+        last = self.extent(value) if value is not None else keyword[2]
+        return _MAKE[nodes.Return](self.lines, value, _join(keyword[2], last))
 
     def bare_tuple(self, children: list) -> nodes.TupleLit:
-        span = _spanning(self.filename, self.extent(children[0]), self.extent(children[-1]))
-        return nodes.TupleLit(tuple(children), span)
+        span = _join(self.extent(children[0]), self.extent(children[-1]))
+        return _MAKE[nodes.TupleLit](self.lines, tuple(children), span)
 
     def tuple(self, children: list) -> nodes.TupleLit:
-        span = _spanning(self.filename, children[0], children[-1])
-        return nodes.TupleLit(tuple(children[1:-1]), span)
+        span = _join(children[0][2], children[-1][2])
+        return _MAKE[nodes.TupleLit](self.lines, tuple(children[1:-1]), span)
 
     def logic(self, children: list) -> nodes.Logic:
+        make = _MAKE[nodes.Logic]
         left = children[0]
         start = self.extent(left)
         for position in range(1, len(children), 2):
             op, right = children[position], children[position + 1]
-            end = self.extent(right)
-            span = Span(self.filename, start.line, start.column, end.end_line, end.end_column)
-            left = nodes.Logic(op.value, left, right, span, self.token_span(op))
+            span = _join(start, self.extent(right))
+            left = make(self.lines, op[1], left, right, span, op[2])
             start = span
         return left
 
     def not_test(self, children: list) -> nodes.Not:
         keyword, operand = children
-        return nodes.Not(operand, _spanning(self.filename, keyword, self.extent(operand)))
+        span = _join(keyword[2], self.extent(operand))
+        return _MAKE[nodes.Not](self.lines, operand, span)
 
     def assert_stmt(self, children: list) -> nodes.Assert:
         keyword, test, *rest = children
         message = self.string(rest) if rest else None
-        last = message.span if message is not None else self.extent(test)
-        return nodes.Assert(test, message, _spanning(self.filename, keyword, last))
+        last = message._span if message is not None else self.extent(test)
+        return _MAKE[nodes.Assert](self.lines, test, message, _join(keyword[2], last))
 
     def import_stmt(self, children: list) -> nodes.Import:
         keyword, path = children
         path_node = self.string([path])
-        span = _spanning(self.filename, keyword, path_node.span)
-        return nodes.Import(path_node.value, span, path_node.span)
+        span = _join(keyword[2], path_node._span)
+        return _MAKE[nodes.Import](self.lines, path_node.value, span, path_node._span)
 
     # ---- operators
 
     def fold(self, children: list) -> nodes.Binary:
         """Fold ``[operand, op, operand, op, operand, ...]`` left to right in
         a loop: a 100,000-term chain is a flat list here, never a deep tree."""
-        filename = self.filename
-        extent = self.extent
-        binary = nodes.Binary
+        lines = self.lines
+        extent = self.extent if self.paren_spans else _own_span
         left = children[0]
-        start = extent(left)
-        line, column = start[1], start[2]
+        start = extent(left) & _HIGH
         for position in range(1, len(children), 2):
             op, right = children[position], children[position + 1]
             symbol = op[1]
             if symbol == "**":
                 symbol = "^"
-            end = extent(right)
-            span = _new(Span, (filename, line, column, end[3], end[4]))
-            left = binary(symbol, left, right, span, op[2])
+            left = _make_binary(lines, symbol, left, right, start | (extent(right) & _LOW), op[2])
         return left
 
     compare = arith = term = power = fold
 
     def unary(self, children: list) -> nodes.Unary:
         op, operand = children
-        span = _spanning(self.filename, op, self.extent(operand))
-        return nodes.Unary(op.value, operand, span)
+        span = _join(op[2], self.extent(operand))
+        return _MAKE[nodes.Unary](self.lines, op[1], operand, span)
 
     # ---- postfix
 
     def call(self, children: list) -> nodes.Call | nodes.MethodCall:
         func = children[0]
         args, kwargs = children[1] if len(children) == 3 else ((), ())
-        span = _spanning(self.filename, self.extent(func), children[-1])
-        if isinstance(func, nodes.Attribute):
-            return nodes.MethodCall(func.obj, func.name, args, kwargs, span, func.name_span)
-        return nodes.Call(func, args, kwargs, span)
+        span = (self.extent(func) & _HIGH) | (children[-1][2] & _LOW)
+        if func.__class__ is nodes.Attribute:
+            return _MAKE[nodes.MethodCall](
+                self.lines, func.obj, func.name, args, kwargs, span, func._name_span
+            )
+        return _make_call(self.lines, func, args, kwargs, span)
 
     def arguments(self, children: list) -> tuple[tuple, tuple]:
+        if len(children) == 1 and children[0].__class__ is not nodes.Keyword:
+            return (children[0],), ()
         args: list = []
         kwargs: list[nodes.Keyword] = []
         seen: set[str] = set()
@@ -1285,7 +1444,7 @@ class _AstBuilder:
                 raise AdcliError(
                     "syntax",
                     "positional argument after keyword argument",
-                    self.extent(item),
+                    self.span(self.extent(item)),
                     hint="put positional arguments first, then name=value ones",
                 )
             else:
@@ -1294,100 +1453,101 @@ class _AstBuilder:
 
     def keyword(self, children: list) -> nodes.Keyword:
         name, value = children
-        name_span = self.token_span(name)
-        span = _spanning(self.filename, name_span, self.extent(value))
-        return nodes.Keyword(name.value, value, span, name_span)
+        span = _join(name[2], self.extent(value))
+        return _MAKE[nodes.Keyword](self.lines, name[1], value, span, name[2])
 
     def attribute(self, children: list) -> nodes.Attribute:
         obj, name = children
-        name_span = self.token_span(name)
-        span = _spanning(self.filename, self.extent(obj), name_span)
-        return nodes.Attribute(obj, name.value, span, name_span)
+        span = _join(self.extent(obj), name[2])
+        return _MAKE[nodes.Attribute](self.lines, obj, name[1], span, name[2])
 
     def index(self, children: list) -> nodes.Index:
         obj, items, closing = children
-        span = _spanning(self.filename, self.extent(obj), closing)
-        return nodes.Index(obj, items, span)
+        span = _join(self.extent(obj), closing[2])
+        return _MAKE[nodes.Index](self.lines, obj, items, span)
 
     def subscripts(self, children: list) -> tuple:
         return tuple(children)
 
     def ellipsis(self, children: list) -> nodes.EllipsisIndex:
         (token,) = children
-        return nodes.EllipsisIndex(self.token_span(token))
+        return _MAKE[nodes.EllipsisIndex](self.lines, token[2])
 
     def slice(self, children: list) -> nodes.Slice:
         parts: list[Any] = [None]
         for child in children:
-            if isinstance(child, _Token):  # a colon
+            if isinstance(child, tuple):  # a colon
                 parts.append(None)
             else:
                 parts[-1] = child
         start, stop, step = [*parts, None, None][:3]
         first, last = children[0], children[-1]
-        if not isinstance(first, _Token):
-            first = self.extent(first)
-        if not isinstance(last, _Token):
-            last = self.extent(last)
-        return nodes.Slice(start, stop, step, _spanning(self.filename, first, last))
+        first = first[2] if isinstance(first, tuple) else self.extent(first)
+        last = last[2] if isinstance(last, tuple) else self.extent(last)
+        return _MAKE[nodes.Slice](self.lines, start, stop, step, _join(first, last))
 
     # ---- atoms
 
     def number(self, children: list) -> nodes.Number:
         token = children[0]
         text = token[1]
-        span = token[2]
         if text.isdigit() and len(text) < 19:  # the common case: a small whole number
-            return _Number(int(text), text, span)
+            return _make_number(self.lines, int(text), text, token[2])
         try:
             value: int | float = int(text) if text.isdigit() else float(text)
         except ValueError:  # more digits than int() accepts
-            raise AdcliError("limit", "number literal has too many digits", span) from None
+            raise AdcliError(
+                "limit", "number literal has too many digits", self.span(token[2])
+            ) from None
         if type(value) is int and value >= _INT_LIMIT:
             value = float(value)  # as arithmetic does: whole numbers stay within 64 bits
-        return nodes.Number(value, text, span)
+        return _make_number(self.lines, value, text, token[2])
 
     def string(self, children: list) -> nodes.String:
         (token,) = children
-        body = token.value[1:-1]
+        body = token[1][1:-1]
         if "\\" in body:
             body = _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(0)), body)
-        return nodes.String(body, self.token_span(token))
+        return _MAKE[nodes.String](self.lines, body, token[2])
 
     def true(self, children: list) -> nodes.Bool:
-        return nodes.Bool(True, self.token_span(children[0]))
+        return _MAKE[nodes.Bool](self.lines, True, children[0][2])
 
     def false(self, children: list) -> nodes.Bool:
-        return nodes.Bool(False, self.token_span(children[0]))
+        return _MAKE[nodes.Bool](self.lines, False, children[0][2])
 
     def none(self, children: list) -> nodes.NoneLit:
-        return nodes.NoneLit(self.token_span(children[0]))
+        return _MAKE[nodes.NoneLit](self.lines, children[0][2])
 
     def name(self, children: list) -> nodes.Name:
         token = children[0]
-        return _Name(token[1], token[2])
+        return _make_name(self.lines, token[1], token[2])
 
     def paren(self, children: list) -> nodes.Node:
         opening, inner, closing = children
-        span = _spanning(self.filename, opening, closing)
-        self.paren_spans[id(inner)] = (inner, span)
+        self.paren_spans[id(inner)] = (inner, _join(opening[2], closing[2]))
         return inner
 
     def list(self, children: list) -> nodes.ListLit:
-        span = _spanning(self.filename, children[0], children[-1])
-        return nodes.ListLit(tuple(children[1:-1]), span)
+        span = _join(children[0][2], children[-1][2])
+        return _MAKE[nodes.ListLit](self.lines, tuple(children[1:-1]), span)
+
+
+def _join(first: int, last: int) -> int:
+    """The packed span from the start of ``first`` to the end of ``last``."""
+    return (first & _HIGH) | (last & _LOW)
 
 
 # \" and \\ (the language's escapes), plus \n and \t; any other backslash
 # stays as written, so "C:\data" means what it says.
 _Name = nodes.Name
-_Assign = nodes.Assign
-_Number = nodes.Number
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
 _ESCAPE = re.compile(r"\\(.)")
 
 
-def _function_definition(target: nodes.Call, body: nodes.Node, span: Span) -> nodes.FuncDef:
+def _function_definition(
+    target: nodes.Call, body: nodes.Node, span: int, lines: nodes.Lines
+) -> nodes.FuncDef:
     name = target.func
     assert isinstance(name, nodes.Name)
     hint = "a function definition lists plain parameter names: f(x, y) = ..."
@@ -1405,7 +1565,7 @@ def _function_definition(target: nodes.Call, body: nodes.Node, span: Span) -> no
             raise AdcliError("syntax", f"duplicate parameter '{arg.id}'", arg.span)
         params.append(arg.id)
     param_spans = tuple(arg.span for arg in target.args)
-    return nodes.FuncDef(name.id, tuple(params), body, span, name.span, param_spans)
+    return _MAKE[nodes.FuncDef](lines, name.id, tuple(params), body, span, name._span, param_spans)
 
 
 _COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">="})
@@ -1481,6 +1641,7 @@ def _syntax_error(
     values: list[Any],
     tables: _Tables,
     builder: _AstBuilder,
+    index: int | None = None,
 ) -> Exception:
     """The parser cannot take ``token``: say why in words, with the caret on
     the culprit (just past the previous token when a line or input ends)."""
@@ -1501,7 +1662,8 @@ def _syntax_error(
 
     if tokens is None:  # the fast lexer's tokens: the careful pass words the error
         return AdcliError("syntax", f"unexpected {_describe_token(token)}", where)
-    index = next(i for i, t in enumerate(tokens) if t is token)
+    if index is None:
+        index = next(i for i, t in enumerate(tokens) if t is token)
     opener = _open_bracket_before(tokens, index)
     if opener is not None and opener.line < token.line and opener.type != "LBRACE":
         # A bracket left open on an earlier line swallowed the newlines after it.

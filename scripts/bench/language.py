@@ -18,7 +18,8 @@ Whole processes, interleaved (each round runs every command once), medians:
   script, net of start-up, against the same in a .py file on PyTorch (one
   thread: NumPy's elementwise work runs on one);
 * parse: microseconds per token of the in-process parse of the cold script
-  (best of several), and of --baseline DIR (an older checkout) for comparison.
+  (best of several) and the peak memory of one parse (tracemalloc) per byte
+  of source, and the same of --baseline DIR (an older checkout) for comparison.
 
 PyTorch runs in the interpreter given by --torch-python (default: this one);
 without it the ratios are left out and the absolute figures remain. Ratios
@@ -98,12 +99,19 @@ PARSE_TIMER = textwrap.dedent(
         (lambda t0: (parser.parse(source, "f"), time.perf_counter() - t0)[1])(time.perf_counter())
         for _ in range(int(sys.argv[3]))
     )
-    print(best * 1e6 / tokens, tokens)
+    import tracemalloc
+    tracemalloc.start()
+    parser.parse(source, "f")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    print(best * 1e6 / tokens, tokens, peak / len(source.encode("utf-8", "surrogatepass")))
     """
 )
 
 
-def _parse_cost(root: Path, script: Path, repeats: int, env: dict) -> tuple[float, int]:
+def _parse_cost(root: Path, script: Path, repeats: int, env: dict) -> tuple[float, int, float]:
+    """Microseconds per token (best of ``repeats``), tokens, and the peak memory of
+    one parse (tracemalloc) per byte of source."""
     env = {**env, "PYTHONPATH": str(root)}
     out = subprocess.run(
         [sys.executable, "-c", PARSE_TIMER, str(root), str(script), str(repeats)],
@@ -112,7 +120,7 @@ def _parse_cost(root: Path, script: Path, repeats: int, env: dict) -> tuple[floa
         env=env,
         check=True,
     ).stdout.split()
-    return float(out[0]), int(out[1])
+    return float(out[0]), int(out[1]), float(out[2])
 
 
 def timed_rounds(
@@ -235,9 +243,11 @@ def main(argv: list[str]) -> int:
         "cpu": figures(cpu_med, n, torch),
         "parse_us_per_token": parse_now[0],
         "tokens": parse_now[1],
+        "parse_bytes_per_source_byte": parse_now[2],
     }
     if parse_before is not None:
         result["parse_us_per_token_baseline"] = parse_before[0]
+        result["parse_bytes_per_source_byte_baseline"] = parse_before[2]
     lines = [f"statements: {n}, repeats: {args.repeats} (medians of interleaved rounds)"]
     for clock in ("wall", "cpu"):
         r = result[clock]
@@ -255,10 +265,13 @@ def main(argv: list[str]) -> int:
             )
     lines.append(
         f"parse (in process, best of {args.repeats}): {parse_now[0]:.2f} us/token"
-        f" ({parse_now[1]} tokens)"
+        f" ({parse_now[1]} tokens); peak memory {parse_now[2]:.1f} bytes per source byte"
     )
     if parse_before is not None:
-        lines.append(f"parse baseline {args.baseline}: {parse_before[0]:.2f} us/token")
+        lines.append(
+            f"parse baseline {args.baseline}: {parse_before[0]:.2f} us/token;"
+            f" peak memory {parse_before[2]:.1f} bytes per source byte"
+        )
     if not torch:
         lines.append("torch not available: no ratios (--torch-python PY)")
     print("\n".join(lines))
