@@ -21,7 +21,7 @@ import os
 from collections import deque
 from dataclasses import fields
 from itertools import chain, groupby, repeat
-from operator import attrgetter, length_hint
+from operator import and_, attrgetter, length_hint, rshift, sub
 from types import MemberDescriptorType
 from typing import Any
 
@@ -150,7 +150,8 @@ def _encode(program: nodes.Program) -> dict[str, Any]:
     builder_index: dict[Any, int] = {}
     consts: list[Any] = []  # the literals, each once
     const_at: dict[Any, int] = {}  # a literal's index: by value for a str, else by (type, value)
-    numbers: list[int] = []  # the spans' items, one after another (a parser makes a span per node)
+    # the spans' lines, columns, end lines and end columns (a parser makes a span per node)
+    numbers: list[list[int]] = [[], [], [], []]
     # The leaves, per builder: how many, and per list of them where its fields went.
     leaves: dict[Any, list[Any]] = {}
     leaf_count: dict[Any, int] = {}
@@ -160,6 +161,7 @@ def _encode(program: nodes.Program) -> dict[str, Any]:
     levels: list[tuple[list[tuple[Any, int, int | None]], list[tuple[int, int, bool, Any]]]] = []
     level: dict[Any, list[Any]] = {type(program): [program]}
     following: dict[Any, list[Any]] = {}  # the next level
+    tables: dict[Any, Any] = {}  # per Lines of packed spans, its table of lines (see _unpack)
 
     def place(value: Any) -> tuple[Any, int]:
         """Put one value in a pool or on the next level: ``(pool, index)``, the pool
@@ -174,8 +176,9 @@ def _encode(program: nodes.Program) -> dict[str, Any]:
         if kind is Span:
             if len(value) != _SPAN_WIDTH:
                 raise ValueError("a span of the wrong size")
-            numbers.extend(value)
-            return ("s", len(numbers) // _SPAN_WIDTH - 1)
+            for part, item in zip(numbers, value[1:]):
+                part.append(item)
+            return ("s", len(numbers[0]) - 1)
         if kind in _SCALAR_SET:
             index = const_at.get((kind, value))
             if index is None:
@@ -204,6 +207,7 @@ def _encode(program: nodes.Program) -> dict[str, Any]:
                 getters = _getters.get(key)
                 if getters is None:
                     getters = _getters[key] = [attrgetter(f.name) for f in fields(key)]
+                    _raw_getters[key] = [_raw_getter(key, f.name) for f in fields(key)]
                 width = len(getters)
             index = builder_index.get(key)
             if index is None:
@@ -227,10 +231,14 @@ def _encode(program: nodes.Program) -> dict[str, Any]:
                     else:
                         columns = [list(chain.from_iterable(zip(*items)))]
                 else:
-                    columns = [list(map(get, items)) for get in getters]
+                    columns = [list(map(get, items)) for get in _raw_getters[key]]
                 placed = [
                     _place_column(column, consts, const_at, numbers, following, place)
-                    for column in columns
+                    if raw is None
+                    else _place_spans(
+                        column, items, raw, consts, const_at, numbers, following, place, tables
+                    )
+                    for column, raw in zip(columns, _raw_names.get(key) or repeat(None))
                 ]
                 leaf = all(map(_is_pooled, placed))
             # A leaf, but not the root (which comes last), nor a tuple of items (whose
@@ -246,7 +254,7 @@ def _encode(program: nodes.Program) -> dict[str, Any]:
         levels.append((lists, runs))
         level = following
     first_span = len(consts)
-    where = first_span + len(numbers) // _SPAN_WIDTH  # the index of the next record
+    where = first_span + len(numbers[0])  # the index of the next record
     code: list[int] = []
     # The leaves first, a run per builder, field by field across their lists.
     leaf_start: dict[Any, int] = {}
@@ -282,8 +290,7 @@ def _encode(program: nodes.Program) -> dict[str, Any]:
                 where += size
             else:
                 below[key] = leaf_start[key] + leaf_at
-    spans = [numbers[i::_SPAN_WIDTH] for i in range(1, _SPAN_WIDTH)]
-    return {"builders": builders, "consts": consts, "spans": spans, "code": code}
+    return {"builders": builders, "consts": consts, "spans": numbers, "code": code}
 
 
 def _emit(code: list[int], entry: tuple, first_span: int, below: Any) -> None:
@@ -318,10 +325,12 @@ def _place_column(
     level (``place`` puts one), and say where (see :func:`_emit`)."""
     held = set(map(type, column))
     if held == _SPAN_ONLY:
-        start = len(numbers) // _SPAN_WIDTH
-        numbers += chain.from_iterable(column)
-        if len(numbers) != (start + len(column)) * _SPAN_WIDTH:  # (a Span is made of five)
+        start = len(numbers[0])
+        parts = list(zip(*column))
+        if len(parts) != _SPAN_WIDTH:  # (a Span is made of five)
             raise ValueError("a span of the wrong size")
+        for part, items in zip(numbers, parts[1:]):
+            part += items
         return ("s", start, len(column))
     if held <= _SCALAR_SET:
         return ("c", _const_refs(column, held, consts, const_at))
@@ -343,6 +352,83 @@ _STR_ONLY = {str}
 _SCALAR_SET = set(_SCALARS)
 #: per node class, a getter of each field
 _getters: dict[type, list[Any]] = {}
+#: per node class, a getter of each field's slot (a packed span stays an int), and
+#: per field the name of the span field whose slot it reads, or None
+_raw_getters: dict[type, list[Any]] = {}
+_raw_names: dict[type, list[str | None]] = {}
+
+
+def _raw_getter(cls: type, name: str) -> Any:
+    """A getter of field ``name``'s slot: ``_name`` for a span field that the parser
+    packs (:data:`adcli.lang.nodes.SPAN_FIELDS`, read through a property)."""
+    names = _raw_names.setdefault(cls, [])
+    slot = getattr(cls, f"_{name}", None)
+    if type(getattr(cls, name, None)) is property and type(slot) is MemberDescriptorType:
+        names.append(name)
+        return attrgetter(f"_{name}")
+    names.append(None)
+    return attrgetter(name)
+
+
+_get_lines = attrgetter("_lines")
+
+
+def _place_spans(
+    column: list, items: list, name: str, consts, const_at, numbers: list, following, place, tables
+) -> tuple:
+    """Place the column of span field ``name`` read from its slot: packed spans (ints)
+    are unpacked a column at a time, as :meth:`adcli.lang.nodes.Lines.span` does one,
+    when the run's nodes share one :class:`~adcli.lang.nodes.Lines`; else the
+    field is read through its property, a span at a time."""
+    held = set(map(type, column))
+    if held == {int}:
+        try:
+            found = set(map(_get_lines, items))
+        except AttributeError:
+            found = set()
+        lines = found.pop() if len(found) == 1 else None
+        if type(lines) is nodes.Lines:
+            table = tables.get(lines)
+            if table is None:
+                table = tables[lines] = _line_table(lines, column[0])
+            if table is not None:
+                return _unpack(column, table, numbers)
+    if held != _SPAN_ONLY:
+        column = list(map(attrgetter(name), items))
+    return _place_column(column, consts, const_at, numbers, following, place)
+
+
+def _line_table(lines: nodes.Lines, pos: int) -> tuple[list[int], list[int]] | None:
+    """Per offset in the source of ``lines``, its line, and per line (from 1), the
+    offset of its start less one; None if the line starts are not as expected."""
+    lines.span(pos)  # (makes its list of line starts)
+    starts = lines._starts
+    size = len(lines.source)
+    if type(starts) is not list or not starts or starts[0] != 0 or starts[-1] > size:
+        return None
+    lengths = list(map(sub, starts[1:], starts))
+    lengths.append(size + 1 - starts[-1])  # the last line: up to the end of the source
+    line_of = list(chain.from_iterable(map(repeat, range(1, len(starts) + 1), lengths)))
+    before = [0, *map(sub, starts, repeat(1))]  # columns are 1-based
+    return line_of, before
+
+
+def _unpack(column: list[int], table: tuple[list[int], list[int]], numbers: list) -> tuple:
+    """The spans of packed offsets (see :func:`adcli.lang.nodes.packed`), a column at
+    a time, as :meth:`adcli.lang.nodes.Lines.span` makes one: the end line is
+    that of the last character (of the start, for an empty span)."""
+    line_of, before = table
+    shift = nodes.SPAN_SHIFT
+    begin = list(map(rshift, column, repeat(shift)))
+    end = list(map(and_, column, repeat((1 << shift) - 1)))
+    line = list(map(line_of.__getitem__, begin))
+    end_line = list(map(line_of.__getitem__, map(max, map(sub, end, repeat(1)), begin)))
+    first = len(numbers[0])
+    numbers[0] += line
+    numbers[1] += map(sub, begin, map(before.__getitem__, line))
+    numbers[2] += end_line
+    numbers[3] += map(sub, end, map(before.__getitem__, end_line))
+    return ("s", first, len(column))
 
 
 def _const_refs(column: Any, held: set, consts: list, const_at: dict) -> list[int]:
@@ -502,7 +588,12 @@ def _setters(cls: type, names: list[str]) -> tuple | None:
     (``object.__new__``, no ``__post_init__``); else None, and its constructor is called."""
     if cls.__new__ is not object.__new__ or hasattr(cls, "__post_init__"):
         return None
+    # (a span field the parser packs is read through a property, kept in a slot "_name")
     slots = [getattr(cls, name, None) for name in names]
+    slots = [
+        getattr(cls, f"_{name}", None) if type(slot) is property else slot
+        for name, slot in zip(names, slots)
+    ]
     if not all(type(slot) is MemberDescriptorType for slot in slots):
         return None
     return tuple(slot.__set__ for slot in slots)
