@@ -279,3 +279,22 @@ def test_a_change_to_the_tree_building_code_is_a_new_key(
     monkeypatch.setattr(parser.astcache, "_stamp", "parser.py:1:2")  # as if edited
     parse(SCRIPT, "a.ad", cache=True)
     assert len(entries(private_cache)) == 2
+
+
+def test_packed_spans_unpack_as_the_parser_reads_them() -> None:
+    # A column of packed spans is unpacked at once as Lines.span unpacks one: empty
+    # spans, spans across lines, at the end of the text, after a last newline.
+    import random
+
+    rng = random.Random(1)
+    for _ in range(200):
+        size = rng.randint(0, 60)
+        source = "".join(rng.choice("ab\n") for _ in range(size))
+        lines = nodes.Lines("f.ad", source)
+        column = []
+        for _ in range(50):
+            start = rng.randint(0, size)
+            column.append(nodes.packed(start, rng.randint(start, size)))
+        parts: list[list[int]] = [[], [], [], []]
+        parser.astcache._unpack(column, parser.astcache._line_table(lines, column[0]), parts)
+        assert list(zip(*parts)) == [tuple(lines.span(pos))[1:] for pos in column]
