@@ -453,15 +453,12 @@ def where(cond, a, b):
         raise AdcliError(
             "type",
             "where expected condition to be a boolean tensor, but got a tensor with dtype "
-            + _DTYPE_WORDS[cond.dtype],
+            + _TORCH_NAMES[cond.dtype],
             hint="compare first, e.g. where(x > 0, a, b), or cast with .bool()",
         )
     if type(a) is Tensor or type(b) is Tensor:
         a, b = _promote(T.WHERE, a, b)
     return apply(T.WHERE, (cond, a, b))
-
-
-_DTYPE_WORDS = {"float32": "Float", "float64": "Double", "int64": "Long", "bool": "Bool"}
 
 
 # ----- reductions ---------------------------------------------------------------------------------
@@ -825,8 +822,7 @@ def _same_dtype_product(name, a, b) -> None:
     if a.ndim == 1 and b.ndim == 1:
         message = (
             f"expected both vectors to have same dtype, but found "
-            f"{_C_NAMES[a.dtype].split()[-1].capitalize()} and "
-            f"{_C_NAMES[b.dtype].split()[-1].capitalize()}"
+            f"{_TORCH_NAMES[a.dtype]} and {_TORCH_NAMES[b.dtype]}"
         )
     elif a.ndim <= 2 and b.ndim <= 2:
         message = (
@@ -834,10 +830,7 @@ def _same_dtype_product(name, a, b) -> None:
             f"{_C_NAMES[a.dtype]} != {_C_NAMES[b.dtype]}"
         )
     else:
-        message = (
-            f"expected scalar type {_C_NAMES[a.dtype].split()[-1].capitalize()} but found "
-            f"{_C_NAMES[b.dtype].split()[-1].capitalize()}"
-        )
+        message = f"expected scalar type {_TORCH_NAMES[a.dtype]} but found {_TORCH_NAMES[b.dtype]}"
     raise AdcliError(
         "type", f"{name}: {message}", hint="cast one first, e.g. with .double() or .float()"
     )

@@ -502,12 +502,7 @@ class Evaluator:
         self._depth += 1
         try:
             if self._depth > self.limits.max_expr_depth:
-                raise AdcliError(
-                    "limit",
-                    f"expression nested too deeply (limit {self.limits.max_expr_depth})",
-                    node.span,
-                    hint="split it into several statements, or raise the limit with --max-depth",
-                )
+                raise S.too_deep_error(node, self.limits.max_expr_depth)
             return _EVAL[kind](self, node)
         finally:
             self._depth -= 1

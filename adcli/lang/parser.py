@@ -193,6 +193,13 @@ _SEPARATORS = frozenset({_NEWLINE, "SEMICOLON"})
 _OPERAND_STARTS = frozenset({"NAME", "NUMBER", "STRING", "TRUE", "FALSE", "NONE"})
 
 
+def _failed(error, position: int, filename: str, line: int, column: int) -> _Token:
+    """The token that ends the careful lexer's list with ``error`` at this place."""
+    return _Token(
+        _FAILED, error, _packed(position, position), Span(filename, line, column, line, 0)
+    )
+
+
 def _tokenize(
     source: str,
     filename: str,
@@ -231,14 +238,7 @@ def _tokenize(
             continue
         if kind == _NO_TOKEN:
             error = _character_error(source, position, line, line_start, filename)
-            append(
-                _Token(
-                    _FAILED,
-                    error,
-                    _packed(position, position),
-                    Span(filename, line, column, line, 0),
-                )
-            )
+            append(_failed(error, position, filename, line, column))
             return tokens
         value = found.group()
         if deadline is not None and not len(tokens) % _CHUNK:
@@ -263,27 +263,13 @@ def _tokenize(
                     hint="split the expression into several statements, or raise the limit "
                     "with --max-depth",
                 )
-                append(
-                    _Token(
-                        _FAILED,
-                        error,
-                        _packed(position, position),
-                        Span(filename, line, column, line, 0),
-                    )
-                )
+                append(_failed(error, position, filename, line, column))
                 return tokens
             open_brackets.append(token)
         elif kind in _CLOSERS:
             error = _close_bracket(token, open_brackets, filename)
             if error is not None:
-                append(
-                    _Token(
-                        _FAILED,
-                        error,
-                        _packed(position, position),
-                        Span(filename, line, column, line, 0),
-                    )
-                )
+                append(_failed(error, position, filename, line, column))
                 return tokens
         append(token)
     position = len(source)

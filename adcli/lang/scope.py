@@ -67,7 +67,7 @@ def structure_problems(program: N.Program, max_expr_depth: int | None = None) ->
                     for root in _expressions_of(stmt):
                         deep = too_deep(root, limit)
                         if deep is not None:
-                            problems.append(_too_deep_error(deep, limit))
+                            problems.append(too_deep_error(deep, limit))
             if kind in _SIMPLE:
                 continue
             if (kind is N.Break or kind is N.Continue) and not in_loop:
@@ -165,7 +165,8 @@ def _narrow(span, limit: int) -> bool:
     return span is not None and span[1] == span[3] and span[4] - span[2] <= limit
 
 
-def _too_deep_error(node, limit: int) -> AdcliError:
+def too_deep_error(node, limit: int) -> AdcliError:
+    """The depth limit's error at ``node`` (the static pass's and the evaluator's)."""
     return AdcliError(
         "limit",
         f"expression nested too deeply (limit {limit})",
