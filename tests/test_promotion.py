@@ -197,3 +197,11 @@ def test_where_wants_a_boolean_condition(dtype, word):
         f"where expected condition to be a boolean tensor, but got a tensor with dtype {word}"
     )
     assert E.where(t(B), t(F), t(D)).dtype == "float64"  # the operands still promote
+
+
+def test_a_dtype_mismatch_names_int64_as_pytorch_does():
+    # torch.dot(int64, float32): "... but found Long and Float" (Long, not Int).
+    with pytest.raises(AdcliError, match="found Long and Float"):
+        E.dot(t(I), t(F))
+    with pytest.raises(AdcliError, match="expected scalar type Long but found Float"):
+        E.matmul(E.tensor(np.ones((1, 2, 2)), dtype="int64"), E.tensor(np.ones((1, 2, 2))))
