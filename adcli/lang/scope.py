@@ -6,8 +6,9 @@ a function is defined), so that the two cannot disagree.
 The rules: ``break``/``continue`` only inside a loop and ``return`` only
 inside a function body; names must be defined before they are used (blocks
 open no scope, a function body does: it sees its parameters, its locals, the
-functions defined before it, and the session's variables at call time); no recursion; calls with the right number of
-arguments and known keywords; known attributes and methods; imports of
+functions defined before it, and the session's variables at call time); no
+recursion; calls with the right number of arguments and known keywords; known
+attributes and methods; expressions no deeper than the limit; imports of
 ``.ad`` files only, each once, without cycles.
 """
 
