@@ -401,6 +401,8 @@ def _parse(
 #: Tokens lexed (and parsed) at a time: lexing is done in C a chunk at a
 #: time, so memory stays that of the tree being built, not of the tokens.
 _CHUNK = 2048
+#: Characters lexed at a time by the fast lexer (then on to the end of the line).
+_CHUNK_CHARS = 8192
 _new = tuple.__new__
 _SHIFT = nodes.SPAN_SHIFT
 _LOW = (1 << _SHIFT) - 1  # the end offset of a packed span
@@ -422,20 +424,20 @@ def _fast_chunks(
     deepest_seen: list[int] | None = None,
     builder: _AstBuilder | None = None,
 ) -> Iterator[list[tuple]]:
-    """Tokens in chunks, each made by C loops (``finditer``, ``map``, ``compress``)
-    with no Python code per token: ``(kind, text, packed offsets)`` tuples.
-    Anything the careful :func:`_tokenize` would report (a character that starts
-    no token, a bracket closed wrongly or nested too deeply, one left open)
-    raises :class:`_Fallback` instead."""
+    """Tokens in chunks of whole lines, each made by C loops (``findall``, ``map``,
+    ``compress``) with no Python code per token: ``(kind, text, packed offsets)``
+    tuples. The texts tile the source, so their offsets are sums of their lengths,
+    and a text's kind is what :attr:`_Tables.kind_of` says (worked out once per
+    distinct text). Anything the careful :func:`_tokenize` would report (a character
+    that starts no token, a bracket closed wrongly or nested too deeply, one left
+    open) raises :class:`_Fallback` instead."""
     significant = tables.significant
-    keyword_of = tables.keyword_map
+    kind_of = tables.kind_of
     delta = tables.bracket_delta
     newline = _NEWLINE
     lines = builder.lines if builder is not None else nodes.Lines(filename, source)
-    ignored = tables.ignored
     texts: dict[str, str] = {}
-    text_at = source.__getitem__
-    matches = tables.fast_regex.finditer(source)
+    scan = tables.scan_regex.findall
     spacing = {name: d for name, d in delta.items() if name not in ("LBRACE", "RBRACE")}
     depth = 0
     level = 0
@@ -443,30 +445,33 @@ def _fast_chunks(
     #: newlines held back from the end of a chunk: an `else` may follow them
     pending: list[tuple] = []
     before_pending = None  # the kind of the last token yielded before them
-    while True:
-        chunk = list(islice(matches, _CHUNK))
-        if not chunk:
-            break
-        kinds = list(map(_LASTGROUP, chunk))
-        if _NO_TOKEN in kinds:
+    size = len(source)
+    position = 0
+    while position < size:
+        # A chunk ends after a newline: no token but the newline holds one.
+        stop = source.find("\n", position + _CHUNK_CHARS) + 1 or size
+        found = scan(source, position, stop)
+        kinds = list(map(kind_of.__getitem__, found))
+        if _NO_TOKEN in kinds or (stop < size and kinds[-1] != newline):
             raise _Fallback
-        if not ignored.isdisjoint(kinds):  # ignored text on its own (as at the start)
-            keep = list(map(significant.__getitem__, kinds))
-            chunk = list(compress(chunk, keep))
-            if not chunk:
-                continue
-            kinds = list(compress(kinds, keep))
-        # A token ends where its terminal's (empty) group is: the ignored text
-        # after it is in the match too.
-        starts = list(map(_START, chunk))
-        ends = list(map(_START, chunk, map(_LASTINDEX, chunk)))
-        del chunk
+        bounds = list(accumulate(map(len, found), initial=position))
+        position = stop
+        keep = list(map(significant.__getitem__, kinds))
+        kinds = list(compress(kinds, keep))
+        if not kinds:
+            continue
         # Equal texts share one string (a script repeats its names and numbers).
-        values = list(map(text_at, map(slice, starts, ends)))
+        values = list(compress(found, keep))
+        del found
         values = list(map(texts.setdefault, values, values))
-        kinds = list(map(keyword_of.get, values, kinds))
-        places = list(map(or_, map(lshift, starts, repeat(_SHIFT)), ends))
-        del starts, ends
+        places = list(
+            map(
+                or_,
+                map(lshift, compress(bounds, keep), repeat(_SHIFT)),
+                compress(islice(bounds, 1, None), keep),
+            )
+        )
+        del bounds, keep
         if delta:
             # The depth after each token (a newline's is the one it is at).
             depths = list(accumulate(map(delta.get, kinds, repeat(0)), initial=depth))
@@ -514,8 +519,7 @@ def _fast_chunks(
         raise _Fallback
     if pending:
         yield pending
-    end = len(source)
-    yield [(_END, "", _packed(end, end))]
+    yield [(_END, "", _packed(size, size))]
 
 
 def _join_else(tokens: list[tuple], before: str | None) -> list[tuple]:
@@ -531,11 +535,6 @@ def _join_else(tokens: list[tuple], before: str | None) -> list[tuple]:
                 del out[keep:]
         out.append(token)
     return out
-
-
-_LASTGROUP = attrgetter("lastgroup")
-_LASTINDEX = attrgetter("lastindex")
-_START = re.Match.start
 
 
 def _in_chunks(
@@ -574,7 +573,9 @@ def _run(
     """The LALR(1) loop: shift tokens, reduce rules, build nodes bottom-up.
 
     ``every_token`` (the careful lexer's whole list) lets a syntax error look around
-    the culprit (a bracket opened lines before, a Python habit)."""
+    the culprit (a bracket opened lines before, a Python habit). Without it (the
+    fast lexer's tokens), a statement whose shape was parsed before is built by
+    that shape's compiled replay (see :class:`_Shapes`) instead of token by token."""
     actions = tables.fast_actions if every_token is not None else tables.fused_actions
     reductions = tables.reductions
     handlers = [
@@ -588,17 +589,47 @@ def _run(
     push = values.append
     push_state = states.append
     token: Any = None
+    shapes = tables.shapes if every_token is None else None
+    if shapes is not None:
+        memo = shapes.memo
+        code_of = shapes.code
+        boundary = shapes.boundary
+        longest = _MAX_SHAPE_TOKENS
+        lines = builder.lines
+    starting = True  # the next token may start a statement
     try:
         for tokens in chunks:
-            for token in tokens:
+            if shapes is not None:
+                code = code_of(tokens)
+            count = len(tokens)
+            at = 0
+            while at < count:
+                token = tokens[at]
+                at += 1
                 kind = token[0]
                 while True:
                     action = actions[state][kind]
                     if type(action) is int:
                         if action >= 0:  # shift
+                            if starting:
+                                starting = False
+                                if shapes is not None and (
+                                    replayed := shapes.replay(
+                                        memo, boundary, code, at - 1, state, longest
+                                    )
+                                ):
+                                    # The whole statement at once; the token after it
+                                    # (a separator or a closing brace) is next.
+                                    shape, state, end = replayed
+                                    push(shape(tokens, at - 1, handlers, lines))
+                                    push_state(state)
+                                    at = end
+                                    break
                             push_state(action)
                             push(token)
                             state = action
+                            if kind in _STATEMENT_STARTS:
+                                starting = True
                             break
                         # Reduce: the node replaces the rule's symbols on the stacks.
                         rule = ~action
@@ -623,6 +654,18 @@ def _run(
                         if state == end_state and kind == _END:
                             return values[-1]
                     elif type(action) is _ShiftReduce:
+                        if starting:
+                            starting = False
+                            if shapes is not None and (
+                                replayed := shapes.replay(
+                                    memo, boundary, code, at - 1, state, longest
+                                )
+                            ):
+                                shape, state, end = replayed
+                                push(shape(tokens, at - 1, handlers, lines))
+                                push_state(state)
+                                at = end
+                                break
                         rule, origin = action
                         push(handlers[rule]([token]))
                         state = actions[state][origin]
@@ -648,6 +691,334 @@ def _run(
             token, before, every_token, states, values, tables, builder, index
         ) from None
     raise AssertionError("the token list always ends with $END or $FAILED")
+
+
+#: A statement starts after these (and at the start): a statement of a known
+#: shape is the tokens from there up to the next separator or brace.
+_STATEMENT_STARTS = frozenset({_NEWLINE, "SEMICOLON", "LBRACE"})
+_STATEMENT_ENDS = (_NEWLINE, "SEMICOLON", "LBRACE", "RBRACE")
+#: Longer statements are parsed token by token (they seldom repeat).
+_MAX_SHAPE_TOKENS = 64
+#: Shapes remembered (sightings and replays) before the memo starts afresh.
+_MAX_SHAPES = 4096
+#: A shape gets a replay the second time it is met: one met once costs nothing more.
+_REPLAY_AFTER = 2
+_KIND = itemgetter(0)
+
+
+class _Codes(dict):
+    """Token kind -> one character of its own, given out as kinds are met."""
+
+    def __missing__(self, kind: str) -> str:
+        code = self[kind] = chr(0x100 + len(self))
+        return code
+
+
+class _Shapes:
+    """Replays of statement shapes, for the fast path of :func:`_run`.
+
+    The LALR actions that parse a statement depend only on the state it starts in and
+    the kinds of its tokens (up to the separator after it), and so do the handler
+    calls they make and which children each call gets. The second time a statement
+    of one shape is met, those actions are worked out once from the kinds alone and
+    written out as a function that makes the same handler calls on the statement's
+    tokens: every later statement of that shape is built by it at once, without the
+    loop. The nodes are the ones the loop would build (the handlers build them); a
+    shape whose parse would not stay inside the statement (a block, a syntax
+    error) gets no replay."""
+
+    def __init__(self, tables: _Tables) -> None:
+        self.tables = tables
+        self.codes = _Codes()
+        self.kinds: dict[str, str] = {}
+        ends = "".join(self.codes[kind] for kind in _STATEMENT_ENDS)
+        self.boundary = re.compile(f"[{ends}]").search
+        #: (state, codes of the statement's kinds and of the token after it) ->
+        #: how often met (int), its replay (function, state after), or False
+        self.memo: dict[tuple[int, str], Any] = {}
+        self._compiled: dict[str, Any] = {}
+
+    def code(self, tokens: list[tuple]) -> str:
+        """One character per token, for its kind."""
+        return "".join(map(self.codes.__getitem__, map(_KIND, tokens)))
+
+    def replay(
+        self, memo: dict, boundary: Any, code: str, start: int, state: int, longest: int
+    ) -> tuple[Any, int, int] | None:
+        """For the statement starting at token ``start`` in ``state``: its replay, the
+        state after it, and where the token after it is; None to parse it token by
+        token (and count the sighting)."""
+        found = boundary(code, start)
+        if found is None:
+            return None
+        end = found.start()
+        if end == start or end - start > longest:
+            return None
+        key = (state, code[start : end + 1])
+        entry = memo.get(key)
+        if entry.__class__ is tuple:
+            return entry[0], entry[1], end
+        if entry is None:
+            if len(memo) >= _MAX_SHAPES:
+                memo.clear()
+            memo[key] = 1
+            return None
+        if entry is False:
+            return None
+        if entry + 1 < _REPLAY_AFTER:
+            memo[key] = entry + 1
+            return None
+        made = self._make(state, key[1])
+        memo[key] = made if made is not None else False
+        return None if made is None else (made[0], made[1], end)
+
+    def _make(self, start_state: int, code: str) -> tuple[Any, int] | None:
+        """The replay of a statement of the kinds ``code[:-1]`` followed by
+        ``code[-1]``, starting in ``start_state``, and the state after it; None if
+        its parse would not stay inside it."""
+        tables = self.tables
+        if not self.kinds:
+            self.kinds.update((c, k) for k, c in self.codes.items())
+        kinds = [self.kinds.get(c) for c in code]
+        if None in kinds:
+            return None
+        actions = tables.fused_actions
+        reductions = tables.reductions
+        rules = tables.rules
+        last = len(kinds) - 1
+        states = [start_state]
+        # What the values stack holds: ("t", k) token k, ("c", rule, children) the
+        # handler call that reducing by rule makes, ("s", [...]) a _rule's
+        # children waiting to be spliced.
+        values: list[tuple] = []
+        for position, kind in enumerate(kinds):
+            while True:
+                action = actions[states[-1]].get(kind)
+                if action is None:
+                    return None  # a syntax error: the loop words it
+                if type(action) is int and action >= 0 or type(action) is _ShiftReduce:
+                    if position == last:
+                        return None  # the token after the statement is shifted into it
+                    if type(action) is int:
+                        states.append(action)
+                        values.append(("t", position))
+                    else:
+                        rule, origin = action
+                        values.append(("c", rule, [("t", position)]))
+                        states.append(actions[states[-1]][origin])
+                    break
+                if type(action) is _Chain:
+                    if len(states) < 2:
+                        return None
+                    below = states[-2]
+                    state = action.get(below)
+                    if state is None:
+                        state = action[below] = _follow_passes(
+                            tables, below, action.action, action.kind
+                        )
+                    states[-1] = state
+                    continue
+                rule = ~action
+                size, origin, pick, single = reductions[rule]
+                if size > len(values):
+                    return None  # it would reduce what came before the statement
+                children = values[len(values) - size :]
+                del values[len(values) - size :]
+                del states[len(states) - size :]
+                _, _, how, modes = rules[rule]
+                if how == _SPLICE or pick is not None:
+                    picked: list[tuple] = []
+                    for child, mode in zip(children, modes):
+                        if mode == _KEEP:
+                            picked.append(child)
+                        elif mode == _INLINE:
+                            if child[0] != "s":
+                                return None
+                            picked.extend(child[1])
+                    children = picked
+                if how == _SPLICE:
+                    result: tuple = ("s", children)
+                elif single and len(children) == 1:
+                    result = children[0]
+                else:
+                    if any(child[0] == "s" for child in children):
+                        return None
+                    result = ("c", rule, children)
+                values.append(result)
+                states.append(actions[states[-1]][origin])
+                if origin == "statement":
+                    if position != last or len(values) != 1 or result[0] != "c":
+                        return None
+                    return self._compile(last, result), states[-1]
+        return None
+
+    def _compile(self, size: int, tree: tuple) -> Any:
+        """The function ``shape(tokens, start, handlers, lines)`` that makes the
+        handler calls of ``tree`` on the statement's ``size`` tokens, in the order the
+        loop makes them (children first, left to right)."""
+        source = _ShapeWriter(self.tables.handler_names).write(size, tree)
+        shape = self._compiled.get(source)
+        if shape is None:
+            if len(self._compiled) >= _MAX_SHAPES:
+                self._compiled.clear()
+            namespace: dict[str, Any] = dict(_SHAPE_NAMES)
+            # Written from rule numbers, token positions (ints) and the fixed
+            # templates of _ShapeWriter alone.
+            exec(source, namespace)  # noqa: S102
+            shape = self._compiled[source] = namespace["shape"]
+        return shape
+
+
+#: What a replay's code refers to, besides its arguments.
+_SHAPE_NAMES: dict[str, Any] = {}
+
+
+class _ShapeWriter:
+    """Writes a statement shape's handler calls out as Python.
+
+    A handler call is ``h[rule]([children])``. A few handlers, the ones nearly
+    every statement calls, are written out in place instead, when the statement
+    holds no parentheses (then no node of it has a span other than its own, and
+    ``_AstBuilder.extent`` is its ``_span``): ``name``, the binary ``fold``, a
+    ``call`` of anything but an attribute, positional ``arguments``, ``assign``
+    to a name and ``expr_stmt``. Each is the handler's own common case, making
+    the same node (the differential tests parse every statement shape both
+    ways)."""
+
+    INLINE = frozenset({"name", "compare", "arith", "term", "power", "call", "arguments"})
+    INLINE |= {"assign", "expr_stmt"}
+
+    def __init__(self, handler_names: list[str | None]) -> None:
+        self.names = handler_names
+        self.lines: list[str] = []
+        self.inline = True
+
+    def write(self, size: int, tree: tuple) -> str:
+        self.inline = not self._has(tree, "paren")
+        result = self._materialize(self._value(tree))
+        unpack = ", ".join(f"t{k}" for k in range(size))
+        body = "".join(f"    {line}\n" for line in self.lines)
+        return (
+            f"def shape(t, i, h, L):\n    {unpack}, = t[i : i + {size}]\n{body}"
+            f"    return {result}\n"
+        )
+
+    def _has(self, tree: tuple, name: str) -> bool:
+        stack = [tree]
+        while stack:
+            item = stack.pop()
+            if item[0] == "c":
+                if self.names[item[1]] == name:
+                    return True
+                stack.extend(item[2])
+        return False
+
+    def _emit(self, expression: str) -> str:
+        variable = f"n{len(self.lines)}"
+        self.lines.append(f"{variable} = {expression}")
+        return variable
+
+    # A value: ("t", k) token k; ("name", k) the Name of token k, not made yet;
+    # ("node", variable, span, handler) a node; ("args", [variables]) positional
+    # arguments, not packed yet.
+
+    def _value(self, item: tuple) -> tuple:
+        if item[0] == "t":
+            return item
+        _, rule, children = item
+        values = [self._value(child) for child in children]  # children first
+        name = self.names[rule]
+        if self.inline and name in self.INLINE:
+            inlined = getattr(self, f"_inline_{'fold' if name in _FOLDS else name}")(values)
+            if inlined is not None:
+                return inlined
+        arguments = ", ".join(self._materialize(value) for value in values)
+        variable = self._emit(f"h[{rule}]([{arguments}])")
+        span = f"{variable}._span"
+        return ("node", variable, span, name)
+
+    def _materialize(self, value: tuple) -> str:
+        if value[0] == "t":
+            return f"t{value[1]}"
+        if value[0] == "name":
+            k = value[1]
+            return self._emit(f"_make_name(L, t{k}[1], t{k}[2])")
+        if value[0] == "args":
+            return f"(({''.join(v + ', ' for v in value[1])}), ())"
+        return value[1]
+
+    @staticmethod
+    def _span(value: tuple) -> str:
+        if value[0] in ("t", "name"):
+            return f"t{value[1]}[2]"
+        return value[2]
+
+    def _inline_name(self, values: list) -> tuple | None:
+        (token,) = values
+        return ("name", token[1]) if token[0] == "t" else None
+
+    def _inline_fold(self, values: list) -> tuple | None:
+        left = self._materialize(values[0])
+        start = f"({self._span(values[0])} & H)"
+        for position in range(1, len(values), 2):
+            op, right = values[position], values[position + 1]
+            if op[0] != "t":
+                return None
+            o = f"t{op[1]}"
+            left = self._emit(
+                f"_make_binary(L, '^' if {o}[1] == '**' else {o}[1], {left}, "
+                f"{self._materialize(right)}, {start} | ({self._span(right)} & W), {o}[2])"
+            )
+        return ("node", left, f"{left}._span", "fold")
+
+    def _inline_arguments(self, values: list) -> tuple | None:
+        if any(v[0] == "t" or (v[0] == "node" and v[3] == "keyword") for v in values):
+            return None
+        return ("args", [self._materialize(v) for v in values])
+
+    def _inline_call(self, values: list) -> tuple | None:
+        func, *rest = values
+        if func[0] not in ("name", "node") or (func[0] == "node" and func[3] == "attribute"):
+            return None
+        closing = rest[-1]
+        if closing[0] != "t" or len(rest) > 2:
+            return None
+        if len(rest) == 2:
+            args = rest[0]
+            if args[0] == "args":
+                packed = f"({''.join(v + ', ' for v in args[1])}), ()"
+            else:
+                packed = f"*{self._materialize(args)}"
+        else:
+            packed = "(), ()"
+        variable = self._emit(
+            f"_make_call(L, {self._materialize(func)}, {packed}, "
+            f"({self._span(func)} & H) | (t{closing[1]}[2] & W))"
+        )
+        return ("node", variable, f"{variable}._span", "call")
+
+    def _inline_assign(self, values: list) -> tuple | None:
+        target, value = values
+        if target[0] != "name" or value[0] in ("t", "args"):
+            return None
+        k = target[1]
+        variable = self._emit(
+            f"_make_assign(L, t{k}[1], {self._materialize(value)}, "
+            f"(t{k}[2] & H) | ({self._span(value)} & W), t{k}[2])"
+        )
+        return ("node", variable, f"{variable}._span", "assign")
+
+    def _inline_expr_stmt(self, values: list) -> tuple | None:
+        (value,) = values
+        if value[0] in ("t", "args"):
+            return None
+        variable = self._emit(
+            f"_make_expr_stmt(L, {self._materialize(value)}, {self._span(value)})"
+        )
+        return ("node", variable, f"{variable}._span", "expr_stmt")
+
+
+_FOLDS = frozenset({"compare", "arith", "term", "power"})
 
 
 def _follow_passes(tables: _Tables, below: int, action: int, kind: str) -> int:
@@ -683,6 +1054,99 @@ def _program_span(source: str, filename: str) -> Span:
 
 
 # ---------------------------------------------------------------------- tables
+
+
+class _KindOf(dict):
+    """Text -> the kind of the token it is (a keyword's own kind, or
+    ``no_token`` for a character that starts none), worked out on first request."""
+
+    def __init__(self, tables: _Tables) -> None:
+        super().__init__()
+        self.tables = tables
+
+    def __missing__(self, text: str) -> str:
+        tables = self.tables
+        kind = _NO_TOKEN
+        for name, pattern in tables._terminals:
+            if pattern.fullmatch(text):
+                kind = tables.keywords.get(name, {}).get(text, name)
+                break
+        if len(self) < _MAX_TEXTS:
+            self[text] = kind
+        return kind
+
+
+#: Distinct texts whose kinds are remembered.
+_MAX_TEXTS = 100_000
+
+
+def _plain_pattern(pattern: str, newline: bool) -> bool:
+    """Whether a terminal's pattern suits the fast lexer: no groups that capture,
+    anchors, lookarounds, back references, atomic groups or possessive repeats (so
+    that whatever it matches at a place, it matches on its own, and a text's kind
+    can be told from the text alone), and no match holding a newline (so that a
+    chunk may end after one) unless ``newline``: the newline terminal, exactly
+    ``\\n``. Anything this does not know is not plain."""
+    try:
+        from re import _constants as c
+        from re import _parser
+
+        parsed = _parser.parse(pattern)
+    except Exception:  # noqa: BLE001 - any doubt: the careful lexer
+        return False
+    if newline:
+        return list(parsed) == [(c.LITERAL, 10)]
+    if parsed.state.flags & (c.SRE_FLAG_DOTALL | c.SRE_FLAG_MULTILINE):
+        return False
+    safe_categories = {c.CATEGORY_DIGIT, c.CATEGORY_WORD, c.CATEGORY_NOT_SPACE}
+
+    def holds_newline(items: list) -> bool:  # an IN set's items
+        negated = bool(items) and items[0][0] is c.NEGATE
+        listed = False
+        for op, av in items[negated:]:
+            if op is c.LITERAL:
+                listed = listed or av == 10
+            elif op is c.RANGE:
+                listed = listed or av[0] <= 10 <= av[1]
+            elif op is c.CATEGORY and av in safe_categories and not negated:
+                pass
+            else:
+                return True
+        return not listed if negated else listed
+
+    def plain(items: Any) -> bool:
+        for op, av in items:
+            if op is c.LITERAL:
+                if av == 10:
+                    return False
+            elif op is c.NOT_LITERAL:
+                if av != 10:
+                    return False
+            elif op is c.IN:
+                if holds_newline(av):
+                    return False
+            elif op is c.ANY:
+                pass  # '.' without DOTALL (checked above)
+            elif op is c.CATEGORY:
+                if av not in safe_categories:
+                    return False
+            elif op is c.BRANCH:
+                if not all(plain(branch) for branch in av[1]):
+                    return False
+            elif op in (c.MAX_REPEAT, c.MIN_REPEAT):
+                if not plain(av[2]):
+                    return False
+            elif op is c.SUBPATTERN:
+                group, add_flags, _, sub = av
+                if group is not None or add_flags & (c.SRE_FLAG_DOTALL | c.SRE_FLAG_MULTILINE):
+                    return False
+                if not plain(sub):
+                    return False
+            else:
+                return False
+        return True
+
+    return plain(parsed)
 
 
 class _Tables:
@@ -736,24 +1200,18 @@ class _Tables:
                 else:
                     fast[symbol] = action
             self.fast_actions.append(fast)
-        # One alternative per terminal, in matching order; the last matches
-        # any character, so a character that starts no token is seen. The
-        # terminal's name is an empty group after its pattern: that group names
-        # the match, and an alternative that starts with a character (or a set)
-        # is skipped in C at a glance when the next character cannot start it.
-        # The fast lexer's regex takes the ignored text after a token into its
-        # match (the empty group marks where the token ends); the careful
-        # lexer's, made when first needed, matches it on its own.
-        ignored = frozenset(data["ignored"])
-        trailing = "|".join(f"(?:{p})" for name, p in data["terminals"] if name in ignored)
-        trailing = f"(?:{trailing})*" if trailing else ""
-        alternatives = [
-            f"(?:{pattern})(?P<{name}>)" + ("" if name in ignored else trailing)
-            for name, pattern in data["terminals"]
-        ]
-        alternatives.append(f"[\\s\\S](?P<{_NO_TOKEN}>)")
+        # The fast lexer's regex: one alternative per terminal (the ignored ones
+        # too), in matching order, and last any one character, so its matches
+        # tile the source: ``findall`` gives the texts alone, in C, and their
+        # offsets follow from their lengths. A text's kind is the first terminal
+        # that matches all of it (the one the regex took there: see
+        # :func:`_plain_pattern`), found once per distinct text by ``kind_of``.
+        # The careful lexer's regex, made when first needed, names each match.
         try:
-            self.fast_regex = re.compile("|".join(alternatives))
+            self.scan_regex = re.compile(
+                "|".join(f"(?:{pattern})" for _, pattern in data["terminals"]) + "|[\\s\\S]"
+            )
+            self._terminals = [(name, re.compile(p)) for name, p in data["terminals"]]
         except (re.error, RecursionError, OverflowError) as exc:
             raise ValueError(f"a terminal's pattern does not compile: {exc}") from None
         self._regex: re.Pattern | None = None
@@ -763,8 +1221,14 @@ class _Tables:
         # their text, and what each bracket does to the depth.
         names = [name for name, _ in data["terminals"]] + [_NO_TOKEN]
         self.significant = {name: name not in self.ignored for name in names}
+        for mapping in self.keywords.values():
+            self.significant.update((keyword, True) for keyword in mapping.values())
         self.keyword_map: dict[str, str] = {}
-        fast = bool(data["balanced"])
+        fast = bool(data["balanced"]) and self.scan_regex.groups == 0
+        fast = fast and all(
+            _plain_pattern(pattern, name == _NEWLINE) for name, pattern in data["terminals"]
+        )
+        self.kind_of = _KindOf(self)
         for mapping in self.keywords.values():
             for text, keyword in mapping.items():
                 if self.keyword_map.setdefault(text, keyword) != keyword:
@@ -788,6 +1252,7 @@ class _Tables:
                         action = fused[action]
                 out[symbol] = action
             self.fused_actions.append(out)
+        self.shapes = _Shapes(self) if fast else None
 
     @property
     def regex(self) -> re.Pattern:
@@ -1179,6 +1644,15 @@ _make_assign = _MAKE[nodes.Assign]
 _make_binary = _MAKE[nodes.Binary]
 _make_call = _MAKE[nodes.Call]
 _make_expr_stmt = _MAKE[nodes.ExprStmt]
+_SHAPE_NAMES.update(
+    _make_name=_make_name,
+    _make_binary=_make_binary,
+    _make_call=_make_call,
+    _make_assign=_make_assign,
+    _make_expr_stmt=_make_expr_stmt,
+    H=_HIGH,
+    W=_LOW,
+)
 _own_span = attrgetter("_span")  # a node's span as the builder stored it (packed)
 
 
