@@ -1,0 +1,154 @@
+"""The parser's replays of statement shapes and its findall lexer, against Lark.
+
+A statement whose shape (the kinds of its tokens, and the parser state it
+starts in) was met before is built by a compiled replay of that shape's
+handler calls, not token by token (``parser._Shapes``). Every test here parses
+programs whose statements repeat, so that replays build most of them, and
+compares the trees, spans included, with Lark's own parser over the same
+grammar and builder.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from adcli.errors import AdcliError
+from adcli.lang import parser
+from test_parser_differential import assert_same, outcome_ours, statement
+
+
+def replays_used() -> int:
+    return sum(1 for entry in parser._get_tables().shapes.memo.values() if type(entry) is tuple)
+
+
+def repeated(rng: random.Random, times: int = 3) -> str:
+    """A few generated statements, each several times over (with other spacing)."""
+    text = ""
+    for _ in range(rng.randint(1, 6)):
+        line = statement(rng)
+        for _ in range(times):
+            text += line + rng.choice(["\n", "\n", "; ", "\n\n", "  # c\n"])
+    return text
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_repeated_statements_parse_as_lark_parses_them(seed: int) -> None:
+    rng = random.Random(5000 + seed)
+    for _ in range(4):
+        assert_same(repeated(rng), f"rep{seed}.ad")
+
+
+def test_replays_build_repeated_statements() -> None:
+    """The tests above exercise replays, not only the loop."""
+    parser._get_tables().shapes.memo.clear()
+    source = "y = sin(y) * 2\n" * 5 + "f(a, b=1)\n" * 4 + "z = (a + b) * c\n" * 3
+    assert_same(source, "r.ad")
+    assert replays_used() >= 3
+
+
+BLOCKS = [
+    "f(x) {\n  y = x * 2\n  y = x * 2\n  y = x * 2\n  return y\n}\n",
+    "for i in range(3) { s = s + i; s = s + i; s = s + i }\n",
+    "while s < 3 {\n s = s + 1\n s = s + 1\n s = s + 1\n}\n",
+    "if a { b = 1 } else if c { b = 1 }\nelse {\n b = 1\n}\n",
+    "no_grad {\n w = w - 0.1 * w.grad\n w = w - 0.1 * w.grad\n}\n",
+    "g(v) { return v }\ng(v) { return v }\n",
+    "x = [1,\n 2]\nx = [1,\n 2]\nx = [1,\n 2]\n",
+    "a, b = b, a\na, b = b, a\na, b = b, a\n",
+    "x[0] = 1\nx[0] = 1\nx.grad = none\nx.grad = none\nx += 1\nx += 1\nx += 1\n",
+    "assert x == 1, \"m\"\nassert x == 1, \"m\"\nassert x == 1, \"m\"\n",
+    "y = -x ** 2\ny = -x ** 2\ny = -x ** 2\ny = not a and b or c\n" * 2,
+    "h(x) = x^2\nh(x) = x^2\nh(x) = x^2\n",
+]
+
+
+@pytest.mark.parametrize("source", BLOCKS)
+def test_blocks_and_statement_kinds_parse_as_lark_parses_them(source: str) -> None:
+    assert_same(source * 2, "b.ad")
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["1 = 2", "f(1) = 2", "f(a=1, a=2)", "f(a=1, 2)", "a, 1 = 2", "x = 10" + "0" * 5000],
+)
+def test_an_error_in_a_repeated_shape_is_reported_where_it_first_is(line: str) -> None:
+    """A shape that fails is worded by the careful pass, at its first statement."""
+    source = "ok = 1\n" + (line + "\n") * 4
+    with pytest.raises(AdcliError) as first:
+        parser.parse(source, "e.ad")
+    with pytest.raises(AdcliError) as alone:
+        parser.parse("ok = 1\n" + line + "\n", "e.ad")
+    assert str(first.value) == str(alone.value)
+    assert first.value.span == alone.value.span
+    assert first.value.span.line == 2
+
+
+def test_chunks_of_a_few_characters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast lexer's chunks end after a newline: with tiny chunks, the same trees."""
+    monkeypatch.setattr(parser, "_CHUNK_CHARS", 5)
+    rng = random.Random(77)
+    for _ in range(20):
+        assert_same(repeated(rng, 2), "small.ad")
+    for source in BLOCKS:
+        assert_same(source, "small.ad")
+
+
+def test_the_memo_of_shapes_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parser, "_MAX_SHAPES", 4)
+    shapes = parser._get_tables().shapes
+    shapes.memo.clear()
+    source = "".join(f"v{i} = {'x + ' * i}1\n" * 3 for i in range(30))
+    assert_same(source, "many.ad")
+    assert len(shapes.memo) <= 4
+    assert len(shapes._compiled) <= 4
+
+
+def test_long_statements_are_parsed_token_by_token() -> None:
+    line = "y = " + " + ".join(["x"] * 200) + "\n"
+    assert_same(line * 3, "long.ad")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "plain"),
+    [
+        ("[A-Za-z_][A-Za-z0-9_]*", True),
+        (r"#[^\n]*", True),
+        (r'"(?:[^"\\\n]|\\[^\n])*"', True),
+        ("(a)b", False),  # a capturing group: findall would give the group
+        ("a(?=b)", False),  # a lookahead: the kind depends on what follows
+        ("(?<=a)b", False),
+        (r"\bword", False),
+        ("a$", False),
+        ("[^x]", False),  # may match a newline
+        (r"\s+", False),
+        ("(?s:.)", False),
+        ("(?>ab|a)c", False),
+        ("a*+", False),
+        ("(?:", False),  # does not compile
+    ],
+)
+def test_which_patterns_the_fast_lexer_takes(pattern: str, plain: bool) -> None:
+    assert parser._plain_pattern(pattern, newline=False) is plain
+
+
+def test_the_newline_terminal_must_be_one_newline() -> None:
+    assert parser._plain_pattern("\n", newline=True)
+    assert not parser._plain_pattern("\n+", newline=True)
+    assert not parser._plain_pattern("\r?\n", newline=True)
+
+
+def test_a_text_kind_is_the_first_terminal_matching_all_of_it() -> None:
+    kind_of = parser._get_tables().kind_of
+    assert kind_of["if"] == "IF"
+    assert kind_of["iffy"] == "NAME"
+    assert kind_of["+="] == "AUG_OP"
+    assert kind_of["**"] == "POW_OP"
+    assert kind_of["1e5"] == "NUMBER"
+    assert kind_of["  "] == "WHITESPACE"
+    assert kind_of["$"] == parser._NO_TOKEN
+
+
+def test_statements_that_are_not_separated_still_fail() -> None:
+    assert outcome_ours("a = 1 b = 2\n" * 3, "x") == ("refused", "syntax")
