@@ -13,10 +13,10 @@ from __future__ import annotations
 import random
 
 import pytest
+from test_parser_differential import assert_same, outcome_ours, statement
 
 from adcli.errors import AdcliError
 from adcli.lang import parser
-from test_parser_differential import assert_same, outcome_ours, statement
 
 
 def replays_used() -> int:
@@ -58,7 +58,7 @@ BLOCKS = [
     "x = [1,\n 2]\nx = [1,\n 2]\nx = [1,\n 2]\n",
     "a, b = b, a\na, b = b, a\na, b = b, a\n",
     "x[0] = 1\nx[0] = 1\nx.grad = none\nx.grad = none\nx += 1\nx += 1\nx += 1\n",
-    "assert x == 1, \"m\"\nassert x == 1, \"m\"\nassert x == 1, \"m\"\n",
+    'assert x == 1, "m"\nassert x == 1, "m"\nassert x == 1, "m"\n',
     "y = -x ** 2\ny = -x ** 2\ny = -x ** 2\ny = not a and b or c\n" * 2,
     "h(x) = x^2\nh(x) = x^2\nh(x) = x^2\n",
 ]

@@ -591,16 +591,23 @@ def _run(
     token: Any = None
     shapes = tables.shapes if every_token is None else None
     if shapes is not None:
-        memo = shapes.memo
+        memo_get = shapes.memo.get
         code_of = shapes.code
-        boundary = shapes.boundary
+        ending = shapes.ending
         longest = _MAX_SHAPE_TOKENS
         lines = builder.lines
+    else:  # the careful lexer's tokens: no replays (no statement is found to end)
+        find_end = _no_end
+        longest = 0
     starting = True  # the next token may start a statement
     try:
         for tokens in chunks:
             if shapes is not None:
+                # One character per token, and the same with each separator and
+                # brace as one character: where the statement ends is a find.
                 code = code_of(tokens)
+                ends = code.translate(ending)
+                find_end = ends.find
             count = len(tokens)
             at = 0
             while at < count:
@@ -613,18 +620,21 @@ def _run(
                         if action >= 0:  # shift
                             if starting:
                                 starting = False
-                                if shapes is not None and (
-                                    replayed := shapes.replay(
-                                        memo, boundary, code, at - 1, state, longest
-                                    )
-                                ):
-                                    # The whole statement at once; the token after it
-                                    # (a separator or a closing brace) is next.
-                                    shape, state, end = replayed
-                                    push(shape(tokens, at - 1, handlers, lines))
-                                    push_state(state)
-                                    at = end
-                                    break
+                                # A statement starts: built at once by its shape's
+                                # replay if it has one; the token after it (a separator
+                                # or a brace) is next.
+                                end = find_end(_END_CODE, at - 1)
+                                if at <= end < at + longest:
+                                    key = (state, code[at - 1 : end + 1])
+                                    entry = memo_get(key)
+                                    if entry.__class__ is not tuple:
+                                        entry = shapes.sighted(key, entry)
+                                    if entry is not None:
+                                        push(entry[0](tokens, at - 1, handlers, lines))
+                                        state = entry[1]
+                                        push_state(state)
+                                        at = end
+                                        break
                             push_state(action)
                             push(token)
                             state = action
@@ -656,16 +666,18 @@ def _run(
                     elif type(action) is _ShiftReduce:
                         if starting:
                             starting = False
-                            if shapes is not None and (
-                                replayed := shapes.replay(
-                                    memo, boundary, code, at - 1, state, longest
-                                )
-                            ):
-                                shape, state, end = replayed
-                                push(shape(tokens, at - 1, handlers, lines))
-                                push_state(state)
-                                at = end
-                                break
+                            end = find_end(_END_CODE, at - 1)
+                            if at <= end < at + longest:
+                                key = (state, code[at - 1 : end + 1])
+                                entry = memo_get(key)
+                                if entry.__class__ is not tuple:
+                                    entry = shapes.sighted(key, entry)
+                                if entry is not None:
+                                    push(entry[0](tokens, at - 1, handlers, lines))
+                                    state = entry[1]
+                                    push_state(state)
+                                    at = end
+                                    break
                         rule, origin = action
                         push(handlers[rule]([token]))
                         state = actions[state][origin]
@@ -704,13 +716,15 @@ _MAX_SHAPES = 4096
 #: A shape gets a replay the second time it is met: one met once costs nothing more.
 _REPLAY_AFTER = 2
 _KIND = itemgetter(0)
+#: What every separator and brace becomes in the copy of the codes that finds ends.
+_END_CODE = "\x00"
 
 
 class _Codes(dict):
     """Token kind -> one character of its own, given out as kinds are met."""
 
     def __missing__(self, kind: str) -> str:
-        code = self[kind] = chr(0x100 + len(self))
+        code = self[kind] = chr(0x21 + len(self))  # printable ASCII, then beyond
         return code
 
 
@@ -731,8 +745,9 @@ class _Shapes:
         self.tables = tables
         self.codes = _Codes()
         self.kinds: dict[str, str] = {}
-        ends = "".join(self.codes[kind] for kind in _STATEMENT_ENDS)
-        self.boundary = re.compile(f"[{ends}]").search
+        #: the translation that makes every separator and brace _END_CODE (codes
+        #: are ASCII while they last: str.translate is quickest on ASCII)
+        self.ending = {ord(self.codes[kind]): _END_CODE for kind in _STATEMENT_ENDS}
         #: (state, codes of the statement's kinds and of the token after it) ->
         #: how often met (int), its replay (function, state after), or False
         self.memo: dict[tuple[int, str], Any] = {}
@@ -742,22 +757,12 @@ class _Shapes:
         """One character per token, for its kind."""
         return "".join(map(self.codes.__getitem__, map(_KIND, tokens)))
 
-    def replay(
-        self, memo: dict, boundary: Any, code: str, start: int, state: int, longest: int
-    ) -> tuple[Any, int, int] | None:
-        """For the statement starting at token ``start`` in ``state``: its replay, the
-        state after it, and where the token after it is; None to parse it token by
-        token (and count the sighting)."""
-        found = boundary(code, start)
-        if found is None:
-            return None
-        end = found.start()
-        if end == start or end - start > longest:
-            return None
-        key = (state, code[start : end + 1])
-        entry = memo.get(key)
-        if entry.__class__ is tuple:
-            return entry[0], entry[1], end
+    def sighted(self, key: tuple[int, str], entry: Any) -> tuple[Any, int] | None:
+        """A statement of the shape ``key`` (the state it starts in, the codes of its
+        kinds and of the token after it) whose memo entry is ``entry``, not a replay:
+        count the sighting; its replay (function, state after), made now, the
+        second time; None to parse it token by token."""
+        memo = self.memo
         if entry is None:
             if len(memo) >= _MAX_SHAPES:
                 memo.clear()
@@ -768,9 +773,9 @@ class _Shapes:
         if entry + 1 < _REPLAY_AFTER:
             memo[key] = entry + 1
             return None
-        made = self._make(state, key[1])
+        made = self._make(key[0], key[1])
         memo[key] = made if made is not None else False
-        return None if made is None else (made[0], made[1], end)
+        return made
 
     def _make(self, start_state: int, code: str) -> tuple[Any, int] | None:
         """The replay of a statement of the kinds ``code[:-1]`` followed by
@@ -1021,6 +1026,10 @@ class _ShapeWriter:
 _FOLDS = frozenset({"compare", "arith", "term", "power"})
 
 
+def _no_end(code: str, start: int) -> int:
+    return -1
+
+
 def _follow_passes(tables: _Tables, below: int, action: int, kind: str) -> int:
     """The state after a chain of one-child ?rule reductions, starting with
     ``action`` on top of state ``below``, with ``kind`` next."""
@@ -1078,6 +1087,116 @@ class _KindOf(dict):
 
 #: Distinct texts whose kinds are remembered.
 _MAX_TEXTS = 100_000
+
+
+#: The terminals a script is made of most, most first: the fast lexer's regex tries
+#: them in this order where that changes no match.
+_LIKELY = [
+    "NAME",
+    "WHITESPACE",
+    "_NEWLINE",
+    "LPAR",
+    "RPAR",
+    "COMMA",
+    "EQUAL",
+    "NUMBER",
+    "DOT",
+    "ADD_OP",
+    "MUL_OP",
+    "POW_OP",
+    "LSQB",
+    "RSQB",
+    "COMP_OP",
+    "AUG_OP",
+    "COLON",
+    "STRING",
+    "COMMENT",
+    "LBRACE",
+    "RBRACE",
+    "SEMICOLON",
+]
+
+
+def _scan_order(terminals: list[list[str]]) -> list[list[str]]:
+    """The terminals in matching order, the likeliest moved up past those that
+    cannot match where it does: two terminals whose first characters may overlap
+    (see :func:`_first_characters`) keep their order, so the first alternative that
+    matches at any place is the same terminal either way."""
+    firsts = [_first_characters(pattern) for _, pattern in terminals]
+    rank = {name: i for i, name in enumerate(_LIKELY)}
+    before = [
+        {j for j in range(i) if firsts[i] is None or firsts[j] is None or firsts[i] & firsts[j]}
+        for i in range(len(terminals))
+    ]
+    placed: list[int] = []
+    left = list(range(len(terminals)))
+    while left:
+        ready = [i for i in left if before[i].issubset(placed)]
+        best = min(ready, key=lambda i: (rank.get(terminals[i][0], len(rank)), i))
+        placed.append(best)
+        left.remove(best)
+    return [terminals[i] for i in placed]
+
+
+def _first_characters(pattern: str) -> frozenset[int] | None:
+    """The code points a match of ``pattern`` may start with, or None when that
+    is not known (a class, a category, a pattern that may match nothing...)."""
+    try:
+        from re import _constants as c
+        from re import _parser
+
+        parsed = _parser.parse(pattern)
+    except Exception:  # noqa: BLE001 - unknown: keeps its place
+        return None
+
+    def first(items: Any) -> tuple[set[int] | None, bool]:
+        """The first characters of a sequence, and whether it may match nothing."""
+        out: set[int] = set()
+        for op, av in items:
+            if op is c.LITERAL:
+                return out | {av}, False
+            if op is c.IN and av and av[0][0] is not c.NEGATE:
+                chars: set[int] = set()
+                for item, value in av:
+                    if item is c.LITERAL:
+                        chars.add(value)
+                    elif item is c.RANGE and value[1] - value[0] < 512:
+                        chars.update(range(value[0], value[1] + 1))
+                    else:
+                        return None, False
+                return out | chars, False
+            if op is c.BRANCH:
+                empty = False
+                for branch in av[1]:
+                    chars_, may_be_empty = first(branch)
+                    if chars_ is None:
+                        return None, False
+                    out |= chars_
+                    empty = empty or may_be_empty
+                if not empty:
+                    return out, False
+                continue
+            if op in (c.MAX_REPEAT, c.MIN_REPEAT):
+                chars_, may_be_empty = first(av[2])
+                if chars_ is None:
+                    return None, False
+                out |= chars_
+                if av[0] > 0 and not may_be_empty:
+                    return out, False
+                continue
+            if op is c.SUBPATTERN:
+                chars_, may_be_empty = first(av[3])
+                if chars_ is None:
+                    return None, False
+                out |= chars_
+                if not may_be_empty:
+                    return out, False
+                continue
+            return None, False
+        return out, True
+
+    chars, empty = first(parsed)
+    return None if chars is None or empty else frozenset(chars)
 
 
 def _plain_pattern(pattern: str, newline: bool) -> bool:
@@ -1207,11 +1326,14 @@ class _Tables:
         # that matches all of it (the one the regex took there: see
         # :func:`_plain_pattern`), found once per distinct text by ``kind_of``.
         # The careful lexer's regex, made when first needed, names each match.
+        # The alternatives go the likeliest first where that changes no match (see
+        # _scan_order): the regex tries them in turn at every token.
         try:
+            order = _scan_order(data["terminals"])
             self.scan_regex = re.compile(
-                "|".join(f"(?:{pattern})" for _, pattern in data["terminals"]) + "|[\\s\\S]"
+                "|".join(f"(?:{pattern})" for _, pattern in order) + "|[\\s\\S]"
             )
-            self._terminals = [(name, re.compile(p)) for name, p in data["terminals"]]
+            self._terminals = [(name, re.compile(p)) for name, p in order]
         except (re.error, RecursionError, OverflowError) as exc:
             raise ValueError(f"a terminal's pattern does not compile: {exc}") from None
         self._regex: re.Pattern | None = None
