@@ -152,3 +152,31 @@ def test_a_text_kind_is_the_first_terminal_matching_all_of_it() -> None:
 
 def test_statements_that_are_not_separated_still_fail() -> None:
     assert outcome_ours("a = 1 b = 2\n" * 3, "x") == ("refused", "syntax")
+
+
+def test_the_lexer_keeps_the_order_of_terminals_that_may_match_at_one_place() -> None:
+    terminals = parser._get_tables().data["terminals"]
+    order = [name for name, _ in parser._scan_order(terminals)]
+    lark = [name for name, _ in terminals]
+    assert sorted(order) == sorted(lark)
+    firsts = dict((name, parser._first_characters(p)) for name, p in terminals)
+    for i, a in enumerate(lark):
+        for b in lark[i + 1 :]:
+            if firsts[a] is None or firsts[b] is None or firsts[a] & firsts[b]:
+                assert order.index(a) < order.index(b), (a, b)
+    assert order.index("COMP_OP") < order.index("EQUAL")
+    assert order.index("NUMBER") < order.index("ELLIPSIS") < order.index("DOT")
+    assert order[0] == "NAME"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "first"),
+    [("abc", "a"), ("[xy]z", "xy"), ("(?:a|b)+", "ab"), ("a?b", "ab"), ("[0-9]", "0123456789")],
+)
+def test_first_characters(pattern: str, first: str) -> None:
+    assert parser._first_characters(pattern) == frozenset(map(ord, first))
+
+
+@pytest.mark.parametrize("pattern", ["a*", "[^a]", r"\w", ".", "(?:)", "a|"])
+def test_first_characters_unknown(pattern: str) -> None:
+    assert parser._first_characters(pattern) is None
