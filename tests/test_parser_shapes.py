@@ -180,3 +180,17 @@ def test_first_characters(pattern: str, first: str) -> None:
 @pytest.mark.parametrize("pattern", ["a*", "[^a]", r"\w", ".", "(?:)", "a|"])
 def test_first_characters_unknown(pattern: str) -> None:
     assert parser._first_characters(pattern) is None
+
+
+def test_kinds_met_after_the_first_replay_get_replays_too() -> None:
+    tables = parser._get_tables()
+    fresh = parser._Shapes(tables)
+    old = tables.shapes
+    tables.shapes = fresh
+    try:
+        assert_same("a = 1\n" * 3, "first.ad")
+        assert replays_used() == 1
+        assert_same('s = ["x", y.z]\n' * 3, "later.ad")
+        assert replays_used() == 2
+    finally:
+        tables.shapes = old

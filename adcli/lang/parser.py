@@ -723,8 +723,13 @@ _END_CODE = "\x00"
 class _Codes(dict):
     """Token kind -> one character of its own, given out as kinds are met."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.kinds: dict[str, str] = {}  # the other way round
+
     def __missing__(self, kind: str) -> str:
         code = self[kind] = chr(0x21 + len(self))  # printable ASCII, then beyond
+        self.kinds[code] = kind
         return code
 
 
@@ -744,7 +749,6 @@ class _Shapes:
     def __init__(self, tables: _Tables) -> None:
         self.tables = tables
         self.codes = _Codes()
-        self.kinds: dict[str, str] = {}
         #: the translation that makes every separator and brace _END_CODE (codes
         #: are ASCII while they last: str.translate is quickest on ASCII)
         self.ending = {ord(self.codes[kind]): _END_CODE for kind in _STATEMENT_ENDS}
@@ -782,9 +786,7 @@ class _Shapes:
         ``code[-1]``, starting in ``start_state``, and the state after it; None if
         its parse would not stay inside it."""
         tables = self.tables
-        if not self.kinds:
-            self.kinds.update((c, k) for k, c in self.codes.items())
-        kinds = [self.kinds.get(c) for c in code]
+        kinds = [self.codes.kinds.get(c) for c in code]
         if None in kinds:
             return None
         actions = tables.fused_actions
