@@ -188,9 +188,9 @@ def test_kinds_met_after_the_first_replay_get_replays_too() -> None:
     old = tables.shapes
     tables.shapes = fresh
     try:
-        assert_same("a = 1\n" * 3, "first.ad")
+        assert_same("a = 1\n" * 4, "first.ad")
         assert replays_used() == 1
-        assert_same('s = ["x", y.z]\n' * 3, "later.ad")
+        assert_same('s = ["x", y.z]\n' * 4, "later.ad")
         assert replays_used() == 2
     finally:
         tables.shapes = old
