@@ -12,6 +12,11 @@ lexer do the bracket work in the same pass:
   rules with one child pass it through, as in Lark's trees; every other rule
   or alias names a method of :class:`_AstBuilder`, which returns a node.
 
+A statement whose shape (its tokens' kinds, and the state it starts in) was
+met before is built by that shape's replay, a function written out once from
+the tables that makes the same handler calls the driver would, so a script of
+many alike statements is mostly built without the driver (see :class:`_Shapes`).
+
 Neither the lexer, the driver nor the builder recurses, so a 100,000-term
 ``1+1+...+1`` parses. The compiled tables are cached as JSON under the user's
 cache directory, keyed by the grammar's text, so the usual
@@ -616,25 +621,27 @@ def _run(
                 kind = token[0]
                 while True:
                     action = actions[state][kind]
+                    if starting and (
+                        type(action) is _ShiftReduce or type(action) is int and action >= 0
+                    ):
+                        # A statement starts (its first token is shifted now): built at
+                        # once by its shape's replay if it has one; the token after it
+                        # (a separator or a brace) is next.
+                        starting = False
+                        end = find_end(_END_CODE, at - 1)
+                        if at <= end < at + longest:
+                            key = (state, code[at - 1 : end + 1])
+                            entry = memo_get(key)
+                            if entry.__class__ is not tuple:
+                                entry = shapes.sighted(key, entry)
+                            if entry is not None:
+                                push(entry[0](tokens, at - 1, handlers, lines))
+                                state = entry[1]
+                                push_state(state)
+                                at = end
+                                break
                     if type(action) is int:
                         if action >= 0:  # shift
-                            if starting:
-                                starting = False
-                                # A statement starts: built at once by its shape's
-                                # replay if it has one; the token after it (a separator
-                                # or a brace) is next.
-                                end = find_end(_END_CODE, at - 1)
-                                if at <= end < at + longest:
-                                    key = (state, code[at - 1 : end + 1])
-                                    entry = memo_get(key)
-                                    if entry.__class__ is not tuple:
-                                        entry = shapes.sighted(key, entry)
-                                    if entry is not None:
-                                        push(entry[0](tokens, at - 1, handlers, lines))
-                                        state = entry[1]
-                                        push_state(state)
-                                        at = end
-                                        break
                             push_state(action)
                             push(token)
                             state = action
@@ -664,20 +671,6 @@ def _run(
                         if state == end_state and kind == _END:
                             return values[-1]
                     elif type(action) is _ShiftReduce:
-                        if starting:
-                            starting = False
-                            end = find_end(_END_CODE, at - 1)
-                            if at <= end < at + longest:
-                                key = (state, code[at - 1 : end + 1])
-                                entry = memo_get(key)
-                                if entry.__class__ is not tuple:
-                                    entry = shapes.sighted(key, entry)
-                                if entry is not None:
-                                    push(entry[0](tokens, at - 1, handlers, lines))
-                                    state = entry[1]
-                                    push_state(state)
-                                    at = end
-                                    break
                         rule, origin = action
                         push(handlers[rule]([token]))
                         state = actions[state][origin]
@@ -712,7 +705,7 @@ _STATEMENT_ENDS = (_NEWLINE, "SEMICOLON", "LBRACE", "RBRACE")
 #: Longer statements are parsed token by token (they seldom repeat).
 _MAX_SHAPE_TOKENS = 64
 #: Shapes remembered (sightings and replays) before the memo starts afresh.
-_MAX_SHAPES = 4096
+_MAX_SHAPES = 1024
 #: A shape gets a replay the second time it is met: one met once costs nothing more.
 _REPLAY_AFTER = 2
 _KIND = itemgetter(0)
@@ -1088,7 +1081,7 @@ class _KindOf(dict):
 
 
 #: Distinct texts whose kinds are remembered.
-_MAX_TEXTS = 100_000
+_MAX_TEXTS = 20_000
 
 
 #: The terminals a script is made of most, most first: the fast lexer's regex tries
