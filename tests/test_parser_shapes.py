@@ -159,7 +159,7 @@ def test_the_lexer_keeps_the_order_of_terminals_that_may_match_at_one_place() ->
     order = [name for name, _ in parser._scan_order(terminals)]
     lark = [name for name, _ in terminals]
     assert sorted(order) == sorted(lark)
-    firsts = dict((name, parser._first_characters(p)) for name, p in terminals)
+    firsts = {name: parser._first_characters(p) for name, p in terminals}
     for i, a in enumerate(lark):
         for b in lark[i + 1 :]:
             if firsts[a] is None or firsts[b] is None or firsts[a] & firsts[b]:
