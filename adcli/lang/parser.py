@@ -721,8 +721,11 @@ class _Codes(dict):
         self.kinds: dict[str, str] = {}  # the other way round
 
     def __missing__(self, kind: str) -> str:
-        code = self[kind] = chr(0x21 + len(self))  # printable ASCII, then beyond
-        self.kinds[code] = kind
+        with _tables_lock:  # two kinds never get one code
+            code = self.get(kind)
+            if code is None:
+                code = self[kind] = chr(0x21 + len(self))  # printable ASCII, then beyond
+                self.kinds[code] = kind
         return code
 
 
@@ -742,6 +745,8 @@ class _Shapes:
     def __init__(self, tables: _Tables) -> None:
         self.tables = tables
         self.codes = _Codes()
+        for kind in (*_STATEMENT_ENDS, *tables.significant, _END):  # every kind, now
+            self.codes[kind]  # noqa: B018
         #: the translation that makes every separator and brace _END_CODE (codes
         #: are ASCII while they last: str.translate is quickest on ASCII)
         self.ending = {ord(self.codes[kind]): _END_CODE for kind in _STATEMENT_ENDS}
