@@ -8,13 +8,14 @@ stays quick.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from adcli.lang.limits import Limits
+from adcli.records import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GlobalOptions:
     """The options every command takes."""
 

@@ -48,7 +48,7 @@ from __future__ import annotations
 import ast
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import partial
 
 import numpy as np
@@ -56,6 +56,7 @@ import numpy as np
 from adcli.backend import to_numpy
 from adcli.engine import series
 from adcli.engine.tensor import apply
+from adcli.records import record
 
 _NUMBER = (int, float)
 
@@ -78,8 +79,10 @@ PARAM_KINDS = frozenset(
 INPUT_KINDS = frozenset({"tensor", "operand"})
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Param:
+    """One parameter of an op as PyTorch names it: its kind, default and how it is passed."""
+
     name: str
     kind: str = "tensor"
     default: object = REQUIRED
@@ -91,7 +94,7 @@ class Param:
         return self.default is REQUIRED and not self.variadic
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Api:
     """How an op is offered: public name, PyTorch's parameters, method or not, domain.
 
@@ -178,8 +181,10 @@ def api(name, params="input", **kw) -> Api:
     return Api(name, parse_params(params), domain=tuple(domain), **kw)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@record(frozen=True, slots=True, eq=False)
 class OpDef:
+    """One primitive of :data:`TABLE`: its forward, one VJP per input, Taylor rule and API."""
+
     name: str
     backward_name: str | Callable[[dict | None], str]
     forward: Callable
