@@ -145,7 +145,7 @@ def parse_params(text: str) -> tuple:
         default = REQUIRED
         if "=" in part:
             part, raw = part.split("=", 1)
-            default = ast.literal_eval(raw.strip())
+            default = _literal(raw.strip())
         name, _, kind = part.partition(":")
         kind = kind.strip() or "tensor"
         if kind not in PARAM_KINDS:
@@ -156,8 +156,25 @@ def parse_params(text: str) -> tuple:
     return tuple(params)
 
 
+#: defaults already read (only immutable ones: each parameter gets its own list)
+_LITERALS: dict[str, object] = {}
+
+
+def _literal(raw: str) -> object:
+    """``ast.literal_eval(raw)``, remembered: the table has a few dozen defaults, mostly
+    ``None`` and ``False``, and compiling each anew was a tenth of its import."""
+    value = _LITERALS.get(raw, _LITERALS)
+    if value is _LITERALS:
+        value = ast.literal_eval(raw)
+        if value is None or type(value) in (bool, int, float, str):
+            _LITERALS[raw] = value
+    return value
+
+
 def _split_top_level(text: str) -> list:
     """``text`` split at the commas that are not inside brackets."""
+    if not any(bracket in text for bracket in "([{"):
+        return [part.strip() for part in text.split(",")]
     parts, depth, current = [], 0, ""
     for ch in text:
         if ch in "([{":
