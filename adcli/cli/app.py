@@ -195,13 +195,16 @@ def command(name: str):
     return app.command(name, cls=Command, epilog=GLOBAL_NOTE)
 
 
-def _show_version(value: bool) -> None:
+# The options' callbacks carry no annotations: Typer reads each callback's signature
+# on every start, and evaluating string annotations (``from __future__ import
+# annotations``) for a dozen of them took a tenth of adcli eval's start-up.
+def _show_version(value):  # value: bool
     if value:
         Renderer().line(f"adcli {__version__}")
         raise typer.Exit(0)
 
 
-def _check_device(value: str) -> str:
+def _check_device(value):  # value: str -> str
     if not DEVICE_RE.match(value):
         raise typer.BadParameter(f"{value!r} is not a device: use cpu, cuda or cuda:N")
     return value
@@ -238,7 +241,7 @@ def with_limit_options(func):
 
 
 def _limit_checker(spec: LimitOption):
-    def check(value: Any) -> Any:
+    def check(value):  # value: Any -> Any (no annotations: see _show_version)
         if value is not None:
             problem = spec.problem(value)
             if problem:
