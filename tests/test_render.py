@@ -372,6 +372,7 @@ ENVIRONMENTS = [
     {"TTY_COMPATIBLE": "1"},
     {"TTY_COMPATIBLE": "0", "FORCE_COLOR": "1"},
     {"TERM": "dumb"},
+    {"TERM": "unknown", "FORCE_COLOR": "1"},
     {"TERM": "xterm-256color"},
 ]
 

@@ -734,17 +734,18 @@ def prints_unstyled(file: Any) -> bool:
     if environ.get("NO_COLOR", "") != "":
         return True
     tty_compatible = environ.get("TTY_COMPATIBLE", "")
-    if tty_compatible in ("0", "1"):
-        return tty_compatible == "0"
     force_color = environ.get("FORCE_COLOR")
-    if force_color is not None:
-        return force_color == ""
-    try:
-        terminal = file.isatty()
-    except (AttributeError, ValueError):
-        return True  # Rich's test says "no terminal" too
-    except OSError:
-        return False
+    if tty_compatible in ("0", "1"):
+        terminal = tty_compatible == "1"
+    elif force_color is not None:
+        terminal = force_color != ""
+    else:
+        try:
+            terminal = file.isatty()
+        except (AttributeError, ValueError):
+            terminal = False  # as Rich's test says
+        except OSError:
+            return False
     return not terminal or environ.get("TERM", "").lower() in ("dumb", "unknown")
 
 
