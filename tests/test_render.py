@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 from rich.console import Console
+from rich.text import Text
 
 import adcli.engine as E
 from adcli.cli.render import (
@@ -27,8 +28,10 @@ from adcli.cli.render import (
     graph_tree,
     junit_xml,
     make_console,
+    prints_unstyled,
     tensor_footer,
     value_json,
+    value_renderable,
 )
 from adcli.errors import AdcliError, Span
 
@@ -352,3 +355,71 @@ def test_renderer_in_json_mode_collects_outputs_and_prints_nothing_else(capsys):
         {"type": "print", "text": "hello"},
         {"type": "warning", "text": "careful", "line": 1, "column": 3},
     ]
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+ENVIRONMENTS = [
+    {},
+    {"NO_COLOR": "1"},
+    {"NO_COLOR": ""},
+    {"FORCE_COLOR": "1"},
+    {"FORCE_COLOR": ""},
+    {"TTY_COMPATIBLE": "0"},
+    {"TTY_COMPATIBLE": "1"},
+    {"TTY_COMPATIBLE": "0", "FORCE_COLOR": "1"},
+    {"TERM": "dumb"},
+    {"TERM": "unknown", "FORCE_COLOR": "1"},
+    {"TERM": "xterm-256color"},
+]
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+@pytest.mark.parametrize("stream", [io.StringIO, FakeTerminal])
+def test_unstyled_output_is_told_as_rich_tells_it(monkeypatch, environment, stream):
+    for name in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "TERM"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    file = stream()
+    assert prints_unstyled(file) == (make_console(file=file).color_system is None)
+
+
+PLAIN_CASES = [
+    E.tensor([1.0, 2.0]),
+    E.tensor([[1.5, -2.0], [3.0, 4.0]], requires_grad=True),
+    E.tensor(2.0) * 3,
+    None,
+    True,
+    2,
+    -0.5,
+    "text",
+    "",
+    "two\nlines",
+    "tab\there",
+    "carriage\rreturn",
+    "bell\x07 and form feed\x0c",
+    "wide 漢字 and ∂ and e\u0301",
+    "x" * 300,
+    [1, "two", None],
+]
+
+
+@pytest.mark.parametrize("environment", [{}, {"NO_COLOR": "1"}, {"FORCE_COLOR": "1"}])
+@pytest.mark.parametrize("value", PLAIN_CASES, ids=repr)
+def test_plain_text_written_without_rich_is_what_rich_prints(monkeypatch, environment, value):
+    for name in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TERM"):
+        monkeypatch.delenv(name, raising=False)
+    for name, setting in environment.items():
+        monkeypatch.setenv(name, setting)
+    for show in ("value", "print_text", "line"):
+        if show != "value" and not isinstance(value, str):
+            continue
+        shown, expected = io.StringIO(), io.StringIO()
+        getattr(Renderer(out_file=shown), show)(value)
+        renderable = value_renderable(value) if show == "value" else Text(value)
+        make_console(file=expected).print(renderable, soft_wrap=True)
+        assert shown.getvalue() == expected.getvalue()

@@ -7,12 +7,11 @@ Each example is a program that really fails with that code (the tests run them).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from adcli.errors import KINDS
+from adcli.records import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Explanation:
     """The text for one error code."""
 

@@ -8,13 +8,15 @@ stays quick.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import gc
+from dataclasses import field
 from typing import Any
 
 from adcli.lang.limits import Limits
+from adcli.records import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GlobalOptions:
     """The options every command takes."""
 
@@ -39,8 +41,14 @@ def session_limits(opts: GlobalOptions) -> Limits:
 
 def open_session(opts: GlobalOptions) -> Any:
     """A fresh interpreter session with the global options (may raise a device error)."""
-    from adcli.lang.interpreter import Session
-    from adcli.lang.parser import set_cache
+    collecting = gc.isenabled()
+    gc.disable()  # while the interpreter is imported: many objects, no garbage
+    try:
+        from adcli.lang.interpreter import Session
+        from adcli.lang.parser import set_cache
+    finally:
+        if collecting:
+            gc.enable()
 
     if opts.no_cache:  # here, not in the app: -j workers open their own sessions
         set_cache(False)

@@ -24,7 +24,8 @@ COLOURS = ("blue", "red", "green", "magenta", "cyan", "yellow")
 MARKERS = ("•", "+", "x", "o", "*", "#")
 DEFAULT_SIZE = (72, 20)
 
-_RANGE_SIDE = re.compile(r"\s*([+-]?)\s*(?:(\d*\.?\d*(?:[eE][+-]?\d+)?)\s*\*?\s*)?(pi)?\s*\Z")
+# Compiled (and cached by re) on first use: only ``adcli plot`` reads a range.
+_RANGE_SIDE = r"\s*([+-]?)\s*(?:(\d*\.?\d*(?:[eE][+-]?\d+)?)\s*\*?\s*)?(pi)?\s*\Z"
 
 
 def series_label(name: str, wrt: str = "x") -> str:
@@ -41,7 +42,7 @@ def parse_number(text: str, what: str = "range") -> float:
         return float(text)
     except ValueError:
         pass
-    m = _RANGE_SIDE.match(text)
+    m = re.match(_RANGE_SIDE, text)
     if m and (m.group(2) or m.group(3)):
         sign = -1.0 if m.group(1) == "-" else 1.0
         factor = float(m.group(2)) if m.group(2) else 1.0

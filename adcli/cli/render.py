@@ -5,7 +5,9 @@ commands in :mod:`adcli.cli.app` and :mod:`adcli.cli.repl` decide *what* to show
 call in here. Numbers reach this module only through ``Tensor.numpy()``.
 
 Rich, NumPy, ``json`` and the tree and table renderables are imported when first
-needed, because ``adcli eval "1+1"`` has a start-up budget.
+needed, because ``adcli eval "1+1"`` has a start-up budget; text that Rich would
+print without any styling (off a terminal, or with ``NO_COLOR``) is written
+without it (see :func:`prints_unstyled`).
 """
 
 from __future__ import annotations
@@ -137,6 +139,17 @@ def value_renderable(value: object, ascii_only: bool = False) -> Any:
     if is_plot(value):
         return Text(plot_text(value))
     return Text(format_plain(value))
+
+
+def value_lines(value: object) -> list[str] | None:
+    """The lines of :func:`value_renderable` without their styles (None for a tree)."""
+    if is_tensor(value):
+        return [format_tensor(value), tensor_footer(value)]
+    if is_node(value):
+        return None
+    if is_plot(value):
+        return [plot_text(value)]
+    return [format_plain(value)]
 
 
 def graph_tree(root: Any, limit: int = TREE_NODE_LIMIT, ascii_only: bool = False) -> Any:
@@ -699,6 +712,43 @@ def is_unicode(file: Any) -> bool:
     return encoding.startswith("utf")
 
 
+#: What Rich changes in the text of a ``Text`` it prints: the control codes it strips
+#: (``rich.control.strip_control_codes``) and the tabs it expands.
+RICH_REWRITES = frozenset("\t\r\x07\x08\x0b\x0c")
+
+
+def prints_unstyled(file: Any) -> bool:
+    """Whether a console of :func:`make_console` on ``file`` prints no styling at all.
+
+    Off a terminal (and with ``NO_COLOR``) Rich has no colour system and drops every
+    style, which is when :meth:`Renderer.value` and friends can write plain text
+    themselves and skip importing Rich (a good part of the start-up). This follows
+    Rich's own tests (``Console.is_terminal``, ``_detect_color_system``); anything
+    unusual (Windows, Jupyter, a proxied file) says False and Rich does the printing.
+    """
+    if sys.platform == "win32" or "IPython" in sys.modules:
+        return False
+    if hasattr(file, "rich_proxied_file"):
+        return False
+    environ = os.environ
+    if environ.get("NO_COLOR", "") != "":
+        return True
+    tty_compatible = environ.get("TTY_COMPATIBLE", "")
+    force_color = environ.get("FORCE_COLOR")
+    if tty_compatible in ("0", "1"):
+        terminal = tty_compatible == "1"
+    elif force_color is not None:
+        terminal = force_color != ""
+    else:
+        try:
+            terminal = file.isatty()
+        except (AttributeError, ValueError):
+            terminal = False  # as Rich's test says
+        except OSError:
+            return False
+    return not terminal or environ.get("TERM", "").lower() in ("dumb", "unknown")
+
+
 def make_console(stderr: bool = False, file: Any = None) -> Any:
     """A Rich console on stdout or stderr: colour only on a terminal, never with NO_COLOR.
 
@@ -745,6 +795,8 @@ class Renderer:
         self._err_file = err_file
         self._out = None
         self._err = None
+        self._stdout: Any = None  # where stdout output goes, fixed by the first of it
+        self._unstyled: bool | None = None
 
     @property
     def out_file(self) -> Any:
@@ -758,8 +810,14 @@ class Renderer:
     def out(self) -> Any:
         """The stdout console."""
         if self._out is None:
-            self._out = make_console(file=self.out_file)
+            self._out = make_console(file=self._stdout_file())
         return self._out
+
+    def _stdout_file(self) -> Any:
+        """``out_file`` as it was at the first output (as the console keeps it)."""
+        if self._stdout is None:
+            self._stdout = self.out_file
+        return self._stdout
 
     @property
     def err(self) -> Any:
@@ -780,6 +838,32 @@ class Renderer:
             raise OutputLost(exc) from None
         except ValueError as exc:  # a closed file object
             raise OutputLost(OSError(9, str(exc))) from None
+
+    def _print_plain_out(self, lines: Callable[[], list[str] | None]) -> bool:
+        """Write the text ``lines()`` gives, one line each, as the stdout console would
+        print them as unstyled ``Text`` with ``soft_wrap``, without Rich; or say False
+        (the console must print them: it styles, or the text has what Rich rewrites)."""
+        if self._unstyled is None:
+            self._unstyled = prints_unstyled(self._stdout_file())
+        if not self._unstyled:
+            return False
+        shown = lines()
+        if shown is None:
+            return False
+        text = "\n".join(shown)
+        if not RICH_REWRITES.isdisjoint(text):
+            return False
+        file = self._stdout_file()
+        try:
+            file.write(text + "\n")
+            file.flush()
+        except (BrokenPipeError, UnicodeEncodeError):
+            return False  # Rich's own handling of these follows: it meets them again
+        except OSError as exc:
+            raise OutputLost(exc) from None
+        except ValueError as exc:  # a closed file object
+            raise OutputLost(OSError(9, str(exc))) from None
+        return True
 
     def _print_err(self, renderable: Any, **options: Any) -> None:
         try:
@@ -829,10 +913,13 @@ class Renderer:
 
     def value(self, value: object) -> None:
         """Display one value."""
-        self._print_out(value_renderable(value, self.ascii_only), soft_wrap=True)
+        if not self._print_plain_out(lambda: value_lines(value)):
+            self._print_out(value_renderable(value, self.ascii_only), soft_wrap=True)
 
     def print_text(self, text: str) -> None:
         """What a program's ``print(...)`` wrote."""
+        if self._print_plain_out(lambda: [text]):
+            return
         from rich.text import Text
 
         self._print_out(Text(text), soft_wrap=True)
@@ -975,6 +1062,8 @@ class Renderer:
 
     def line(self, text: str) -> None:
         """A plain line of text on stdout."""
+        if self._print_plain_out(lambda: [text]):
+            return
         from rich.text import Text
 
         self._print_out(Text(text), soft_wrap=True)

@@ -8,11 +8,13 @@ worker process (``run -j N``) comes back whole.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
+from adcli.records import record
 
-@dataclass
+
+@record()
 class EvalResult:
     """``adcli eval``: the last value and whatever else was asked for."""
 
@@ -30,7 +32,7 @@ class EvalResult:
     latex: dict[str, list[str]] | None = None
 
 
-@dataclass
+@record()
 class FileResult:
     """One script of ``adcli run``."""
 
@@ -46,7 +48,7 @@ class FileResult:
     captured: list[tuple[str, str]] = field(default_factory=list)
 
 
-@dataclass
+@record()
 class RunResult:
     """``adcli run``: every script that ran, those left unrun, and the wall time."""
 
@@ -63,7 +65,7 @@ class RunResult:
         return sum(1 for f in self.files if f.ok)
 
 
-@dataclass
+@record()
 class CheckResult:
     """``adcli check`` of one script: its problems, and the source lines under their carets."""
 

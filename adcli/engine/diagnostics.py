@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import time
-import tracemalloc
 from collections.abc import Callable
 from contextlib import contextmanager
 
@@ -213,6 +212,8 @@ def cost_report(y_or_f, x: Tensor, order: int, method: str = "taylor") -> list:
     ``[{"order": k, "nodes": recorded graph nodes, "seconds": wall time,
     "peak_bytes": peak traced memory}, ...]``.
     """
+    import tracemalloc  # here: the start-up of adcli eval does not wait for it
+
     check_order(order)
     if method not in METHODS:
         raise AdcliError("value", f"method must be one of {', '.join(METHODS)}, got {method!r}")

@@ -193,7 +193,8 @@ def _host_made(host: np.ndarray, device, requires_grad) -> Tensor:
     return _finish(array, backend, requires_grad)
 
 
-_default_generator = np.random.default_rng(0)
+# Made on first use: importing numpy.random takes a tenth of the start-up.
+_default_generator: np.random.Generator | None = None
 
 
 def manual_seed(seed: int) -> np.random.Generator:
@@ -207,6 +208,8 @@ def _random(kind, shape, generator, dtype, device, requires_grad) -> Tensor:
     shape = _shape_arg(shape)
     check_elements(shape)
     rng = generator if generator is not None else _default_generator
+    if rng is None:
+        rng = manual_seed(0)
     np_dtype = resolve_dtype(dtype)
     # Drawn on the host so that a seed gives the same numbers on every device.
     if kind == "randn":

@@ -20,8 +20,6 @@ stays polynomial through them); so has ``det``, through ``(log det A)' = tr(A^-1
 
 from __future__ import annotations
 
-import string
-
 import numpy as np
 
 from adcli.backend import array_module_of
@@ -30,7 +28,8 @@ from adcli.engine.functional import expand, wrong_type
 from adcli.engine.tensor import Tensor, apply, check_elements, format_shape
 from adcli.errors import AdcliError
 
-_LETTERS = string.ascii_uppercase + string.ascii_lowercase
+# string.ascii_uppercase + string.ascii_lowercase (importing string compiles a regex)
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 # ----- einsum equations ---------------------------------------------------------------------------

@@ -48,7 +48,7 @@ from __future__ import annotations
 import ast
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import partial
 
 import numpy as np
@@ -56,6 +56,7 @@ import numpy as np
 from adcli.backend import to_numpy
 from adcli.engine import series
 from adcli.engine.tensor import apply
+from adcli.records import record
 
 _NUMBER = (int, float)
 
@@ -78,8 +79,10 @@ PARAM_KINDS = frozenset(
 INPUT_KINDS = frozenset({"tensor", "operand"})
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Param:
+    """One parameter of an op as PyTorch names it: its kind, default and how it is passed."""
+
     name: str
     kind: str = "tensor"
     default: object = REQUIRED
@@ -91,7 +94,7 @@ class Param:
         return self.default is REQUIRED and not self.variadic
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Api:
     """How an op is offered: public name, PyTorch's parameters, method or not, domain.
 
@@ -142,7 +145,7 @@ def parse_params(text: str) -> tuple:
         default = REQUIRED
         if "=" in part:
             part, raw = part.split("=", 1)
-            default = ast.literal_eval(raw.strip())
+            default = _literal(raw.strip())
         name, _, kind = part.partition(":")
         kind = kind.strip() or "tensor"
         if kind not in PARAM_KINDS:
@@ -153,8 +156,25 @@ def parse_params(text: str) -> tuple:
     return tuple(params)
 
 
+#: defaults already read (only immutable ones: each parameter gets its own list)
+_LITERALS: dict[str, object] = {}
+
+
+def _literal(raw: str) -> object:
+    """``ast.literal_eval(raw)``, remembered: the table has a few dozen defaults, mostly
+    ``None`` and ``False``, and compiling each anew was a tenth of its import."""
+    value = _LITERALS.get(raw, _LITERALS)
+    if value is _LITERALS:
+        value = ast.literal_eval(raw)
+        if value is None or type(value) in (bool, int, float, str):
+            _LITERALS[raw] = value
+    return value
+
+
 def _split_top_level(text: str) -> list:
     """``text`` split at the commas that are not inside brackets."""
+    if not any(bracket in text for bracket in "([{"):
+        return [part.strip() for part in text.split(",")]
     parts, depth, current = [], 0, ""
     for ch in text:
         if ch in "([{":
@@ -178,8 +198,10 @@ def api(name, params="input", **kw) -> Api:
     return Api(name, parse_params(params), domain=tuple(domain), **kw)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@record(frozen=True, slots=True, eq=False)
 class OpDef:
+    """One primitive of :data:`TABLE`: its forward, one VJP per input, Taylor rule and API."""
+
     name: str
     backward_name: str | Callable[[dict | None], str]
     forward: Callable

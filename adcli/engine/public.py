@@ -24,7 +24,6 @@ import builtins
 import inspect
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,10 +33,13 @@ from adcli.engine import ops as T
 from adcli.engine.ops import INPUT_KINDS, REQUIRED, TABLE, Api, OpDef, api
 from adcli.engine.tensor import Tensor, apply, check_elements, format_shape, make_result
 from adcli.errors import AdcliError
+from adcli.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Public:
+    """A public op: how it is offered, the function that runs it, its table entry."""
+
     api: Api
     fn: Callable
     op: OpDef | None = None  # the table entry (None for a composite)

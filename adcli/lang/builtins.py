@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from adcli.records import record
 
 CREATION_KEYWORDS = frozenset({"requires_grad", "dtype", "device"})
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Builtin:
+    """A builtin function of the language: its implementation and its signature."""
+
     name: str
     fn: Callable
     params: tuple = ()  # positional parameter names (also accepted as keywords)

@@ -75,7 +75,7 @@ class Session(Evaluator, DerivativeServices):
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
             raise AdcliError("value", f"a seed is a non-negative whole number, got {seed!r}")
         self.seed = seed
-        self.rng = np.random.default_rng(seed)
+        self._rng: np.random.Generator | None = None  # made on first use (see rng)
         self.detect_anomaly = bool(detect_anomaly)
         self.variables_: dict[str, object] = {}
         self.functions: dict[str, UserFunction] = {}
@@ -102,6 +102,18 @@ class Session(Evaluator, DerivativeServices):
         self._accumulations_seen: set = set()
 
     # ----- the interface the front end uses ---------------------------------------------------
+    @property
+    def rng(self) -> np.random.Generator:
+        """The session's random generator (from ``seed``), made when first needed:
+        importing numpy.random takes a tenth of ``adcli eval``'s start-up."""
+        if self._rng is None:
+            self._rng = np.random.default_rng(self.seed)
+        return self._rng
+
+    @rng.setter
+    def rng(self, generator: np.random.Generator) -> None:
+        self._rng = generator
+
     @property
     def device(self) -> str:
         return self.backend.name
@@ -281,7 +293,7 @@ class Session(Evaluator, DerivativeServices):
         self._held_total = 0
         self.functions.clear()
         self.imported.clear()
-        self.rng = np.random.default_rng(self.seed)
+        self._rng = None  # a fresh generator from the seed, when next needed
 
     def set_device(self, device: str) -> None:
         self.backend = get_backend(device)

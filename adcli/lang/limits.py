@@ -9,8 +9,10 @@ is one field here. This module imports nothing heavy: ``adcli --help`` reads it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields
 from typing import Any
+
+from adcli.records import record
 
 DEFAULT_MAX_ELEMENTS = 50_000_000
 DEFAULT_MAX_STEPS = 10_000_000
@@ -23,7 +25,7 @@ def _limit(default: Any, help: str, *, metavar: str = "N", minimum: float = 1, *
     return field(default=default, metadata=metadata)
 
 
-@dataclass
+@record()
 class Limits:
     """What one session may use; each is a clear ``limit`` error when exceeded.
 
@@ -70,7 +72,7 @@ class Limits:
         return cls(**values)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LimitOption:
     """One limit as a command-line option: ``--max-call-depth N``."""
 

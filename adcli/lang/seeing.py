@@ -10,8 +10,6 @@ return values (:class:`PlotData`, a string) that the front end displays.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from adcli import engine as E
@@ -20,12 +18,13 @@ from adcli.engine.tensor import Tensor, grad_node
 from adcli.errors import AdcliError
 from adcli.lang.builtins import builtin
 from adcli.lang.library import whole_number
+from adcli.records import record
 
 DEFAULT_POINTS = 200
 MAX_POINTS = 1_000_000
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PlotData:
     """f and its derivatives sampled at ``x``: ``series`` is ``{"f": ..., "d1": ..., ...}``."""
 

@@ -21,11 +21,11 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from adcli.errors import AdcliError, Span
+from adcli.records import record
 
 #: The largest source accepted, in UTF-8 bytes (kind "limit").
 DEFAULT_MAX_SOURCE_BYTES = 10 * 1024 * 1024
@@ -33,7 +33,7 @@ DEFAULT_MAX_SOURCE_BYTES = 10 * 1024 * 1024
 SUFFIX = ".ad"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ResolvedImport:
     """Where an ``import "raw"`` leads: the real file, and the name errors show for it."""
 

@@ -9,13 +9,14 @@ without importing each other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from adcli.errors import Span
 from adcli.lang import builtins as B
 from adcli.lang import nodes as N
 from adcli.lang.limits import DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_STEPS, Limits
 from adcli.lang.wording import kind_of
+from adcli.records import record
 
 __all__ = [
     "DEFAULT_MAX_ELEMENTS",
@@ -27,7 +28,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Output:
     """Something a running program shows: a value, a print, or a warning."""
 
@@ -37,7 +38,7 @@ class Output:
     span: Span | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Accumulation:
     """The value of an ``accumulation`` output: ``name.grad`` was ``before``, ``added`` came in."""
 
@@ -57,7 +58,7 @@ class Accumulation:
         return self.event.after
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class UserFunction:
     """``name(params) = body`` (sees its parameters and the functions defined
     before it) or ``name(params) { ... }`` (also its locals, and the session's
