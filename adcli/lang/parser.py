@@ -746,7 +746,7 @@ class _Shapes:
         self.tables = tables
         self.codes = _Codes()
         for kind in (*_STATEMENT_ENDS, *tables.significant, _END):  # every kind, now
-            self.codes[kind]  # noqa: B018
+            self.codes[kind]
         #: the translation that makes every separator and brace _END_CODE (codes
         #: are ASCII while they last: str.translate is quickest on ASCII)
         self.ending = {ord(self.codes[kind]): _END_CODE for kind in _STATEMENT_ENDS}
