@@ -119,13 +119,10 @@ HOSTILE = {
     "negative tuple": lambda b: b["builders"].append(["()", -1]),
     "builder out of range": lambda b: b["code"].__setitem__(0, 10**9),
     "field out of range": lambda b: b["code"].__setitem__(1, 10**9),
-    "negative index": lambda b: b["code"].__setitem__(1, -1),
     "a record cut short": lambda b: b["code"].pop(),
     "no program at the end": lambda b: b["code"].extend([0] + [0] * b["builders"][0][1]),
     "a list constant": lambda b: b["consts"].append([1, 2]),
     "an object constant": lambda b: b["consts"].append({"__class__": "x"}),
-    "a negative span": lambda b: b["spans"][1].__setitem__(0, -1),
-    "a negative packed span": lambda b: b["packed"].__setitem__(0, -1),
     "a packed span past the end": lambda b: b["packed"].__setitem__(0, 10**6 << 32 | 10**6),
     "a packed end past the end": lambda b: b["packed"].__setitem__(0, 10**6),
     "line starts not from 0": lambda b: b["starts"].__setitem__(0, 1),
@@ -158,6 +155,26 @@ def _with_head(body: dict, **changes) -> bytes:
     return json.dumps({**json.loads(head), **changes}).encode() + b"\n" + rest
 
 
+def _negative(body: dict, name: str, index: int) -> bytes:
+    """The bytes of ``body`` with the ``index``-th number of array ``name`` made -1 (as
+    a signed number would be written): the arrays are unsigned, so it reads as huge."""
+    if name == "spans":
+        body["spans"][0][index] = 0
+    else:
+        body[name][index] = 0
+    raw = parser.astcache._body(body)
+    sizes = [len(body["spans"][0]) * 4, len(body["packed"]), len(body["starts"])]
+    widths = [4, 8, 8]
+    at = raw.index(b"\n") + 1
+    for size, width, array in zip(sizes, widths, ("spans", "packed", "starts")):
+        if array == name:
+            break
+        at += size * width
+    width = 4 if name in ("spans", "code") else 8
+    at += index * width
+    return raw[:at] + b"\xff" * width + raw[at + width :]
+
+
 #: Damage to the bytes of a body, which its parts cannot express.
 HOSTILE_BYTES = {
     "cut short": lambda b: parser.astcache._body(b)[:-1],
@@ -172,6 +189,9 @@ HOSTILE_BYTES = {
         b, sizes=[True, *map(len, (b["packed"], b["starts"], b["code"]))]
     ),
     "no line of JSON": lambda b: b"\0" * 64,
+    "a negative index": lambda b: _negative(b, "code", 1),
+    "a negative span": lambda b: _negative(b, "spans", 1),
+    "a negative packed span": lambda b: _negative(b, "packed", 0),
     "a JSON list": lambda b: b"[]\n",
 }
 

@@ -135,8 +135,9 @@ def store(key: str, program: nodes.Program, depth: int) -> None:
 
 
 #: The arrays of a body, in order, and the type code of their integers: the spans'
-#: four columns (as many as ``sizes[0]`` each), the packed spans, the line starts, the code.
-_ARRAYS = (("spans", "i"), ("packed", "q"), ("starts", "q"), ("code", "i"))
+#: four columns (as many as ``sizes[0]`` each), the packed spans, the line starts, the
+#: code. Unsigned, so that no number read is negative (no index from the end).
+_ARRAYS = (("spans", "I"), ("packed", "Q"), ("starts", "Q"), ("code", "I"))
 _ITEM_SIZES = {code: array(code).itemsize for _, code in _ARRAYS}
 _SWAP = sys.byteorder != "little"
 
@@ -652,14 +653,14 @@ def _decode(
         return None
     if type(consts) is not list or not set(map(type, consts)) <= set(_SCALARS):
         return None
-    if columns[0] and min(map(min, columns)) < 0:
+    if not code:
         return None
-    if not code or min(code) < 0:  # no negative index may reach from-the-end indexing
-        return None
+    if columns[0] and max(map(max, columns)) > source_chars + 1:
+        return None  # (lines and columns within the script)
     lines = None
     if packed:
         # Offsets within the script, and line starts that rise from 0 within it.
-        if min(packed) < 0 or max(packed) >> nodes.SPAN_SHIFT > source_chars:
+        if max(packed) >> nodes.SPAN_SHIFT > source_chars:
             return None
         if max(map(and_, packed, repeat((1 << nodes.SPAN_SHIFT) - 1))) > source_chars:
             return None
