@@ -60,14 +60,8 @@ class Evaluator:
         S.check_structure(program, self.limits.max_expr_depth)
         saved_dir = self._base_dir
         self._base_dir = base_dir
-        state, assign, binary, call, name_node, number = (
-            STATE,
-            N.Assign,
-            N.Binary,
-            N.Call,
-            N.Name,
-            N.Number,
-        )
+        state = STATE
+        assign, binary, call, name_node, number = N.Assign, N.Binary, N.Call, N.Name, N.Number
         tensor_ops, fast_operands = _TENSOR_OPS, _FAST_OPERANDS
         # (the limits of a session do not change while it runs a program)
         quick = self.limits.max_expr_depth >= 1
@@ -124,21 +118,25 @@ class Evaluator:
                 else:
                     value = self.eval(node)
                 name = stmt.name
-                if type(value) is Tensor and name not in self.wrt and not self._call_depth:
-                    # _bind_name of a tensor at the top level, its bytes counted as _hold does
+                if (
+                    type(value) is Tensor
+                    and name not in self.wrt
+                    and self._globals is None
+                    and not self._call_depth
+                ):
+                    # _bind_name of a tensor in the session's scope, its bytes counted
+                    # as _hold counts them, within the limit (else _bind_name raises)
                     held = self._held
                     size = value._data.nbytes
                     total = self._held_total - held.get(name, 0) + size
-                    if total > max_bytes or self._globals is not None:
-                        self._bind_name(name, value)  # (it raises the limit's error)
+                    if size and total <= max_bytes:
+                        held[name] = size
+                        self._held_total = total
+                        if value.name is None and value._grad_fn is None:
+                            value.name = name
+                        self.variables_[name] = value
                         continue
-                    held[name] = size
-                    self._held_total = total
-                    if value.name is None and value._grad_fn is None:
-                        value.name = name
-                    self.variables_[name] = value
-                else:
-                    self._bind_name(name, value)
+                self._bind_name(name, value)
             return last
         finally:
             self._base_dir = saved_dir
