@@ -37,7 +37,7 @@ def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def entries(home: Path) -> list[Path]:
-    return sorted((home / "adcli").glob("ast-*.json"))
+    return sorted((home / "adcli").glob("ast-*.ast"))
 
 
 def test_an_unchanged_script_is_not_parsed_again(

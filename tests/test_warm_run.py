@@ -124,7 +124,7 @@ def entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     parser.set_cache(True)
     parse(SCRIPT, "a.ad", cache=True)
-    (path,) = (tmp_path / "cache" / "adcli").glob("ast-*.json")
+    (path,) = (tmp_path / "cache" / "adcli").glob("ast-*.ast")
     head, body = path.read_bytes().split(b"\n", 1)
     return path, json.loads(head), parser.astcache._parts(body)
 

@@ -103,7 +103,7 @@ def _code_stamp() -> str:
 
 
 def _path(key: str) -> str:
-    return os.path.join(cache.cache_dir(), f"{_PREFIX}{key[:40]}.json")
+    return os.path.join(cache.cache_dir(), f"{_PREFIX}{key[:40]}.ast")
 
 
 # ---------------------------------------------------------------------- writing
