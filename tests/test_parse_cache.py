@@ -164,13 +164,13 @@ def _negative(body: dict, name: str, index: int) -> bytes:
         body[name][index] = 0
     raw = parser.astcache._body(body)
     sizes = [len(body["spans"][0]) * 4, len(body["packed"]), len(body["starts"])]
-    widths = [4, 8, 8]
+    width_of = {array: parser.astcache._ITEM_SIZES[code] for array, code in parser.astcache._ARRAYS}
     at = raw.index(b"\n") + 1
-    for size, width, array in zip(sizes, widths, ("spans", "packed", "starts")):
+    for size, array in zip(sizes, ("spans", "packed", "starts")):
         if array == name:
             break
-        at += size * width
-    width = 4 if name in ("spans", "code") else 8
+        at += size * width_of[array]
+    width = width_of[name]
     at += index * width
     return raw[:at] + b"\xff" * width + raw[at + width :]
 
@@ -294,6 +294,23 @@ def test_every_kind_of_field_round_trips(private_cache: Path) -> None:
     assert spans == [getattr(n, "span", None) for n in nodes.walk(first)]
     assert [type(v) for n in nodes.walk(second) for v in vars_of(n)] == [
         type(v) for n in nodes.walk(first) for v in vars_of(n)
+    ]
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_spans_round_trip_past_wide_characters_and_crlf(private_cache: Path, newline: str) -> None:
+    # Offsets count characters, not bytes; a line may end in \r\n.
+    source = MIXED.replace('"s', '"\u00e9\U0001f600 s').replace("\n", newline)
+    first = parse(source, "u.ad")
+    parse(source, "u.ad", cache=True)
+    second = parse(source, "u.ad", cache=True)
+    assert len(entries(private_cache)) == 1
+    assert second == first
+    spans = [
+        getattr(n, name) for n in nodes.walk(first) for name in n._field_names if "span" in name
+    ]
+    assert spans == [
+        getattr(n, name) for n in nodes.walk(second) for name in n._field_names if "span" in name
     ]
 
 
