@@ -770,10 +770,11 @@ def _build_run(values: list, code: list, start: int, count: int, builder, spans)
             values.append(made)
         return True
     columns = [code[start + i * count : start + (i + 1) * count] for i in range(size)]
-    if any(max(column) >= here for column in columns):
-        return False
-    for i in span_fields:
-        if min(columns[i]) < first_span or max(columns[i]) >= end_of_spans:
+    for i, column in enumerate(columns):
+        if i in span_fields:  # (the spans come before any record)
+            if min(column) < first_span or max(column) >= end_of_spans:
+                return False
+        elif max(column) >= here:
             return False
     if cls is None:
         if size:
