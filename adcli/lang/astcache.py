@@ -168,11 +168,12 @@ def _body(data: dict[str, Any]) -> bytes:
     return b"".join(parts)
 
 
-def _parts(body: bytes) -> dict[str, Any] | None:
-    """What :func:`_body` wrote: the JSON line's builders and literals, and the arrays
-    as lists (the spans as four columns); None unless the sizes it gives are exact."""
-    head_end = body.index(b"\n")
-    head = json.loads(body[:head_end])
+def _parts(raw: bytes, start: int = 0) -> dict[str, Any] | None:
+    """What :func:`_body` wrote, from offset ``start`` of ``raw``: the JSON line's
+    builders and literals, and the arrays as lists (the spans as four columns);
+    None unless the sizes it gives are exact."""
+    head_end = raw.index(b"\n", start)
+    head = json.loads(raw[start:head_end])
     if type(head) is not dict:
         return None
     sizes = head.get("sizes")
@@ -181,7 +182,7 @@ def _parts(body: bytes) -> dict[str, Any] | None:
     if min(sizes) < 0:
         return None
     counts = [4 * sizes[0], *sizes[1:]]
-    view = memoryview(body)[head_end + 1 :]
+    view = memoryview(raw)[head_end + 1 :]
     if sum(count * _ITEM_SIZES[code] for count, (_, code) in zip(counts, _ARRAYS)) != len(view):
         return None
     data: dict[str, Any] = {"builders": head.get("builders"), "consts": head.get("consts")}
@@ -635,7 +636,7 @@ def _decode(
 
     header_end = raw.index(b"\n")
     header = json.loads(raw[:header_end])
-    body = raw[header_end + 1 :]
+    body = memoryview(raw)[header_end + 1 :]  # (not a copy)
     if type(header) is not dict or header.get("format") != FORMAT or header.get("key") != key:
         return None
     depth = header.get("depth")
@@ -643,7 +644,7 @@ def _decode(
         return None
     if header.get("body") != hashlib.sha256(body).hexdigest():
         return None
-    data = _parts(body)
+    data = _parts(raw, header_end + 1)
     if data is None:
         return None
     entries, consts, columns = data["builders"], data["consts"], data["spans"]
