@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,7 @@ def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def entries(home: Path) -> list[Path]:
-    return sorted((home / "adcli").glob("ast-*.json"))
+    return sorted((home / "adcli").glob("ast-*.ast"))
 
 
 def test_an_unchanged_script_is_not_parsed_again(
@@ -98,13 +99,14 @@ def _entry(private_cache: Path) -> tuple[Path, dict, dict]:
     parse(SCRIPT, "a.ad", cache=True)
     (path,) = entries(private_cache)
     head, body = path.read_bytes().split(b"\n", 1)
-    return path, json.loads(head), json.loads(body)
+    return path, json.loads(head), parser.astcache._parts(body)
 
 
-def _rewrite(path: Path, header: dict, body: dict, fix_hash: bool = True) -> None:
+def _rewrite(path: Path, header: dict, body: dict | bytes, fix_hash: bool = True) -> None:
+    """Write an entry of ``body`` (the parts of one, or its bytes) under ``header``."""
     import hashlib
 
-    raw = json.dumps(body).encode()
+    raw = body if type(body) is bytes else parser.astcache._body(body)
     if fix_hash:
         header = {**header, "body": hashlib.sha256(raw).hexdigest()}
     path.write_bytes(json.dumps(header).encode() + b"\n" + raw)
@@ -117,23 +119,97 @@ HOSTILE = {
     "negative tuple": lambda b: b["builders"].append(["()", -1]),
     "builder out of range": lambda b: b["code"].__setitem__(0, 10**9),
     "field out of range": lambda b: b["code"].__setitem__(1, 10**9),
-    "negative index": lambda b: b["code"].__setitem__(1, -1),
     "a record cut short": lambda b: b["code"].pop(),
     "no program at the end": lambda b: b["code"].extend([0] + [0] * b["builders"][0][1]),
     "a list constant": lambda b: b["consts"].append([1, 2]),
     "an object constant": lambda b: b["consts"].append({"__class__": "x"}),
-    "string where a span goes": lambda b: b["spans"].__setitem__(0, ["1"] * len(b["spans"][0])),
-    "ragged spans": lambda b: b["spans"][0].append(1),
-    "float index": lambda b: b["code"].__setitem__(1, 1.5),
+    "a packed span past the end": lambda b: b["packed"].__setitem__(0, 10**6 << 32 | 10**6),
+    "a packed end past the end": lambda b: b["packed"].__setitem__(0, 10**6),
+    "line starts not from 0": lambda b: b["starts"].__setitem__(0, 1),
+    "line starts that fall": lambda b: b["starts"].__setitem__(1, b["starts"][2]),
+    "line starts past the end": lambda b: b["starts"].append(10**6),
+    "no line starts": lambda b: b.update(starts=[]),
+    "a constant where a span goes": lambda b: _point_a_span_at_a_constant(b),
     "empty code": lambda b: b.update(code=[]),
 }
 
 
-@pytest.mark.parametrize("damage", list(HOSTILE.values()), ids=list(HOSTILE))
+def _point_a_span_at_a_constant(body: dict) -> None:
+    """Point the first span field of the first run of nodes at the first literal."""
+    code, position = body["code"], 0
+    while True:
+        name, size = body["builders"][code[position]]
+        count = code[position + 1]
+        if name != "()":
+            names = [f.name for f in fields(getattr(nodes, name))]
+            if "span" in names:
+                code[position + 2 + names.index("span") * count] = 0
+                return
+        position += 2 + count * size
+
+
+def _with_head(body: dict, **changes) -> bytes:
+    """The bytes of ``body`` with its JSON line changed as ``changes`` say."""
+    raw = parser.astcache._body(body)
+    head, rest = raw.split(b"\n", 1)
+    return json.dumps({**json.loads(head), **changes}).encode() + b"\n" + rest
+
+
+def _negative(body: dict, name: str, index: int) -> bytes:
+    """The bytes of ``body`` with the ``index``-th number of array ``name`` made -1 (as
+    a signed number would be written): the arrays are unsigned, so it reads as huge."""
+    if name == "spans":
+        body["spans"][0][index] = 0
+    else:
+        body[name][index] = 0
+    raw = parser.astcache._body(body)
+    sizes = [len(body["spans"][0]) * 4, len(body["packed"]), len(body["starts"])]
+    width_of = {array: parser.astcache._ITEM_SIZES[code] for array, code in parser.astcache._ARRAYS}
+    at = raw.index(b"\n") + 1
+    for size, array in zip(sizes, ("spans", "packed", "starts")):
+        if array == name:
+            break
+        at += size * width_of[array]
+    width = width_of[name]
+    at += index * width
+    return raw[:at] + b"\xff" * width + raw[at + width :]
+
+
+#: Damage to the bytes of a body, which its parts cannot express.
+HOSTILE_BYTES = {
+    "cut short": lambda b: parser.astcache._body(b)[:-1],
+    "a byte too many": lambda b: parser.astcache._body(b) + b"\0",
+    "ragged spans": lambda b: parser.astcache._body(b)[:-4],  # one int fewer than the sizes say
+    "sizes that do not add up": lambda b: _with_head(
+        b, sizes=[len(b["spans"][0]) + 1, len(b["packed"]) - 2, *map(len, (b["starts"], b["code"]))]
+    ),
+    "a list of sizes": lambda b: _with_head(b, sizes=[[1], 2, 3, 4]),
+    "a float size": lambda b: _with_head(b, sizes=[1.5, 0, 0, 0]),
+    "a bool size": lambda b: _with_head(
+        b, sizes=[True, *map(len, (b["packed"], b["starts"], b["code"]))]
+    ),
+    "no line of JSON": lambda b: b"\0" * 64,
+    "a negative index": lambda b: _negative(b, "code", 1),
+    "a negative span": lambda b: _negative(b, "spans", 1),
+    "a negative packed span": lambda b: _negative(b, "packed", 0),
+    "a JSON list": lambda b: b"[]\n",
+}
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [*HOSTILE.values(), *map(staticmethod, HOSTILE_BYTES.values())],
+    ids=[*HOSTILE, *(f"bytes: {name}" for name in HOSTILE_BYTES)],
+)
 def test_a_hostile_entry_is_ignored_and_replaced(private_cache: Path, damage) -> None:
     path, header, body = _entry(private_cache)
-    damage(body)
-    _rewrite(path, header, body)
+    assert parser.astcache.load(header["key"], "a.ad", 200, len(SCRIPT)) is not None
+    if type(damage) is staticmethod:  # (one that makes the bytes)
+        _rewrite(path, header, damage.__func__(body))
+    else:
+        damage(body)
+        _rewrite(path, header, body)
+    assert parser.astcache.load(header["key"], "a.ad", 200, len(SCRIPT)) is None
     program = parse(SCRIPT, "a.ad", cache=True)
     assert program == parse(SCRIPT, "a.ad")
     # Replaced by a good entry: read back as is.
@@ -158,11 +234,13 @@ def test_a_damaged_header_is_ignored(private_cache: Path, header_damage) -> None
     assert parse(SCRIPT, "a.ad", cache=True) == parse(SCRIPT, "a.ad")
 
 
-def test_a_flipped_byte_in_the_body_is_caught(private_cache: Path) -> None:
-    path, _, _ = _entry(private_cache)
-    raw = path.read_bytes()
-    spot = raw.index(b'"code":[') + 9
-    path.write_bytes(raw[:spot] + bytes([raw[spot] ^ 1]) + raw[spot + 1 :])
+@pytest.mark.parametrize("spot", [-1, -4000, 200])
+def test_a_flipped_byte_in_the_body_is_caught(private_cache: Path, spot: int) -> None:
+    path, header, _ = _entry(private_cache)
+    raw = bytearray(path.read_bytes())
+    raw[spot] ^= 1
+    path.write_bytes(bytes(raw))
+    assert parser.astcache.load(header["key"], "a.ad", 200, len(SCRIPT)) is None
     assert parse(SCRIPT, "a.ad", cache=True) == parse(SCRIPT, "a.ad")
 
 
@@ -216,6 +294,23 @@ def test_every_kind_of_field_round_trips(private_cache: Path) -> None:
     assert spans == [getattr(n, "span", None) for n in nodes.walk(first)]
     assert [type(v) for n in nodes.walk(second) for v in vars_of(n)] == [
         type(v) for n in nodes.walk(first) for v in vars_of(n)
+    ]
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_spans_round_trip_past_wide_characters_and_crlf(private_cache: Path, newline: str) -> None:
+    # Offsets count characters, not bytes; a line may end in \r\n.
+    source = MIXED.replace('"s', '"\u00e9\U0001f600 s').replace("\n", newline)
+    first = parse(source, "u.ad")
+    parse(source, "u.ad", cache=True)
+    second = parse(source, "u.ad", cache=True)
+    assert len(entries(private_cache)) == 1
+    assert second == first
+    spans = [
+        getattr(n, name) for n in nodes.walk(first) for name in n._field_names if "span" in name
+    ]
+    assert spans == [
+        getattr(n, name) for n in nodes.walk(second) for name in n._field_names if "span" in name
     ]
 
 

@@ -1,5 +1,5 @@
 """The warm path of a run: top-level statements taken without the tree walk,
-Session.run_program, the collector around a long run, and format 3 entries of
+Session.run_program, the collector around a long run, and format 4 entries of
 the cache of parsed scripts that point where they must not."""
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def test_the_collector_is_as_it_was_after_a_long_run() -> None:
         gc.enable()
 
 
-# ---------------------------------------------------------------- the cache's format 3
+# ---------------------------------------------------------------- the cache's format 4
 
 SCRIPT = "x = tensor([1.5], requires_grad=true)\ny = x\n" + "y = y * 1.0001\ny = sin(y)\n" * 60
 
@@ -124,9 +124,9 @@ def entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     parser.set_cache(True)
     parse(SCRIPT, "a.ad", cache=True)
-    (path,) = (tmp_path / "cache" / "adcli").glob("ast-*.json")
+    (path,) = (tmp_path / "cache" / "adcli").glob("ast-*.ast")
     head, body = path.read_bytes().split(b"\n", 1)
-    return path, json.loads(head), json.loads(body)
+    return path, json.loads(head), parser.astcache._parts(body)
 
 
 def _load_after(entry, damage) -> object:
@@ -134,7 +134,7 @@ def _load_after(entry, damage) -> object:
 
     path, header, body = entry
     damage(body)
-    raw = json.dumps(body).encode()
+    raw = parser.astcache._body(body)
     header = {**header, "body": hashlib.sha256(raw).hexdigest()}
     path.write_bytes(json.dumps(header).encode() + b"\n" + raw)
     return parser.astcache.load(header["key"], "a.ad", 200, len(SCRIPT))
@@ -145,7 +145,7 @@ def test_a_good_entry_is_read(entry) -> None:
 
 
 def _first_run_points_at_itself(body: dict) -> None:
-    pools = len(body["consts"]) + len(body["spans"][0])
+    pools = len(body["consts"]) + len(body["spans"][0]) + len(body["packed"])
     code = body["code"]
     position = built = 0  # the first run of several records that have fields
     while True:
@@ -164,7 +164,7 @@ def _a_run_of_nothing(body: dict) -> None:
 
 def _endless_empty_tuples(body: dict) -> None:
     body["builders"].append(["()", 0])
-    body["code"][:0] = [len(body["builders"]) - 1, 10**12]
+    body["code"][:0] = [len(body["builders"]) - 1, 2**31 - 1]
 
 
 def _bool_count(body: dict) -> None:
@@ -176,3 +176,20 @@ def _bool_count(body: dict) -> None:
 )
 def test_a_run_that_points_where_it_must_not_is_refused(entry, damage) -> None:
     assert _load_after(entry, damage) is None
+
+
+def test_errors_inside_a_cached_statement_point_where_a_parse_points(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Spans below a statement stay packed in the cache and are made when an error reads one.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    parser.set_cache(True)
+    source = SCRIPT + "m = tensor([[1.0], [2.0]])\nw = (y +\n  y) @ m\n"
+    found = []
+    for cache in (False, True, True):
+        program = parse(source, "a.ad", cache=cache)
+        with pytest.raises(AdcliError) as caught:
+            Session().run_program(program, source, "a.ad")
+        found.append((caught.value.kind, caught.value.span, caught.value.message))
+    assert found[0] == found[1] == found[2]
+    assert found[0][1].line == SCRIPT.count("\n") + 3

@@ -3,14 +3,18 @@ unchanged script skips parsing.
 
 An entry is keyed by the SHA-256 of the script's text, of the grammar, and the
 versions of adcli and Lark (and of this format); spans are stored without the
-file name, which is supplied when the entry is read. The file is JSON (never
-pickle): a header line with the key and the SHA-256 of the body, then the body:
-the node classes and tuple sizes it builds (only the node classes of
-:mod:`adcli.lang.nodes`), a pool of literals, one of spans, and the records,
-in runs of one builder, each run field by field, so that it is read with a
-pass per field rather than a step per node. Everything is checked on the way
-in: a file that is not exactly what this module writes is ignored (and
-replaced by the next parse), never trusted.
+file name, which is supplied when the entry is read. Never pickle: a header
+line (JSON) with the key and the SHA-256 of the body, then the body: a line of
+JSON with the node classes and tuple sizes it builds (only the node classes of
+:mod:`adcli.lang.nodes`), a pool of literals and the sizes of the arrays that
+follow, then those arrays of little-endian integers: spans written out (line,
+column, end line, end column; for the statements, which a run reads at once),
+packed spans (offsets into the source, as the parser keeps them, turned into
+spans when first read, as after a parse) with the table of line starts they
+need, and the records, in runs of one builder, each run field by field, so
+that it is read with a pass per field rather than a step per node.
+Everything is checked on the way in: a file that is not exactly what this
+module writes is ignored (and replaced by the next parse), never trusted.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from __future__ import annotations
 import gc
 import json
 import os
+import sys
+from array import array
 from collections import deque
 from dataclasses import fields
 from itertools import chain, groupby, repeat
-from operator import and_, attrgetter, length_hint, rshift, sub
+from operator import and_, attrgetter, length_hint, lt, rshift, sub
 from types import MemberDescriptorType
 from typing import Any
 
@@ -30,7 +36,7 @@ from adcli.lang import cache, nodes
 
 __all__ = ["entry_key", "load", "store"]
 
-FORMAT = 3
+FORMAT = 4
 #: Scripts shorter than this are parsed faster than an entry is read.
 MIN_SOURCE_CHARS = 1024
 #: How many parsed scripts are kept (the least recently written go first).
@@ -42,6 +48,7 @@ _PREFIX = "ast-"
 
 _new = tuple.__new__
 _object_new = object.__new__
+_set_lines = nodes.Node._lines.__set__
 _SCALARS = (str, int, float, bool, type(None))
 
 
@@ -96,7 +103,7 @@ def _code_stamp() -> str:
 
 
 def _path(key: str) -> str:
-    return os.path.join(cache.cache_dir(), f"{_PREFIX}{key[:40]}.json")
+    return os.path.join(cache.cache_dir(), f"{_PREFIX}{key[:40]}.ast")
 
 
 # ---------------------------------------------------------------------- writing
@@ -110,10 +117,8 @@ def store(key: str, program: nodes.Program, depth: int) -> None:
     collecting = gc.isenabled()
     gc.disable()  # many small objects, no cycles: as in load
     try:
-        body = json.dumps(
-            _encode(program), separators=(",", ":"), allow_nan=True, check_circular=False
-        ).encode()
-    except (TypeError, ValueError, RecursionError):
+        body = _body(_encode(program))
+    except (TypeError, ValueError, OverflowError, RecursionError):
         return
     finally:
         if collecting:
@@ -129,11 +134,78 @@ def store(key: str, program: nodes.Program, depth: int) -> None:
         cache.prune(os.path.dirname(path), _PREFIX, MAX_ENTRIES)
 
 
+#: The arrays of a body, in order, and the type code of their integers: the spans'
+#: four columns (as many as ``sizes[0]`` each), the packed spans, the line starts, the
+#: code. Unsigned, so that no number read is negative (no index from the end).
+_ARRAYS = (("spans", "I"), ("packed", "Q"), ("starts", "Q"), ("code", "I"))
+_ITEM_SIZES = {code: array(code).itemsize for _, code in _ARRAYS}
+_SWAP = sys.byteorder != "little"
+
+
+def _body(data: dict[str, Any]) -> bytes:
+    """The bytes of an entry's body holding ``data`` (as :func:`_encode` makes it, or
+    as :func:`_parts` reads it back): its JSON line, then its arrays."""
+    spans = data["spans"]
+    if len(spans) != 4 or any(len(column) != len(spans[0]) for column in spans):
+        raise ValueError("ragged span columns")
+    columns = {
+        "spans": chain.from_iterable(spans),
+        "packed": data["packed"],
+        "starts": data["starts"],
+        "code": data["code"],
+    }
+    head = {
+        "builders": data["builders"],
+        "consts": data["consts"],
+        "sizes": [len(spans[0]), len(data["packed"]), len(data["starts"]), len(data["code"])],
+    }
+    parts = [json.dumps(head, separators=(",", ":"), allow_nan=True).encode(), b"\n"]
+    for name, code in _ARRAYS:
+        numbers = array(code, columns[name])  # (OverflowError for what does not fit)
+        if _SWAP:
+            numbers.byteswap()
+        parts.append(numbers.tobytes())
+    return b"".join(parts)
+
+
+def _parts(raw: bytes, start: int = 0) -> dict[str, Any] | None:
+    """What :func:`_body` wrote, from offset ``start`` of ``raw``: the JSON line's
+    builders and literals, and the arrays as lists (the spans as four columns);
+    None unless the sizes it gives are exact."""
+    head_end = raw.index(b"\n", start)
+    head = json.loads(raw[start:head_end])
+    if type(head) is not dict:
+        return None
+    sizes = head.get("sizes")
+    if type(sizes) is not list or len(sizes) != 4 or set(map(type, sizes)) != {int}:
+        return None
+    if min(sizes) < 0:
+        return None
+    counts = [4 * sizes[0], *sizes[1:]]
+    view = memoryview(raw)[head_end + 1 :]
+    if sum(count * _ITEM_SIZES[code] for count, (_, code) in zip(counts, _ARRAYS)) != len(view):
+        return None
+    data: dict[str, Any] = {"builders": head.get("builders"), "consts": head.get("consts")}
+    at = 0
+    for count, (name, code) in zip(counts, _ARRAYS):
+        numbers = array(code)
+        numbers.frombytes(view[at : at + count * numbers.itemsize])
+        at += count * numbers.itemsize
+        if _SWAP:
+            numbers.byteswap()
+        data[name] = numbers.tolist()
+    spans, n = data["spans"], sizes[0]
+    data["spans"] = [spans[i * n : (i + 1) * n] for i in range(4)]
+    return data
+
+
 def _encode(program: nodes.Program) -> dict[str, Any]:
-    """Literals and spans in two pools, then one record per node or tuple: the
-    indexes of its fields among the values before its run (the pools, then the
-    records' results), in runs of records of one builder, a run written as its
-    builder, its length, then field by field.
+    """Literals, spans and packed spans in three pools, then one record per node or
+    tuple: the indexes of its fields among the values before its run (the pools,
+    then the records' results), in runs of records of one builder, a run written
+    as its builder, its length, then field by field. A span field that the
+    parser packed stays packed (with the line starts of its source), but for a
+    statement's span, which running it reads at once: that is written out.
 
     The tree is walked a level at a time (by distance from the root), a level
     kept as one list per builder (a node class, or tuples of one size). The
@@ -152,6 +224,8 @@ def _encode(program: nodes.Program) -> dict[str, Any]:
     const_at: dict[Any, int] = {}  # a literal's index: by value for a str, else by (type, value)
     # the spans' lines, columns, end lines and end columns (a parser makes a span per node)
     numbers: list[list[int]] = [[], [], [], []]
+    packed: list[int] = []  # the packed spans, all of the first Lines met
+    packed_lines: list[nodes.Lines] = []  # (that one)
     # The leaves, per builder: how many, and per list of them where its fields went.
     leaves: dict[Any, list[Any]] = {}
     leaf_count: dict[Any, int] = {}
@@ -236,7 +310,16 @@ def _encode(program: nodes.Program) -> dict[str, Any]:
                     _place_column(column, consts, const_at, numbers, following, place)
                     if raw is None
                     else _place_spans(
-                        column, items, raw, consts, const_at, numbers, following, place, tables
+                        column,
+                        items,
+                        raw,
+                        consts,
+                        const_at,
+                        numbers,
+                        following,
+                        place,
+                        tables,
+                        None if raw == "span" and key in _STATEMENTS else (packed, packed_lines),
                     )
                     for column, raw in zip(columns, _raw_names.get(key) or repeat(None))
                 ]
@@ -254,7 +337,8 @@ def _encode(program: nodes.Program) -> dict[str, Any]:
         levels.append((lists, runs))
         level = following
     first_span = len(consts)
-    where = first_span + len(numbers[0])  # the index of the next record
+    first_packed = first_span + len(numbers[0])
+    where = first_packed + len(packed)  # the index of the next record
     code: list[int] = []
     # The leaves first, a run per builder, field by field across their lists.
     leaf_start: dict[Any, int] = {}
@@ -267,7 +351,7 @@ def _encode(program: nodes.Program) -> dict[str, Any]:
                     pool, i = placed[field]
                     code.append(i if pool == "c" else first_span + i)
                 else:
-                    _emit(code, placed[field], first_span, None)
+                    _emit(code, placed[field], first_span, first_packed, None)
         leaf_start[key] = where
         where += leaf_count[key]
     # Then the other records, from the deepest level up, each level's lists in order.
@@ -282,7 +366,7 @@ def _encode(program: nodes.Program) -> dict[str, Any]:
                 ]
             else:
                 for entry in placed:
-                    _emit(code, entry, first_span, below)
+                    _emit(code, entry, first_span, first_packed, below)
         below = {}
         for key, size, leaf_at in lists:
             if leaf_at is None:
@@ -290,13 +374,24 @@ def _encode(program: nodes.Program) -> dict[str, Any]:
                 where += size
             else:
                 below[key] = leaf_start[key] + leaf_at
-    return {"builders": builders, "consts": consts, "spans": numbers, "code": code}
+    starts = packed_lines[0]._starts if packed_lines else []
+    return {
+        "builders": builders,
+        "consts": consts,
+        "spans": numbers,
+        "packed": packed,
+        "starts": starts,
+        "code": code,
+    }
 
 
-def _emit(code: list[int], entry: tuple, first_span: int, below: Any) -> None:
+def _emit(code: list[int], entry: tuple, first_span: int, first_packed: int, below: Any) -> None:
     """Append the indexes of one field's column, placed as ``entry`` says."""
     pool = entry[0]
-    if pool == "b":
+    if pool == "p":
+        _, start, length = entry
+        code += range(first_packed + start, first_packed + start + length)
+    elif pool == "b":
         _, key, start, length = entry
         start += below[key]
         code += range(start, start + length)
@@ -343,10 +438,12 @@ def _is_pooled(entry: tuple) -> bool:
     """Whether a field's column (placed as ``entry``) is all literals and spans."""
     if entry[0] == "m":
         return all(pool == "c" or pool == "s" for pool, _ in entry[1])
-    return entry[0] == "c" or entry[0] == "s"
+    return entry[0] == "c" or entry[0] == "s" or entry[0] == "p"
 
 
 _SPAN_ONLY = {Span}
+#: the node classes of statements, whose span is written out (see :func:`_encode`)
+_STATEMENTS = frozenset(getattr(nodes.Statement, "__args__", ()))
 _SPAN_WIDTH = len(Span._fields)
 _STR_ONLY = {str}
 _SCALAR_SET = set(_SCALARS)
@@ -374,12 +471,23 @@ _get_lines = attrgetter("_lines")
 
 
 def _place_spans(
-    column: list, items: list, name: str, consts, const_at, numbers: list, following, place, tables
+    column: list,
+    items: list,
+    name: str,
+    consts,
+    const_at,
+    numbers: list,
+    following,
+    place,
+    tables,
+    packing: tuple[list[int], list] | None,
 ) -> tuple:
-    """Place the column of span field ``name`` read from its slot: packed spans (ints)
-    are unpacked a column at a time, as :meth:`adcli.lang.nodes.Lines.span` does one,
-    when the run's nodes share one :class:`~adcli.lang.nodes.Lines`; else the
-    field is read through its property, a span at a time."""
+    """Place the column of span field ``name`` read from its slot. When the run's nodes
+    share one :class:`~adcli.lang.nodes.Lines` and hold packed spans (ints): kept
+    packed, in ``packing`` (the pool of packed spans, and the one Lines they may be
+    of, set by the first), or else unpacked a column at a time, as
+    :meth:`adcli.lang.nodes.Lines.span` does one. Else the field is read through
+    its property, a span at a time."""
     held = set(map(type, column))
     if held == {int}:
         try:
@@ -392,6 +500,13 @@ def _place_spans(
             if table is None:
                 table = tables[lines] = _line_table(lines, column[0])
             if table is not None:
+                if packing is not None:
+                    pool, of = packing
+                    if not of:
+                        of.append(lines)
+                    if of[0] is lines:
+                        pool += column
+                        return ("p", len(pool) - len(column), len(column))
                 return _unpack(column, table, numbers)
     if held != _SPAN_ONLY:
         column = list(map(attrgetter(name), items))
@@ -485,7 +600,8 @@ def _place_records(column: Any, held: set, following: dict) -> tuple:
 def load(key: str, filename: str, max_depth: int, source_chars: int) -> nodes.Program | None:
     """The program stored under ``key`` with ``filename`` in its spans, or None
     when there is none, it nests deeper than ``max_depth`` (then parsing reports
-    that), or anything about the file is in doubt."""
+    that), or anything about the file is in doubt (``source_chars``: the length of
+    the script, which bounds the entry and the offsets of its spans)."""
     limit = min(_MAX_BYTES, 4096 + _BYTES_PER_CHAR * source_chars)
     raw = cache.read_bounded(_path(key), limit)
     if raw is None:
@@ -493,7 +609,7 @@ def load(key: str, filename: str, max_depth: int, source_chars: int) -> nodes.Pr
     collecting = gc.isenabled()
     gc.disable()  # many objects, no cycles: as in the parser
     try:
-        return _decode(raw, key, filename, max_depth)
+        return _decode(raw, key, filename, max_depth, source_chars)
     except (ValueError, TypeError, KeyError, IndexError, RecursionError, MemoryError):
         return None
     finally:
@@ -501,12 +617,26 @@ def load(key: str, filename: str, max_depth: int, source_chars: int) -> nodes.Pr
             gc.enable()
 
 
-def _decode(raw: bytes, key: str, filename: str, max_depth: int) -> nodes.Program | None:
+class _CachedLines(nodes.Lines):
+    """The :class:`~adcli.lang.nodes.Lines` of a program read from the cache: its
+    line starts come from the entry (its source is not at hand)."""
+
+    __slots__ = ()
+
+    def __init__(self, filename: str, starts: list[int]) -> None:
+        self.filename = filename
+        self.source = ""
+        self._starts = starts
+
+
+def _decode(
+    raw: bytes, key: str, filename: str, max_depth: int, source_chars: int
+) -> nodes.Program | None:
     import hashlib
 
     header_end = raw.index(b"\n")
     header = json.loads(raw[:header_end])
-    body = raw[header_end + 1 :]
+    body = memoryview(raw)[header_end + 1 :]  # (not a copy)
     if type(header) is not dict or header.get("format") != FORMAT or header.get("key") != key:
         return None
     depth = header.get("depth")
@@ -514,29 +644,39 @@ def _decode(raw: bytes, key: str, filename: str, max_depth: int) -> nodes.Progra
         return None
     if header.get("body") != hashlib.sha256(body).hexdigest():
         return None
-    data = json.loads(body)
-    if type(data) is not dict:
+    data = _parts(raw, header_end + 1)
+    if data is None:
         return None
-    entries, consts, columns, code = data["builders"], data["consts"], data["spans"], data["code"]
+    entries, consts, columns = data["builders"], data["consts"], data["spans"]
+    packed, starts, code = data["packed"], data["starts"], data["code"]
     builders = _builders(entries)
     if builders is None:
         return None
     if type(consts) is not list or not set(map(type, consts)) <= set(_SCALARS):
         return None
-    if type(columns) is not list or len(columns) != 4:
+    if not code:
         return None
-    if any(type(c) is not list or len(c) != len(columns[0]) for c in columns):
-        return None
-    if not all(set(map(type, column)) <= {int} for column in columns):
-        return None
-    if type(code) is not list or not code or not set(map(type, code)) <= {int}:
-        return None
-    if min(code) < 0:  # no negative index may reach Python's from-the-end indexing
-        return None
+    if columns[0] and max(map(max, columns)) > source_chars + 1:
+        return None  # (lines and columns within the script)
+    lines = None
+    if packed:
+        # Offsets within the script, and line starts that rise from 0 within it.
+        if max(packed) >> nodes.SPAN_SHIFT > source_chars:
+            return None
+        if max(map(and_, packed, repeat((1 << nodes.SPAN_SHIFT) - 1))) > source_chars:
+            return None
+        if not starts or starts[0] != 0 or starts[-1] > source_chars:
+            return None
+        if not all(map(lt, starts, starts[1:])):
+            return None
+        lines = _CachedLines(filename, starts)
     values: list[Any] = list(consts)
     first_span = len(values)
     values.extend(map(_new, repeat(Span), zip(repeat(filename), *columns)))
-    spans = (first_span, len(values))  # spans sit at the indexes first_span .. len - 1
+    first_packed = len(values)
+    values += packed
+    # spans sit at first_span .. first_packed - 1, packed ones from there to end - 1
+    spans = (first_span, first_packed, len(values), lines)
     # The records, a run at a time: the builder, how many, then field by field.
     first_record = len(values)
     position, end = 0, len(code)
@@ -603,26 +743,39 @@ def _build_run(values: list, code: list, start: int, count: int, builder, spans)
     """Append to ``values`` the ``count`` nodes (or tuples) of one builder whose fields
     follow ``start`` in ``code``, a field at a time; False if a field points anywhere
     but back, before the run (at the pools or at a record built: no cycles), or a
-    span field anywhere but at a span."""
+    span field anywhere but at a span (a packed one only where the node is made
+    by setting its slots, with the Lines that reads it)."""
     cls, size, span_fields, setters = builder
     here = len(values)  # where the run's first record goes
     get = values.__getitem__
+    first_span, first_packed, end_of_spans, lines = spans
+    if setters is None:  # made by its constructor: spans written out only
+        end_of_spans = first_packed
     if count == 1:
         refs = code[start : start + size]
         if refs and max(refs) >= here:
             return False
-        first_span, end_of_spans = spans
         for i in span_fields:
             if not first_span <= refs[i] < end_of_spans:
                 return False
-        values.append(tuple(map(get, refs)) if cls is None else cls(*map(get, refs)))
+        if cls is None:
+            values.append(tuple(map(get, refs)))
+        elif setters is None:
+            values.append(cls(*map(get, refs)))
+        else:
+            made = _object_new(cls)
+            for setter, ref in zip(setters, refs):
+                setter(made, get(ref))
+            if lines is not None:
+                _set_lines(made, lines)
+            values.append(made)
         return True
     columns = [code[start + i * count : start + (i + 1) * count] for i in range(size)]
-    if any(max(column) >= here for column in columns):
-        return False
-    first_span, end_of_spans = spans
-    for i in span_fields:
-        if min(columns[i]) < first_span or max(columns[i]) >= end_of_spans:
+    for i, column in enumerate(columns):
+        if i in span_fields:  # (the spans come before any record)
+            if min(column) < first_span or max(column) >= end_of_spans:
+                return False
+        elif max(column) >= here:
             return False
     if cls is None:
         if size:
@@ -635,5 +788,7 @@ def _build_run(values: list, code: list, start: int, count: int, builder, spans)
         built = list(map(_object_new, repeat(cls, count)))
         for setter, column in zip(setters, columns):
             deque(map(setter, built, map(get, column)), 0)
+        if lines is not None:
+            deque(map(_set_lines, built, repeat(lines, count)), 0)
         values.extend(built)
     return True

@@ -60,63 +60,86 @@ class Evaluator:
         S.check_structure(program, self.limits.max_expr_depth)
         saved_dir = self._base_dir
         self._base_dir = base_dir
+        state = STATE
+        assign, binary, call, name_node, number = N.Assign, N.Binary, N.Call, N.Name, N.Number
+        tensor_ops, fast_operands = _TENSOR_OPS, _FAST_OPERANDS
+        # (the limits of a session do not change while it runs a program)
+        quick = self.limits.max_expr_depth >= 1
+        max_bytes = self.limits.max_bytes
         try:
             last = None
             for stmt in statements:
                 # _exec's bookkeeping, then `name = a op b` and `name = f(a)` on
                 # variables and numbers as _assign would run them, without the walk.
                 self._statement_span = span = stmt.span
-                STATE.context = span
+                state.context = span
                 self.last_output = None
                 self._calls = 0
                 self._steps += 1
-                if STATE.deadline is not None:
+                if state.deadline is not None:
                     check_deadline()
-                if type(stmt) is N.Assign:
-                    node = stmt.value
-                    kind = type(node)
-                    if kind is N.Binary:
-                        value = self._quick_binary(node)
-                    elif kind is N.Call:
-                        value = self._quick_call(node)
-                    else:
-                        value = self.eval(node)
-                    self._bind_name(stmt.name, value)
-                    last = None
-                else:
+                if type(stmt) is not assign:
                     last = self._exec_body(stmt, base_dir)
+                    continue
+                last = None
+                node = stmt.value
+                kind = type(node)
+                if kind is binary:
+                    # :meth:`eval` of ``a op b``, a tensor variable and a variable or
+                    # number: straight to the engine (as :meth:`_binary` would).
+                    left = node.left
+                    value = _MISSING
+                    if (
+                        type(left) is name_node
+                        and quick
+                        and not self.detect_anomaly
+                        and not self._depth
+                    ):
+                        variables = self.variables_
+                        a = variables.get(left.id, _MISSING)
+                        if type(a) is Tensor:
+                            right = node.right
+                            kind = type(right)
+                            if kind is number:
+                                b = right.value
+                            elif kind is name_node:
+                                b = variables.get(right.id, _MISSING)
+                            else:
+                                b = _MISSING
+                            if type(b) in fast_operands:
+                                try:
+                                    value = tensor_ops[node.op](a, b)
+                                except AdcliError as err:
+                                    raise err.at(node.op_span) from None
+                    if value is _MISSING:
+                        value = self.eval(node)
+                elif kind is call:
+                    value = self._quick_call(node)
+                else:
+                    value = self.eval(node)
+                name = stmt.name
+                if (
+                    type(value) is Tensor
+                    and name not in self.wrt
+                    and self._globals is None
+                    and not self._call_depth
+                ):
+                    # _bind_name of a tensor in the session's scope, its bytes counted
+                    # as _hold counts them, within the limit (else _bind_name raises)
+                    held = self._held
+                    size = value._data.nbytes
+                    total = self._held_total - held.get(name, 0) + size
+                    if size and total <= max_bytes:
+                        held[name] = size
+                        self._held_total = total
+                        if value.name is None and value._grad_fn is None:
+                            value.name = name
+                        self.variables_[name] = value
+                        continue
+                self._bind_name(name, value)
             return last
         finally:
             self._base_dir = saved_dir
-
-    def _quick_binary(self, node: N.Binary):
-        """:meth:`eval` of ``a op b`` at the top of a statement: a tensor variable and a
-        variable or number, straight to the engine (as :meth:`_binary` would); anything
-        else, the evaluator."""
-        left, right = node.left, node.right
-        limits = self.limits
-        if (
-            type(left) is N.Name
-            and not self.detect_anomaly
-            and self._depth == 0
-            and limits.max_expr_depth >= 1
-        ):
-            variables = self.variables_
-            a = variables.get(left.id, _MISSING)
-            if type(a) is Tensor:
-                kind = type(right)
-                if kind is N.Number:
-                    b = right.value
-                elif kind is N.Name:
-                    b = variables.get(right.id, _MISSING)
-                else:
-                    b = _MISSING
-                if type(b) in _FAST_OPERANDS:
-                    try:
-                        return _TENSOR_OPS[node.op](a, b)
-                    except AdcliError as err:
-                        raise err.at(node.op_span) from None
-        return self.eval(node)
 
     def _quick_call(self, node: N.Call):
         """:meth:`eval` of ``f(a, ...)`` at the top of a statement, ``f`` a builtin that
@@ -154,7 +177,19 @@ class Evaluator:
                 else:
                     self._depth = 1  # as eval counts the call (a builtin may call back)
                     try:
-                        return self.call_value(target, args, {}, node)
+                        n = len(args)
+                        if self.detect_anomaly or not (
+                            target.required <= n and (target.variadic or n <= len(target.params))
+                        ):
+                            return self.call_value(target, args, {}, node)
+                        # call_value's call of a builtin, the arguments being right
+                        # (check_call's common case) and anomaly mode off
+                        try:
+                            return target.fn(self, *args)
+                        except AdcliError as err:
+                            raise err.at(node.span)
+                        except _BUILTIN_ERRORS as exc:
+                            raise _builtin_error(target, exc, node) from None
                     finally:
                         self._depth = 0
         return self.eval(node)
@@ -799,15 +834,8 @@ class Evaluator:
             return target.fn(self, *args, **kwargs)
         except AdcliError as err:
             raise err.at(node.span)
-        except (
-            ValueError,
-            TypeError,
-            IndexError,
-            ZeroDivisionError,
-            OverflowError,
-            FloatingPointError,
-        ) as exc:
-            raise AdcliError("value", f"{target.name}(): {exc}", node.span) from None
+        except _BUILTIN_ERRORS as exc:
+            raise _builtin_error(target, exc, node) from None
         finally:
             if self.detect_anomaly:
                 STATE.context = self._statement_span
@@ -1043,6 +1071,21 @@ def _called_from(err: AdcliError, fn: UserFunction, span) -> None:
         return
     err.call_site = span  # type: ignore[attr-defined]
     err.message = f"{err.message} (in {fn.name}(), called at {span.file}:{span.line}:{span.column})"
+
+
+#: What a builtin's failure may raise besides AdcliError: a value error at the call.
+_BUILTIN_ERRORS = (
+    ValueError,
+    TypeError,
+    IndexError,
+    ZeroDivisionError,
+    OverflowError,
+    FloatingPointError,
+)
+
+
+def _builtin_error(target: B.Builtin, exc: Exception, node) -> AdcliError:
+    return AdcliError("value", f"{target.name}(): {exc}", node.span)
 
 
 _INT_LIMIT = 2**63
