@@ -713,6 +713,9 @@ _KIND = itemgetter(0)
 _END_CODE = "\x00"
 
 
+_codes_lock = threading.Lock()
+
+
 class _Codes(dict):
     """Token kind -> one character of its own, given out as kinds are met."""
 
@@ -721,7 +724,7 @@ class _Codes(dict):
         self.kinds: dict[str, str] = {}  # the other way round
 
     def __missing__(self, kind: str) -> str:
-        with _tables_lock:  # two kinds never get one code
+        with _codes_lock:  # two kinds never get one code
             code = self.get(kind)
             if code is None:
                 code = self[kind] = chr(0x21 + len(self))  # printable ASCII, then beyond
