@@ -1078,9 +1078,11 @@ class _KindOf(dict):
 
     def __missing__(self, text: str) -> str:
         tables = self.tables
+        literals = tables.data["literals"]
         kind = _NO_TOKEN
-        for name, pattern in tables._terminals:
-            if pattern.fullmatch(text):
+        for name, pattern in tables.data["terminals"]:
+            literal = literals.get(name)
+            if text == literal if literal is not None else re.fullmatch(pattern, text):
                 kind = tables.keywords.get(name, {}).get(text, name)
                 break
         if len(self) < _MAX_TEXTS:
@@ -1283,7 +1285,7 @@ class _Tables:
     doubt is a ``ValueError`` and the caller rebuilds the tables.
     """
 
-    FORMAT = 2
+    FORMAT = 3
 
     def __init__(self, data: Any) -> None:
         _validate_tables(data)
@@ -1329,14 +1331,12 @@ class _Tables:
         # that matches all of it (the one the regex took there: see
         # :func:`_plain_pattern`), found once per distinct text by ``kind_of``.
         # The careful lexer's regex, made when first needed, names each match.
-        # The alternatives go the likeliest first where that changes no match (see
-        # _scan_order): the regex tries them in turn at every token.
+        # The terminals come likeliest first where that changes no match (see
+        # _scan_order): a regex tries them in turn at every token.
         try:
-            order = _scan_order(data["terminals"])
             self.scan_regex = re.compile(
-                "|".join(f"(?:{pattern})" for _, pattern in order) + "|[\\s\\S]"
+                "|".join(f"(?:{pattern})" for _, pattern in data["terminals"]) + "|[\\s\\S]"
             )
-            self._terminals = [(name, re.compile(p)) for name, p in order]
         except (re.error, RecursionError, OverflowError) as exc:
             raise ValueError(f"a terminal's pattern does not compile: {exc}") from None
         self._regex: re.Pattern | None = None
@@ -1350,9 +1350,7 @@ class _Tables:
             self.significant.update((keyword, True) for keyword in mapping.values())
         self.keyword_map: dict[str, str] = {}
         fast = bool(data["balanced"]) and self.scan_regex.groups == 0
-        fast = fast and all(
-            _plain_pattern(pattern, name == _NEWLINE) for name, pattern in data["terminals"]
-        )
+        fast = fast and data["plain"]
         self.kind_of = _KindOf(self)
         for mapping in self.keywords.values():
             for text, keyword in mapping.items():
@@ -1502,6 +1500,10 @@ def _validate_tables(data: Any) -> None:
         need(type(mapping) is dict, "keywords")
         need(all(is_str(k) and is_str(v) for k, v in mapping.items()), "keywords")
     need(type(data["balanced"]) is bool, "balanced")
+    need(type(data["plain"]) is bool, "plain")
+    literals = data["literals"]
+    need(type(literals) is dict, "literals")
+    need(all(is_str(k) and is_str(v) and v for k, v in literals.items()), "literals")
 
 
 _TABLE_KEYS = (
@@ -1516,6 +1518,8 @@ _TABLE_KEYS = (
     "ignored",
     "keywords",
     "balanced",
+    "plain",
+    "literals",
 )
 # Bounds far above any grammar of this language; a cache file past them is damaged.
 _MAX_STATES = 100_000
@@ -1728,7 +1732,7 @@ def _compile_grammar(text: str) -> dict[str, Any]:
                 keywords.setdefault(terminal.name, {})[string.pattern.value] = string.name
                 embedded.add(string.name)
 
-    return {
+    data = {
         "format": _Tables.FORMAT,
         "actions": actions,
         "start_state": table.start_states["start"],
@@ -1736,11 +1740,22 @@ def _compile_grammar(text: str) -> dict[str, Any]:
         "rules": rules,
         "handler_names": handler_names,
         "expand_single": expand_single,
-        "terminals": [[t.name, t.pattern.to_regexp()] for t in terminals if t.name not in embedded],
+        # In the order the lexers try them (see _scan_order): the likeliest first.
+        "terminals": _scan_order(
+            [[t.name, t.pattern.to_regexp()] for t in terminals if t.name not in embedded]
+        ),
+        # The terminals that are one plain string: a text is one of them if it is that string.
+        "literals": {
+            t.name: t.pattern.value
+            for t in terminals
+            if isinstance(t.pattern, PatternStr) and not t.pattern.flags and t.name not in embedded
+        },
         "ignored": sorted(lark.ignore_tokens),
         "keywords": keywords,
         "balanced": _brackets_balanced(lark.rules),
     }
+    data["plain"] = all(_plain_pattern(p, name == _NEWLINE) for name, p in data["terminals"])
+    return data
 
 
 def _brackets_balanced(rules: list) -> bool:
