@@ -211,12 +211,37 @@ def _random(kind, shape, generator, dtype, device, requires_grad) -> Tensor:
     if rng is None:
         rng = manual_seed(0)
     np_dtype = resolve_dtype(dtype)
-    # Drawn on the host so that a seed gives the same numbers on every device.
-    if kind == "randn":
-        host = rng.standard_normal(shape, dtype=np.float64).astype(np_dtype)
+    # Drawn on the host so that a seed gives the same numbers on every device,
+    # and in float64 so that it gives the same numbers in every dtype.
+    draw = rng.standard_normal if kind == "randn" else rng.random
+    if np.dtype(np_dtype) == np.float64:
+        host = draw(shape, dtype=np.float64)
     else:
-        host = rng.random(shape, dtype=np.float64).astype(np_dtype)
+        host = _drawn_in_pieces(draw, shape, np_dtype)
     return _host_made(host, device, requires_grad)
+
+
+#: float64 numbers drawn at a time for a tensor of another dtype (512 KB).
+_DRAW_PIECE = 1 << 16
+
+
+def _drawn_in_pieces(draw, shape, np_dtype) -> np.ndarray:
+    """``draw(shape, dtype=float64).astype(np_dtype)``, the same numbers, without
+    the float64 array: drawn a piece at a time into one small buffer (a generator
+    gives the same stream however the draws are split)."""
+    out = np.empty(shape, dtype=np_dtype)
+    flat = out.reshape(-1)
+    size = flat.size
+    if size <= _DRAW_PIECE:
+        flat[...] = draw(size, dtype=np.float64)
+        return out
+    piece = np.empty(_DRAW_PIECE, dtype=np.float64)
+    for start in range(0, size, _DRAW_PIECE):
+        stop = min(size, start + _DRAW_PIECE)
+        part = piece[: stop - start]
+        draw(dtype=np.float64, out=part)
+        flat[start:stop] = part
+    return out
 
 
 def randn(*shape, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
