@@ -194,3 +194,28 @@ def test_kinds_met_after_the_first_replay_get_replays_too() -> None:
         assert replays_used() == 2
     finally:
         tables.shapes = old
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_the_first_parse_of_a_process_finishes(tmp_path, cached: bool) -> None:
+    """Setting up the replays while the tables load under their lock once deadlocked
+    the first parse of every process: a fresh process parses, with and without the
+    tables' cache file, within a time limit instead of hanging."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    code = "from adcli.lang import parser; print(len(parser.parse('y = sin(y)\\n' * 5).statements))"
+    runs = 2 if cached else 1
+    for _ in range(runs):
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "5"
