@@ -681,9 +681,7 @@ def _run(
                         below = states[-2]
                         state = action.get(below)
                         if state is None:
-                            state = action[below] = _follow_passes(
-                                tables, below, action.action, action.kind
-                            )
+                            state = _chain_end(tables, action, below)
                         states[-1] = state
     except KeyError:
         if token is None or token[0] in actions[state]:
@@ -818,13 +816,7 @@ class _Shapes:
                 if type(action) is _Chain:
                     if len(states) < 2:
                         return None
-                    below = states[-2]
-                    state = action.get(below)
-                    if state is None:
-                        state = action[below] = _follow_passes(
-                            tables, below, action.action, action.kind
-                        )
-                    states[-1] = state
+                    states[-1] = _chain_end(tables, action, states[-2])
                     continue
                 rule = ~action
                 size, origin, pick, single = reductions[rule]
@@ -1031,6 +1023,15 @@ _FOLDS = frozenset({"compare", "arith", "term", "power"})
 
 def _no_end(code: str, start: int) -> int:
     return -1
+
+
+def _chain_end(tables: _Tables, chain: _Chain, below: int) -> int:
+    """The state a chain of one-child ?rule reductions ends in, over state ``below``
+    (remembered in the chain)."""
+    state = chain.get(below)
+    if state is None:
+        state = chain[below] = _follow_passes(tables, below, chain.action, chain.kind)
+    return state
 
 
 def _follow_passes(tables: _Tables, below: int, action: int, kind: str) -> int:
@@ -1342,20 +1343,15 @@ class _Tables:
         self._regex: re.Pattern | None = None
         self.ignored = frozenset(data["ignored"])
         self.keywords: dict[str, dict[str, str]] = data["keywords"]
-        # What the fast lexer needs: which kinds are kept, the keywords by
-        # their text, and what each bracket does to the depth.
+        # What the fast lexer needs: which kinds are kept, a text's kind (its
+        # keyword as the careful lexer finds it, terminal by terminal), and what
+        # each bracket does to the depth.
         names = [name for name, _ in data["terminals"]] + [_NO_TOKEN]
         self.significant = {name: name not in self.ignored for name in names}
         for mapping in self.keywords.values():
             self.significant.update((keyword, True) for keyword in mapping.values())
-        self.keyword_map: dict[str, str] = {}
-        fast = bool(data["balanced"]) and self.scan_regex.groups == 0
-        fast = fast and data["plain"]
+        fast = bool(data["balanced"]) and self.scan_regex.groups == 0 and data["plain"]
         self.kind_of = _KindOf(self)
-        for mapping in self.keywords.values():
-            for text, keyword in mapping.items():
-                if self.keyword_map.setdefault(text, keyword) != keyword:
-                    fast = False  # one text, two keywords: only the careful lexer knows
         self.bracket_delta = {name: 1 for name in _OPENERS if name in names}
         self.bracket_delta.update({name: -1 for name in _CLOSERS if name in names})
         self.fast = fast
