@@ -59,11 +59,12 @@ def _init_Number(self, value, text, span):
 
 
 def _make_Number(lines, value, text, span):
-    self = _new(_cls_Number)
-    _set_lines(self, lines)
-    _set_Number_value(self, value)
-    _set_Number_text(self, text)
-    _set_Number_span(self, span)
+    self = _new(_twin_Number)
+    self._lines = lines
+    self.value = value
+    self.text = text
+    self._span = span
+    self.__class__ = _cls_Number
     return self
 
 
@@ -81,10 +82,11 @@ def _init_Bool(self, value, span):
 
 
 def _make_Bool(lines, value, span):
-    self = _new(_cls_Bool)
-    _set_lines(self, lines)
-    _set_Bool_value(self, value)
-    _set_Bool_span(self, span)
+    self = _new(_twin_Bool)
+    self._lines = lines
+    self.value = value
+    self._span = span
+    self.__class__ = _cls_Bool
     return self
 
 
@@ -102,10 +104,11 @@ def _init_String(self, value, span):
 
 
 def _make_String(lines, value, span):
-    self = _new(_cls_String)
-    _set_lines(self, lines)
-    _set_String_value(self, value)
-    _set_String_span(self, span)
+    self = _new(_twin_String)
+    self._lines = lines
+    self.value = value
+    self._span = span
+    self.__class__ = _cls_String
     return self
 
 
@@ -122,9 +125,10 @@ def _init_NoneLit(self, span):
 
 
 def _make_NoneLit(lines, span):
-    self = _new(_cls_NoneLit)
-    _set_lines(self, lines)
-    _set_NoneLit_span(self, span)
+    self = _new(_twin_NoneLit)
+    self._lines = lines
+    self._span = span
+    self.__class__ = _cls_NoneLit
     return self
 
 
@@ -142,10 +146,11 @@ def _init_Name(self, id, span):
 
 
 def _make_Name(lines, id, span):
-    self = _new(_cls_Name)
-    _set_lines(self, lines)
-    _set_Name_id(self, id)
-    _set_Name_span(self, span)
+    self = _new(_twin_Name)
+    self._lines = lines
+    self.id = id
+    self._span = span
+    self.__class__ = _cls_Name
     return self
 
 
@@ -163,10 +168,11 @@ def _init_ListLit(self, items, span):
 
 
 def _make_ListLit(lines, items, span):
-    self = _new(_cls_ListLit)
-    _set_lines(self, lines)
-    _set_ListLit_items(self, items)
-    _set_ListLit_span(self, span)
+    self = _new(_twin_ListLit)
+    self._lines = lines
+    self.items = items
+    self._span = span
+    self.__class__ = _cls_ListLit
     return self
 
 
@@ -185,11 +191,12 @@ def _init_Unary(self, op, operand, span):
 
 
 def _make_Unary(lines, op, operand, span):
-    self = _new(_cls_Unary)
-    _set_lines(self, lines)
-    _set_Unary_op(self, op)
-    _set_Unary_operand(self, operand)
-    _set_Unary_span(self, span)
+    self = _new(_twin_Unary)
+    self._lines = lines
+    self.op = op
+    self.operand = operand
+    self._span = span
+    self.__class__ = _cls_Unary
     return self
 
 
@@ -218,13 +225,14 @@ def _init_Binary(self, op, left, right, span, op_span):
 
 
 def _make_Binary(lines, op, left, right, span, op_span):
-    self = _new(_cls_Binary)
-    _set_lines(self, lines)
-    _set_Binary_op(self, op)
-    _set_Binary_left(self, left)
-    _set_Binary_right(self, right)
-    _set_Binary_span(self, span)
-    _set_Binary_op_span(self, op_span)
+    self = _new(_twin_Binary)
+    self._lines = lines
+    self.op = op
+    self.left = left
+    self.right = right
+    self._span = span
+    self._op_span = op_span
+    self.__class__ = _cls_Binary
     return self
 
 
@@ -252,12 +260,13 @@ def _init_Keyword(self, name, value, span, name_span):
 
 
 def _make_Keyword(lines, name, value, span, name_span):
-    self = _new(_cls_Keyword)
-    _set_lines(self, lines)
-    _set_Keyword_name(self, name)
-    _set_Keyword_value(self, value)
-    _set_Keyword_span(self, span)
-    _set_Keyword_name_span(self, name_span)
+    self = _new(_twin_Keyword)
+    self._lines = lines
+    self.name = name
+    self.value = value
+    self._span = span
+    self._name_span = name_span
+    self.__class__ = _cls_Keyword
     return self
 
 
@@ -277,12 +286,13 @@ def _init_Call(self, func, args, kwargs, span):
 
 
 def _make_Call(lines, func, args, kwargs, span):
-    self = _new(_cls_Call)
-    _set_lines(self, lines)
-    _set_Call_func(self, func)
-    _set_Call_args(self, args)
-    _set_Call_kwargs(self, kwargs)
-    _set_Call_span(self, span)
+    self = _new(_twin_Call)
+    self._lines = lines
+    self.func = func
+    self.args = args
+    self.kwargs = kwargs
+    self._span = span
+    self.__class__ = _cls_Call
     return self
 
 
@@ -310,12 +320,13 @@ def _init_Attribute(self, obj, name, span, name_span):
 
 
 def _make_Attribute(lines, obj, name, span, name_span):
-    self = _new(_cls_Attribute)
-    _set_lines(self, lines)
-    _set_Attribute_obj(self, obj)
-    _set_Attribute_name(self, name)
-    _set_Attribute_span(self, span)
-    _set_Attribute_name_span(self, name_span)
+    self = _new(_twin_Attribute)
+    self._lines = lines
+    self.obj = obj
+    self.name = name
+    self._span = span
+    self._name_span = name_span
+    self.__class__ = _cls_Attribute
     return self
 
 
@@ -345,14 +356,15 @@ def _init_MethodCall(self, obj, name, args, kwargs, span, name_span):
 
 
 def _make_MethodCall(lines, obj, name, args, kwargs, span, name_span):
-    self = _new(_cls_MethodCall)
-    _set_lines(self, lines)
-    _set_MethodCall_obj(self, obj)
-    _set_MethodCall_name(self, name)
-    _set_MethodCall_args(self, args)
-    _set_MethodCall_kwargs(self, kwargs)
-    _set_MethodCall_span(self, span)
-    _set_MethodCall_name_span(self, name_span)
+    self = _new(_twin_MethodCall)
+    self._lines = lines
+    self.obj = obj
+    self.name = name
+    self.args = args
+    self.kwargs = kwargs
+    self._span = span
+    self._name_span = name_span
+    self.__class__ = _cls_MethodCall
     return self
 
 
@@ -372,12 +384,13 @@ def _init_Slice(self, start, stop, step, span):
 
 
 def _make_Slice(lines, start, stop, step, span):
-    self = _new(_cls_Slice)
-    _set_lines(self, lines)
-    _set_Slice_start(self, start)
-    _set_Slice_stop(self, stop)
-    _set_Slice_step(self, step)
-    _set_Slice_span(self, span)
+    self = _new(_twin_Slice)
+    self._lines = lines
+    self.start = start
+    self.stop = stop
+    self.step = step
+    self._span = span
+    self.__class__ = _cls_Slice
     return self
 
 
@@ -394,9 +407,10 @@ def _init_EllipsisIndex(self, span):
 
 
 def _make_EllipsisIndex(lines, span):
-    self = _new(_cls_EllipsisIndex)
-    _set_lines(self, lines)
-    _set_EllipsisIndex_span(self, span)
+    self = _new(_twin_EllipsisIndex)
+    self._lines = lines
+    self._span = span
+    self.__class__ = _cls_EllipsisIndex
     return self
 
 
@@ -415,11 +429,12 @@ def _init_Index(self, obj, items, span):
 
 
 def _make_Index(lines, obj, items, span):
-    self = _new(_cls_Index)
-    _set_lines(self, lines)
-    _set_Index_obj(self, obj)
-    _set_Index_items(self, items)
-    _set_Index_span(self, span)
+    self = _new(_twin_Index)
+    self._lines = lines
+    self.obj = obj
+    self.items = items
+    self._span = span
+    self.__class__ = _cls_Index
     return self
 
 
@@ -437,10 +452,11 @@ def _init_TupleLit(self, items, span):
 
 
 def _make_TupleLit(lines, items, span):
-    self = _new(_cls_TupleLit)
-    _set_lines(self, lines)
-    _set_TupleLit_items(self, items)
-    _set_TupleLit_span(self, span)
+    self = _new(_twin_TupleLit)
+    self._lines = lines
+    self.items = items
+    self._span = span
+    self.__class__ = _cls_TupleLit
     return self
 
 
@@ -469,13 +485,14 @@ def _init_Logic(self, op, left, right, span, op_span):
 
 
 def _make_Logic(lines, op, left, right, span, op_span):
-    self = _new(_cls_Logic)
-    _set_lines(self, lines)
-    _set_Logic_op(self, op)
-    _set_Logic_left(self, left)
-    _set_Logic_right(self, right)
-    _set_Logic_span(self, span)
-    _set_Logic_op_span(self, op_span)
+    self = _new(_twin_Logic)
+    self._lines = lines
+    self.op = op
+    self.left = left
+    self.right = right
+    self._span = span
+    self._op_span = op_span
+    self.__class__ = _cls_Logic
     return self
 
 
@@ -493,10 +510,11 @@ def _init_Not(self, operand, span):
 
 
 def _make_Not(lines, operand, span):
-    self = _new(_cls_Not)
-    _set_lines(self, lines)
-    _set_Not_operand(self, operand)
-    _set_Not_span(self, span)
+    self = _new(_twin_Not)
+    self._lines = lines
+    self.operand = operand
+    self._span = span
+    self.__class__ = _cls_Not
     return self
 
 
@@ -524,12 +542,13 @@ def _init_Assign(self, name, value, span, name_span):
 
 
 def _make_Assign(lines, name, value, span, name_span):
-    self = _new(_cls_Assign)
-    _set_lines(self, lines)
-    _set_Assign_name(self, name)
-    _set_Assign_value(self, value)
-    _set_Assign_span(self, span)
-    _set_Assign_name_span(self, name_span)
+    self = _new(_twin_Assign)
+    self._lines = lines
+    self.name = name
+    self.value = value
+    self._span = span
+    self._name_span = name_span
+    self.__class__ = _cls_Assign
     return self
 
 
@@ -549,12 +568,13 @@ def _init_Unpack(self, names, value, span, name_spans):
 
 
 def _make_Unpack(lines, names, value, span, name_spans):
-    self = _new(_cls_Unpack)
-    _set_lines(self, lines)
-    _set_Unpack_names(self, names)
-    _set_Unpack_value(self, value)
-    _set_Unpack_span(self, span)
-    _set_Unpack_name_spans(self, name_spans)
+    self = _new(_twin_Unpack)
+    self._lines = lines
+    self.names = names
+    self.value = value
+    self._span = span
+    self.name_spans = name_spans
+    self.__class__ = _cls_Unpack
     return self
 
 
@@ -583,13 +603,14 @@ def _init_SetItem(self, obj, items, value, span, target_span):
 
 
 def _make_SetItem(lines, obj, items, value, span, target_span):
-    self = _new(_cls_SetItem)
-    _set_lines(self, lines)
-    _set_SetItem_obj(self, obj)
-    _set_SetItem_items(self, items)
-    _set_SetItem_value(self, value)
-    _set_SetItem_span(self, span)
-    _set_SetItem_target_span(self, target_span)
+    self = _new(_twin_SetItem)
+    self._lines = lines
+    self.obj = obj
+    self.items = items
+    self.value = value
+    self._span = span
+    self._target_span = target_span
+    self.__class__ = _cls_SetItem
     return self
 
 
@@ -618,13 +639,14 @@ def _init_SetAttr(self, obj, name, value, span, name_span):
 
 
 def _make_SetAttr(lines, obj, name, value, span, name_span):
-    self = _new(_cls_SetAttr)
-    _set_lines(self, lines)
-    _set_SetAttr_obj(self, obj)
-    _set_SetAttr_name(self, name)
-    _set_SetAttr_value(self, value)
-    _set_SetAttr_span(self, span)
-    _set_SetAttr_name_span(self, name_span)
+    self = _new(_twin_SetAttr)
+    self._lines = lines
+    self.obj = obj
+    self.name = name
+    self.value = value
+    self._span = span
+    self._name_span = name_span
+    self.__class__ = _cls_SetAttr
     return self
 
 
@@ -653,13 +675,14 @@ def _init_AugAssign(self, target, op, value, span, op_span):
 
 
 def _make_AugAssign(lines, target, op, value, span, op_span):
-    self = _new(_cls_AugAssign)
-    _set_lines(self, lines)
-    _set_AugAssign_target(self, target)
-    _set_AugAssign_op(self, op)
-    _set_AugAssign_value(self, value)
-    _set_AugAssign_span(self, span)
-    _set_AugAssign_op_span(self, op_span)
+    self = _new(_twin_AugAssign)
+    self._lines = lines
+    self.target = target
+    self.op = op
+    self.value = value
+    self._span = span
+    self._op_span = op_span
+    self.__class__ = _cls_AugAssign
     return self
 
 
@@ -677,10 +700,11 @@ def _init_Block(self, statements, span):
 
 
 def _make_Block(lines, statements, span):
-    self = _new(_cls_Block)
-    _set_lines(self, lines)
-    _set_Block_statements(self, statements)
-    _set_Block_span(self, span)
+    self = _new(_twin_Block)
+    self._lines = lines
+    self.statements = statements
+    self._span = span
+    self.__class__ = _cls_Block
     return self
 
 
@@ -710,14 +734,15 @@ def _init_FuncDef(self, name, params, body, span, name_span, param_spans):
 
 
 def _make_FuncDef(lines, name, params, body, span, name_span, param_spans):
-    self = _new(_cls_FuncDef)
-    _set_lines(self, lines)
-    _set_FuncDef_name(self, name)
-    _set_FuncDef_params(self, params)
-    _set_FuncDef_body(self, body)
-    _set_FuncDef_span(self, span)
-    _set_FuncDef_name_span(self, name_span)
-    _set_FuncDef_param_spans(self, param_spans)
+    self = _new(_twin_FuncDef)
+    self._lines = lines
+    self.name = name
+    self.params = params
+    self.body = body
+    self._span = span
+    self._name_span = name_span
+    self.param_spans = param_spans
+    self.__class__ = _cls_FuncDef
     return self
 
 
@@ -735,10 +760,11 @@ def _init_ExprStmt(self, expr, span):
 
 
 def _make_ExprStmt(lines, expr, span):
-    self = _new(_cls_ExprStmt)
-    _set_lines(self, lines)
-    _set_ExprStmt_expr(self, expr)
-    _set_ExprStmt_span(self, span)
+    self = _new(_twin_ExprStmt)
+    self._lines = lines
+    self.expr = expr
+    self._span = span
+    self.__class__ = _cls_ExprStmt
     return self
 
 
@@ -757,11 +783,12 @@ def _init_Assert(self, test, message, span):
 
 
 def _make_Assert(lines, test, message, span):
-    self = _new(_cls_Assert)
-    _set_lines(self, lines)
-    _set_Assert_test(self, test)
-    _set_Assert_message(self, message)
-    _set_Assert_span(self, span)
+    self = _new(_twin_Assert)
+    self._lines = lines
+    self.test = test
+    self.message = message
+    self._span = span
+    self.__class__ = _cls_Assert
     return self
 
 
@@ -788,11 +815,12 @@ def _init_Import(self, path, span, path_span):
 
 
 def _make_Import(lines, path, span, path_span):
-    self = _new(_cls_Import)
-    _set_lines(self, lines)
-    _set_Import_path(self, path)
-    _set_Import_span(self, span)
-    _set_Import_path_span(self, path_span)
+    self = _new(_twin_Import)
+    self._lines = lines
+    self.path = path
+    self._span = span
+    self._path_span = path_span
+    self.__class__ = _cls_Import
     return self
 
 
@@ -821,13 +849,14 @@ def _init_For(self, var, iterable, body, span, var_span):
 
 
 def _make_For(lines, var, iterable, body, span, var_span):
-    self = _new(_cls_For)
-    _set_lines(self, lines)
-    _set_For_var(self, var)
-    _set_For_iterable(self, iterable)
-    _set_For_body(self, body)
-    _set_For_span(self, span)
-    _set_For_var_span(self, var_span)
+    self = _new(_twin_For)
+    self._lines = lines
+    self.var = var
+    self.iterable = iterable
+    self.body = body
+    self._span = span
+    self._var_span = var_span
+    self.__class__ = _cls_For
     return self
 
 
@@ -846,11 +875,12 @@ def _init_While(self, test, body, span):
 
 
 def _make_While(lines, test, body, span):
-    self = _new(_cls_While)
-    _set_lines(self, lines)
-    _set_While_test(self, test)
-    _set_While_body(self, body)
-    _set_While_span(self, span)
+    self = _new(_twin_While)
+    self._lines = lines
+    self.test = test
+    self.body = body
+    self._span = span
+    self.__class__ = _cls_While
     return self
 
 
@@ -870,12 +900,13 @@ def _init_If(self, test, body, orelse, span):
 
 
 def _make_If(lines, test, body, orelse, span):
-    self = _new(_cls_If)
-    _set_lines(self, lines)
-    _set_If_test(self, test)
-    _set_If_body(self, body)
-    _set_If_orelse(self, orelse)
-    _set_If_span(self, span)
+    self = _new(_twin_If)
+    self._lines = lines
+    self.test = test
+    self.body = body
+    self.orelse = orelse
+    self._span = span
+    self.__class__ = _cls_If
     return self
 
 
@@ -894,11 +925,12 @@ def _init_GradMode(self, enabled, body, span):
 
 
 def _make_GradMode(lines, enabled, body, span):
-    self = _new(_cls_GradMode)
-    _set_lines(self, lines)
-    _set_GradMode_enabled(self, enabled)
-    _set_GradMode_body(self, body)
-    _set_GradMode_span(self, span)
+    self = _new(_twin_GradMode)
+    self._lines = lines
+    self.enabled = enabled
+    self.body = body
+    self._span = span
+    self.__class__ = _cls_GradMode
     return self
 
 
@@ -915,9 +947,10 @@ def _init_Break(self, span):
 
 
 def _make_Break(lines, span):
-    self = _new(_cls_Break)
-    _set_lines(self, lines)
-    _set_Break_span(self, span)
+    self = _new(_twin_Break)
+    self._lines = lines
+    self._span = span
+    self.__class__ = _cls_Break
     return self
 
 
@@ -934,9 +967,10 @@ def _init_Continue(self, span):
 
 
 def _make_Continue(lines, span):
-    self = _new(_cls_Continue)
-    _set_lines(self, lines)
-    _set_Continue_span(self, span)
+    self = _new(_twin_Continue)
+    self._lines = lines
+    self._span = span
+    self.__class__ = _cls_Continue
     return self
 
 
@@ -954,10 +988,11 @@ def _init_Return(self, value, span):
 
 
 def _make_Return(lines, value, span):
-    self = _new(_cls_Return)
-    _set_lines(self, lines)
-    _set_Return_value(self, value)
-    _set_Return_span(self, span)
+    self = _new(_twin_Return)
+    self._lines = lines
+    self.value = value
+    self._span = span
+    self.__class__ = _cls_Return
     return self
 
 
@@ -975,8 +1010,9 @@ def _init_Program(self, statements, span):
 
 
 def _make_Program(lines, statements, span):
-    self = _new(_cls_Program)
-    _set_lines(self, lines)
-    _set_Program_statements(self, statements)
-    _set_Program_span(self, span)
+    self = _new(_twin_Program)
+    self._lines = lines
+    self.statements = statements
+    self._span = span
+    self.__class__ = _cls_Program
     return self

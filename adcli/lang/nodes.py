@@ -587,7 +587,7 @@ _MAKERS_HEADER = (
 def makers_source(classes: list[type]) -> str:
     """The source of :mod:`adcli.lang._node_makers` for ``classes``: per class an
     ``__init__``, a getter per span field and a maker for the parser (:data:`MAKERS`).
-    The names they use (``_new``, ``_set_lines``, ``_cls_C``, ``_set_C_field``) are
+    The names they use (``_new``, ``_set_lines``, ``_cls_C``, ``_twin_C``, ``_set_C_field``) are
     set in that module's namespace by :func:`_fast_inits`."""
     listed = []
     for cls in classes:
@@ -611,11 +611,35 @@ def makers_source(classes: list[type]) -> str:
                 )
         sets = "".join(f"    _set_{c}_{name}(self, {name})\n" for name in names)
         sources.append(f"def _init_{c}(self, {', '.join(names)}):\n{sets}")
+        # The maker fills a twin's slots (plain attribute stores, which CPython
+        # specializes), then gives the node its class.
+        stores = "".join(
+            f"    self.{'_' if name in SPAN_FIELDS else ''}{name} = {name}\n" for name in names
+        )
         sources.append(
             f"def _make_{c}(lines, {', '.join(names)}):\n"
-            f"    self = _new(_cls_{c})\n    _set_lines(self, lines)\n{sets}    return self\n"
+            f"    self = _new(_twin_{c})\n    self._lines = lines\n{stores}"
+            f"    self.__class__ = _cls_{c}\n    return self\n"
         )
     return "\n\n".join(sources)
+
+
+def _twin(cls: type) -> type:
+    """A subclass of ``cls`` that adds no slot and lets its slots be assigned: a
+    maker fills one, then sets its ``__class__`` to ``cls`` (the layouts are the
+    same). Stores into it are CPython's quickest, where ``cls``'s own frozen
+    ``__setattr__`` would leave only a slot's ``__set__`` to call, twice as slow."""
+    return type(
+        cls.__name__,
+        (cls,),
+        {
+            "__slots__": (),
+            "__setattr__": object.__setattr__,
+            "__delattr__": object.__delattr__,
+            "__module__": cls.__module__,
+            "__qualname__": f"{cls.__qualname__}.<being made>",
+        },
+    )
 
 
 def _fast_inits(classes: list[type]) -> None:
@@ -632,6 +656,7 @@ def _fast_inits(classes: list[type]) -> None:
     for cls in classes:
         c = cls.__name__
         namespace[f"_cls_{c}"] = cls
+        namespace[f"_twin_{c}"] = _twin(cls)
         for name in cls._field_names:
             slot = f"_{name}" if name in SPAN_FIELDS else name
             namespace[f"_set_{c}_{name}"] = getattr(cls, slot).__set__
