@@ -59,7 +59,7 @@ def _init_Number(self, value, text, span):
 
 
 def _make_Number(lines, value, text, span):
-    self = _new(_twin_Number)
+    self = _twin_Number()
     self._lines = lines
     self.value = value
     self.text = text
@@ -82,7 +82,7 @@ def _init_Bool(self, value, span):
 
 
 def _make_Bool(lines, value, span):
-    self = _new(_twin_Bool)
+    self = _twin_Bool()
     self._lines = lines
     self.value = value
     self._span = span
@@ -104,7 +104,7 @@ def _init_String(self, value, span):
 
 
 def _make_String(lines, value, span):
-    self = _new(_twin_String)
+    self = _twin_String()
     self._lines = lines
     self.value = value
     self._span = span
@@ -125,7 +125,7 @@ def _init_NoneLit(self, span):
 
 
 def _make_NoneLit(lines, span):
-    self = _new(_twin_NoneLit)
+    self = _twin_NoneLit()
     self._lines = lines
     self._span = span
     self.__class__ = _cls_NoneLit
@@ -146,7 +146,7 @@ def _init_Name(self, id, span):
 
 
 def _make_Name(lines, id, span):
-    self = _new(_twin_Name)
+    self = _twin_Name()
     self._lines = lines
     self.id = id
     self._span = span
@@ -168,7 +168,7 @@ def _init_ListLit(self, items, span):
 
 
 def _make_ListLit(lines, items, span):
-    self = _new(_twin_ListLit)
+    self = _twin_ListLit()
     self._lines = lines
     self.items = items
     self._span = span
@@ -191,7 +191,7 @@ def _init_Unary(self, op, operand, span):
 
 
 def _make_Unary(lines, op, operand, span):
-    self = _new(_twin_Unary)
+    self = _twin_Unary()
     self._lines = lines
     self.op = op
     self.operand = operand
@@ -225,7 +225,7 @@ def _init_Binary(self, op, left, right, span, op_span):
 
 
 def _make_Binary(lines, op, left, right, span, op_span):
-    self = _new(_twin_Binary)
+    self = _twin_Binary()
     self._lines = lines
     self.op = op
     self.left = left
@@ -260,7 +260,7 @@ def _init_Keyword(self, name, value, span, name_span):
 
 
 def _make_Keyword(lines, name, value, span, name_span):
-    self = _new(_twin_Keyword)
+    self = _twin_Keyword()
     self._lines = lines
     self.name = name
     self.value = value
@@ -286,7 +286,7 @@ def _init_Call(self, func, args, kwargs, span):
 
 
 def _make_Call(lines, func, args, kwargs, span):
-    self = _new(_twin_Call)
+    self = _twin_Call()
     self._lines = lines
     self.func = func
     self.args = args
@@ -320,7 +320,7 @@ def _init_Attribute(self, obj, name, span, name_span):
 
 
 def _make_Attribute(lines, obj, name, span, name_span):
-    self = _new(_twin_Attribute)
+    self = _twin_Attribute()
     self._lines = lines
     self.obj = obj
     self.name = name
@@ -356,7 +356,7 @@ def _init_MethodCall(self, obj, name, args, kwargs, span, name_span):
 
 
 def _make_MethodCall(lines, obj, name, args, kwargs, span, name_span):
-    self = _new(_twin_MethodCall)
+    self = _twin_MethodCall()
     self._lines = lines
     self.obj = obj
     self.name = name
@@ -384,7 +384,7 @@ def _init_Slice(self, start, stop, step, span):
 
 
 def _make_Slice(lines, start, stop, step, span):
-    self = _new(_twin_Slice)
+    self = _twin_Slice()
     self._lines = lines
     self.start = start
     self.stop = stop
@@ -407,7 +407,7 @@ def _init_EllipsisIndex(self, span):
 
 
 def _make_EllipsisIndex(lines, span):
-    self = _new(_twin_EllipsisIndex)
+    self = _twin_EllipsisIndex()
     self._lines = lines
     self._span = span
     self.__class__ = _cls_EllipsisIndex
@@ -429,7 +429,7 @@ def _init_Index(self, obj, items, span):
 
 
 def _make_Index(lines, obj, items, span):
-    self = _new(_twin_Index)
+    self = _twin_Index()
     self._lines = lines
     self.obj = obj
     self.items = items
@@ -452,7 +452,7 @@ def _init_TupleLit(self, items, span):
 
 
 def _make_TupleLit(lines, items, span):
-    self = _new(_twin_TupleLit)
+    self = _twin_TupleLit()
     self._lines = lines
     self.items = items
     self._span = span
@@ -485,7 +485,7 @@ def _init_Logic(self, op, left, right, span, op_span):
 
 
 def _make_Logic(lines, op, left, right, span, op_span):
-    self = _new(_twin_Logic)
+    self = _twin_Logic()
     self._lines = lines
     self.op = op
     self.left = left
@@ -510,7 +510,7 @@ def _init_Not(self, operand, span):
 
 
 def _make_Not(lines, operand, span):
-    self = _new(_twin_Not)
+    self = _twin_Not()
     self._lines = lines
     self.operand = operand
     self._span = span
@@ -542,7 +542,7 @@ def _init_Assign(self, name, value, span, name_span):
 
 
 def _make_Assign(lines, name, value, span, name_span):
-    self = _new(_twin_Assign)
+    self = _twin_Assign()
     self._lines = lines
     self.name = name
     self.value = value
@@ -568,7 +568,7 @@ def _init_Unpack(self, names, value, span, name_spans):
 
 
 def _make_Unpack(lines, names, value, span, name_spans):
-    self = _new(_twin_Unpack)
+    self = _twin_Unpack()
     self._lines = lines
     self.names = names
     self.value = value
@@ -603,7 +603,7 @@ def _init_SetItem(self, obj, items, value, span, target_span):
 
 
 def _make_SetItem(lines, obj, items, value, span, target_span):
-    self = _new(_twin_SetItem)
+    self = _twin_SetItem()
     self._lines = lines
     self.obj = obj
     self.items = items
@@ -639,7 +639,7 @@ def _init_SetAttr(self, obj, name, value, span, name_span):
 
 
 def _make_SetAttr(lines, obj, name, value, span, name_span):
-    self = _new(_twin_SetAttr)
+    self = _twin_SetAttr()
     self._lines = lines
     self.obj = obj
     self.name = name
@@ -675,7 +675,7 @@ def _init_AugAssign(self, target, op, value, span, op_span):
 
 
 def _make_AugAssign(lines, target, op, value, span, op_span):
-    self = _new(_twin_AugAssign)
+    self = _twin_AugAssign()
     self._lines = lines
     self.target = target
     self.op = op
@@ -700,7 +700,7 @@ def _init_Block(self, statements, span):
 
 
 def _make_Block(lines, statements, span):
-    self = _new(_twin_Block)
+    self = _twin_Block()
     self._lines = lines
     self.statements = statements
     self._span = span
@@ -734,7 +734,7 @@ def _init_FuncDef(self, name, params, body, span, name_span, param_spans):
 
 
 def _make_FuncDef(lines, name, params, body, span, name_span, param_spans):
-    self = _new(_twin_FuncDef)
+    self = _twin_FuncDef()
     self._lines = lines
     self.name = name
     self.params = params
@@ -760,7 +760,7 @@ def _init_ExprStmt(self, expr, span):
 
 
 def _make_ExprStmt(lines, expr, span):
-    self = _new(_twin_ExprStmt)
+    self = _twin_ExprStmt()
     self._lines = lines
     self.expr = expr
     self._span = span
@@ -783,7 +783,7 @@ def _init_Assert(self, test, message, span):
 
 
 def _make_Assert(lines, test, message, span):
-    self = _new(_twin_Assert)
+    self = _twin_Assert()
     self._lines = lines
     self.test = test
     self.message = message
@@ -815,7 +815,7 @@ def _init_Import(self, path, span, path_span):
 
 
 def _make_Import(lines, path, span, path_span):
-    self = _new(_twin_Import)
+    self = _twin_Import()
     self._lines = lines
     self.path = path
     self._span = span
@@ -849,7 +849,7 @@ def _init_For(self, var, iterable, body, span, var_span):
 
 
 def _make_For(lines, var, iterable, body, span, var_span):
-    self = _new(_twin_For)
+    self = _twin_For()
     self._lines = lines
     self.var = var
     self.iterable = iterable
@@ -875,7 +875,7 @@ def _init_While(self, test, body, span):
 
 
 def _make_While(lines, test, body, span):
-    self = _new(_twin_While)
+    self = _twin_While()
     self._lines = lines
     self.test = test
     self.body = body
@@ -900,7 +900,7 @@ def _init_If(self, test, body, orelse, span):
 
 
 def _make_If(lines, test, body, orelse, span):
-    self = _new(_twin_If)
+    self = _twin_If()
     self._lines = lines
     self.test = test
     self.body = body
@@ -925,7 +925,7 @@ def _init_GradMode(self, enabled, body, span):
 
 
 def _make_GradMode(lines, enabled, body, span):
-    self = _new(_twin_GradMode)
+    self = _twin_GradMode()
     self._lines = lines
     self.enabled = enabled
     self.body = body
@@ -947,7 +947,7 @@ def _init_Break(self, span):
 
 
 def _make_Break(lines, span):
-    self = _new(_twin_Break)
+    self = _twin_Break()
     self._lines = lines
     self._span = span
     self.__class__ = _cls_Break
@@ -967,7 +967,7 @@ def _init_Continue(self, span):
 
 
 def _make_Continue(lines, span):
-    self = _new(_twin_Continue)
+    self = _twin_Continue()
     self._lines = lines
     self._span = span
     self.__class__ = _cls_Continue
@@ -988,7 +988,7 @@ def _init_Return(self, value, span):
 
 
 def _make_Return(lines, value, span):
-    self = _new(_twin_Return)
+    self = _twin_Return()
     self._lines = lines
     self.value = value
     self._span = span
@@ -1010,7 +1010,7 @@ def _init_Program(self, statements, span):
 
 
 def _make_Program(lines, statements, span):
-    self = _new(_twin_Program)
+    self = _twin_Program()
     self._lines = lines
     self.statements = statements
     self._span = span

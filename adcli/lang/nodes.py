@@ -587,7 +587,7 @@ _MAKERS_HEADER = (
 def makers_source(classes: list[type]) -> str:
     """The source of :mod:`adcli.lang._node_makers` for ``classes``: per class an
     ``__init__``, a getter per span field and a maker for the parser (:data:`MAKERS`).
-    The names they use (``_new``, ``_set_lines``, ``_cls_C``, ``_twin_C``, ``_set_C_field``) are
+    The names they use (``_cls_C``, ``_twin_C``, ``_set_C_field``) are
     set in that module's namespace by :func:`_fast_inits`."""
     listed = []
     for cls in classes:
@@ -618,7 +618,7 @@ def makers_source(classes: list[type]) -> str:
         )
         sources.append(
             f"def _make_{c}(lines, {', '.join(names)}):\n"
-            f"    self = _new(_twin_{c})\n    self._lines = lines\n{stores}"
+            f"    self = _twin_{c}()\n    self._lines = lines\n{stores}"
             f"    self.__class__ = _cls_{c}\n    return self\n"
         )
     return "\n\n".join(sources)
@@ -634,6 +634,7 @@ def _twin(cls: type) -> type:
         (cls,),
         {
             "__slots__": (),
+            "__init__": object.__init__,  # made by calling it: quicker than object.__new__
             "__setattr__": object.__setattr__,
             "__delattr__": object.__delattr__,
             "__module__": cls.__module__,
@@ -652,7 +653,7 @@ def _fast_inits(classes: list[type]) -> None:
     if namespace.get("FIELDS") != {cls.__name__: cls._field_names for cls in classes}:
         namespace = {}
         exec(makers_source(classes), namespace)  # noqa: S102 - our own code, from field names
-    namespace.update(_new=object.__new__, _set_lines=Node._lines.__set__, int=int)
+    namespace.update(int=int)
     for cls in classes:
         c = cls.__name__
         namespace[f"_cls_{c}"] = cls

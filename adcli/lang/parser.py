@@ -32,8 +32,8 @@ import re
 import threading
 import zlib
 from collections.abc import Iterable, Iterator
-from itertools import accumulate, compress, islice, repeat
-from operator import attrgetter, eq, itemgetter, lshift, ne, not_, or_
+from itertools import accumulate, compress, repeat
+from operator import add, attrgetter, itemgetter, mul, ne, not_, or_
 from time import monotonic
 from typing import Any
 
@@ -386,7 +386,7 @@ def _parse(
             depth = [0]
             builder = _AstBuilder(filename, source)
             chunks = _fast_chunks(source, filename, max_depth, tables, deadline, depth, builder)
-            program = _run(tables, chunks, builder)
+            program = _run_fast(tables, chunks, builder)
             if found is not None:
                 found["depth"] = depth[0]
         except (_Fallback, AdcliError) as failed:
@@ -428,59 +428,68 @@ def _fast_chunks(
     deadline: _Deadline | None,
     deepest_seen: list[int] | None = None,
     builder: _AstBuilder | None = None,
-) -> Iterator[list[tuple]]:
-    """Tokens in chunks of whole lines, each made by C loops (``findall``, ``map``,
-    ``compress``) with no Python code per token: ``(kind, text, packed offsets)``
-    tuples. The texts tile the source, so their offsets are sums of their lengths,
-    and a text's kind is what :attr:`_Tables.kind_of` says (worked out once per
-    distinct text). Anything the careful :func:`_tokenize` would report (a character
-    that starts no token, a bracket closed wrongly or nested too deeply, one left
-    open) raises :class:`_Fallback` instead."""
-    significant = tables.significant
-    kind_of = tables.kind_of
-    delta = tables.bracket_delta
-    newline = _NEWLINE
-    lines = builder.lines if builder is not None else nodes.Lines(filename, source)
-    texts: dict[str, str] = {}
+) -> Iterator[tuple[str, list[str], list[int]]]:
+    """The tokens in chunks of whole lines, each made by C loops (``findall``,
+    ``join``, ``map``, ``accumulate``) with no Python code per token: per chunk the
+    tokens' kinds as one string of codes (one character per kind, see
+    :class:`_Codes`), their texts and their packed offsets. A match of the regex
+    is a token with the space before it (see :class:`_Texts`), so the matches
+    tile the source and their offsets are sums of their lengths. Anything the
+    careful :func:`_tokenize` would report (a character that starts no token, a
+    bracket closed wrongly or nested too deeply, one left open) raises
+    :class:`_Fallback` instead."""
+    texts = tables.texts
+    code_of = texts.code_of.__getitem__
+    value_of = texts.value_of.__getitem__
+    place_of = texts.place_of.__getitem__
     scan = tables.scan_regex.findall
-    spacing = {name: d for name, d in delta.items() if name not in ("LBRACE", "RBRACE")}
+    codes = tables.codes
+    newline = codes[_NEWLINE]
+    no_token = codes[_NO_TOKEN]
+    ignored = [codes[kind] for kind in tables.ignored]
+    marks = texts.marks
+    depth_of = texts.depth_delta.__getitem__
+    level_of = texts.level_delta.__getitem__
+    else_code = codes["ELSE"] if "ELSE" in tables.kinds else None
+    scale = texts.scale
+    lines = builder.lines if builder is not None else nodes.Lines(filename, source)
     depth = 0
     level = 0
-    last = None
-    #: newlines held back from the end of a chunk: an `else` may follow them
-    pending: list[tuple] = []
-    before_pending = None  # the kind of the last token yielded before them
+    #: newlines held back from the end of a chunk (code, texts, places): an `else`
+    #: may follow them
+    pending: tuple[str, list, list] | None = None
+    before_pending = None  # the code of the last token yielded before them
     size = len(source)
     position = 0
+    last_place = 0
     while position < size:
         # A chunk ends after a newline: no token but the newline holds one.
         stop = source.find("\n", position + _CHUNK_CHARS) + 1 or size
         found = scan(source, position, stop)
-        kinds = list(map(kind_of.__getitem__, found))
-        if _NO_TOKEN in kinds or (stop < size and kinds[-1] != newline):
+        code = "".join(map(code_of, found))
+        if no_token in code or (stop < size and code[-1] != newline):
             raise _Fallback
-        bounds = list(accumulate(map(len, found), initial=position))
-        position = stop
-        keep = list(map(significant.__getitem__, kinds))
-        kinds = list(compress(kinds, keep))
-        if not kinds:
-            continue
-        # Equal texts share one string (a script repeats its names and numbers).
-        values = list(compress(found, keep))
+        values = list(map(value_of, found))
+        starts = map(mul, accumulate(map(len, found), initial=position), repeat(scale))
+        places = list(map(add, starts, map(place_of, found)))
         del found
-        values = list(map(texts.setdefault, values, values))
-        places = list(
-            map(
-                or_,
-                map(lshift, compress(bounds, keep), repeat(_SHIFT)),
-                compress(islice(bounds, 1, None), keep),
-            )
-        )
-        del bounds, keep
-        if delta:
-            # The depth after each token (a newline's is the one it is at).
-            depths = list(accumulate(map(delta.get, kinds, repeat(0)), initial=depth))
-            del depths[0]
+        position = stop
+        for kind in ignored:
+            if kind in code:
+                keep = list(map(texts.significant.__getitem__, code))
+                code = "".join(compress(code, keep))
+                values = list(compress(values, keep))
+                places = list(compress(places, keep))
+                break
+        if not code:
+            continue
+        # Brackets: the depth (for the limit), and newlines inside ( ) or [ ], which
+        # are only space (inside { } they end statements; a brace never opens
+        # inside a parenthesis: blocks are statements). Worked out on the brackets
+        # and newlines alone.
+        bracketing = code.translate(marks)
+        if level or len(bracketing) != bracketing.count(newline):
+            depths = list(accumulate(map(depth_of, bracketing), initial=depth))
             depth = depths[-1]
             deepest = max(depths)
             # (A closing bracket with none open is not looked for: the grammar's
@@ -489,57 +498,66 @@ def _fast_chunks(
                 raise _Fallback
             if deepest_seen is not None and deepest > deepest_seen[0]:
                 deepest_seen[0] = deepest
-        # Newlines inside ( ) or [ ] are only space; inside { } they end statements
-        # (a brace never opens inside a parenthesis: blocks are statements).
-        if spacing:
-            levels = list(accumulate(map(spacing.get, kinds, repeat(0)), initial=level))
-            del levels[0]
-            level = levels[-1]
-            # Drop the newlines inside parentheses and brackets, if there are any.
-            if max(levels) and any(compress(levels, map(eq, kinds, repeat(newline)))):
-                inside = list(map(or_, map(ne, kinds, repeat(newline)), map(not_, levels)))
-                kinds = list(compress(kinds, inside))
+            levels = list(accumulate(map(level_of, bracketing), initial=level))
+            if max(levels) and newline in compress(bracketing, levels):
+                # (the level before a newline is the one it is at)
+                inside = list(
+                    map(
+                        or_,
+                        map(ne, code, repeat(newline)),
+                        map(not_, accumulate(map(level_of, code), initial=level)),
+                    )
+                )
+                code = "".join(compress(code, inside))
                 values = list(compress(values, inside))
                 places = list(compress(places, inside))
-        tokens = list(zip(kinds, values, places))
-        if pending:
-            tokens[:0] = pending
-            pending = []
-        if "ELSE" in kinds:
-            tokens = _join_else(tokens, before_pending)
+            level = levels[-1]
+        if pending is not None:
+            code = pending[0] + code
+            values[:0] = pending[1]
+            places[:0] = pending[2]
+            pending = None
+        if else_code is not None and else_code in code:
+            code, values, places = _join_else(code, values, places, before_pending, codes)
         # Hold back trailing newlines: the next chunk may start with `else`.
-        keep_to = len(tokens)
-        while keep_to and tokens[keep_to - 1][0] == newline:
-            keep_to -= 1
-        if keep_to < len(tokens):
-            pending = tokens[keep_to:]
-            del tokens[keep_to:]
-        if tokens:
-            last = tokens[-1]
-            before_pending = last[0]
-            yield tokens
+        kept = len(code.rstrip(newline))
+        if kept < len(code):
+            pending = (code[kept:], values[kept:], places[kept:])
+            code = code[:kept]
+            del values[kept:], places[kept:]
+        if code:
+            before_pending = code[-1]
+            last_place = places[-1]
+            yield code, values, places
         if deadline is not None:
-            deadline.check(filename, last, lines)
+            deadline.check(filename, (None, None, last_place), lines)
     if depth:
         raise _Fallback
-    if pending:
+    if pending is not None:
         yield pending
-    yield [(_END, "", _packed(size, size))]
+    yield codes[_END], [""], [_packed(size, size)]
 
 
-def _join_else(tokens: list[tuple], before: str | None) -> list[tuple]:
-    """Drop the newlines between a ``}`` and an ``else`` (``before``: the kind of the
-    token before ``tokens``): they do not end the if statement."""
-    out: list[tuple] = []
-    for token in tokens:
-        if token[0] == "ELSE" and out and out[-1][0] == _NEWLINE:
-            keep = len(out)
-            while keep and out[keep - 1][0] == _NEWLINE:
-                keep -= 1
-            if (out[keep - 1][0] if keep else before) == "RBRACE":
-                del out[keep:]
-        out.append(token)
-    return out
+def _join_else(
+    code: str, values: list, places: list, before: str | None, codes: _Codes
+) -> tuple[str, list, list]:
+    """Drop the newlines between a ``}`` and an ``else`` (``before``: the code of
+    the token before the chunk): they do not end the if statement."""
+    newline, brace, else_code = codes[_NEWLINE], codes["RBRACE"], codes["ELSE"]
+    keep: list[int] = []
+    for at, kind in enumerate(code):
+        if kind == else_code and keep and code[keep[-1]] == newline:
+            last = len(keep)
+            while last and code[keep[last - 1]] == newline:
+                last -= 1
+            if (code[keep[last - 1]] if last else before) == brace:
+                del keep[last:]
+        keep.append(at)
+    return (
+        "".join([code[at] for at in keep]),
+        [values[at] for at in keep],
+        [places[at] for at in keep],
+    )
 
 
 def _in_chunks(
@@ -578,10 +596,9 @@ def _run(
     """The LALR(1) loop: shift tokens, reduce rules, build nodes bottom-up.
 
     ``every_token`` (the careful lexer's whole list) lets a syntax error look around
-    the culprit (a bracket opened lines before, a Python habit). Without it (the
-    fast lexer's tokens), a statement whose shape was parsed before is built by
-    that shape's compiled replay (see :class:`_Shapes`) instead of token by token."""
-    actions = tables.fast_actions if every_token is not None else tables.fused_actions
+    the culprit (a bracket opened lines before, a Python habit). The fast lexer's
+    chunks go to :func:`_run_fast` instead."""
+    actions = tables.fast_actions
     reductions = tables.reductions
     handlers = [
         getattr(builder, name) if name else splice
@@ -594,59 +611,17 @@ def _run(
     push = values.append
     push_state = states.append
     token: Any = None
-    shapes = tables.shapes if every_token is None else None
-    if shapes is not None:
-        memo_get = shapes.memo.get
-        code_of = shapes.code
-        ending = shapes.ending
-        longest = _MAX_SHAPE_TOKENS
-        lines = builder.lines
-    else:  # the careful lexer's tokens: no replays (no statement is found to end)
-        find_end = _no_end
-        longest = 0
-    starting = True  # the next token may start a statement
     try:
         for tokens in chunks:
-            if shapes is not None:
-                # One character per token, and the same with each separator and
-                # brace as one character: where the statement ends is a find.
-                code = code_of(tokens)
-                ends = code.translate(ending)
-                find_end = ends.find
-            count = len(tokens)
-            at = 0
-            while at < count:
-                token = tokens[at]
-                at += 1
+            for token in tokens:
                 kind = token[0]
                 while True:
                     action = actions[state][kind]
-                    if starting and (
-                        type(action) is _ShiftReduce or type(action) is int and action >= 0
-                    ):
-                        # A statement starts (its first token is shifted now): built at
-                        # once by its shape's replay if it has one; the token after it
-                        # (a separator or a brace) is next.
-                        starting = False
-                        end = find_end(_END_CODE, at - 1)
-                        if at <= end < at + longest:
-                            key = (state, code[at - 1 : end + 1])
-                            entry = memo_get(key)
-                            if entry.__class__ is not tuple:
-                                entry = shapes.sighted(key, entry)
-                            if entry is not None:
-                                push(entry[0](tokens, at - 1, handlers, lines))
-                                state = entry[1]
-                                push_state(state)
-                                at = end
-                                break
                     if type(action) is int:
                         if action >= 0:  # shift
                             push_state(action)
                             push(token)
                             state = action
-                            if kind in _STATEMENT_STARTS:
-                                starting = True
                             break
                         # Reduce: the node replaces the rule's symbols on the stacks.
                         rule = ~action
@@ -670,9 +645,128 @@ def _run(
                         state = states[-1] = actions[states[-2]][origin]
                         if state == end_state and kind == _END:
                             return values[-1]
+                    else:
+                        # A chain of one-child ?rules: nothing to build, only a new state.
+                        below = states[-2]
+                        state = action.get(below)
+                        if state is None:
+                            state = _chain_end(tables, action, below)
+                        states[-1] = state
+    except KeyError:
+        if token is None or token[0] in actions[state] or every_token is None:
+            raise
+        index = next(i for i, t in enumerate(every_token) if t is token)
+        before = every_token[index - 1] if index else None
+        raise _syntax_error(
+            token, before, every_token, states, values, tables, builder, index
+        ) from None
+    raise AssertionError("the token list always ends with $END or $FAILED")
+
+
+def _run_fast(
+    tables: _Tables, chunks: Iterable[tuple[str, list, list]], builder: _AstBuilder
+) -> nodes.Program:
+    """The LALR(1) loop over the fast lexer's chunks (see :func:`_fast_chunks`): as
+    :func:`_run`, with a token's kind its code (the actions are looked up by it),
+    and a statement whose shape was parsed before built by that shape's compiled
+    replay (see :class:`_Shapes`) instead of token by token. A token the loop
+    shifts becomes the tuple ``(kind, text, packed offsets)`` the builder reads."""
+    actions = tables.fused_actions
+    reductions = tables.reductions
+    handlers = [
+        getattr(builder, name) if name else splice
+        for name, splice in zip(tables.handler_names, tables.splicers)
+    ]
+    kind_named = tables.codes.kinds
+    end_state = tables.end_state
+    end_code = tables.codes[_END]
+    opens = frozenset(tables.codes[kind] for kind in _STATEMENT_STARTS)
+    state = tables.start_state
+    states = [state]
+    values: list[Any] = []
+    push = values.append
+    push_state = states.append
+    shapes = tables.shapes
+    memo_get = shapes.memo.get
+    ending = shapes.ending
+    longest = _MAX_SHAPE_TOKENS
+    lines = builder.lines
+    kind = None
+    starting = True  # the next token may start a statement
+    try:
+        for code, texts, places in chunks:
+            # The same codes with each separator and brace as one character:
+            # where a statement ends is a find.
+            find_end = code.translate(ending).find
+            count = len(code)
+            at = 0
+            while at < count:
+                kind = code[at]
+                at += 1
+                while True:
+                    action = actions[state][kind]
+                    if starting and (
+                        type(action) is _ShiftReduce or type(action) is int and action >= 0
+                    ):
+                        # A statement starts (its first token is shifted now): built at
+                        # once by its shape's replay if it has one; the token after it
+                        # (a separator or a brace) is next.
+                        starting = False
+                        end = find_end(_END_CODE, at - 1)
+                        if at <= end < at + longest:
+                            key = (state, code[at - 1 : end + 1])
+                            entry = memo_get(key)
+                            if entry.__class__ is not tuple:
+                                entry = shapes.sighted(key, entry)
+                            if entry is not None:
+                                node = entry[0](texts, places, at - 1, handlers, lines)
+                                separated = entry[2]
+                                if separated is None:
+                                    push(node)
+                                    state = entry[1]
+                                    push_state(state)
+                                    at = end
+                                    break
+                                # The separator too: the statement joins the list
+                                # (what the list's splicer would do).
+                                origin, starting = separated
+                                values[-1].append(node)
+                                state = states[-1] = actions[states[-2]][origin]
+                                at = end + 1
+                                break
+                    if type(action) is int:
+                        if action >= 0:  # shift
+                            push_state(action)
+                            push((kind_named[kind], texts[at - 1], places[at - 1]))
+                            state = action
+                            if kind in opens:
+                                starting = True
+                            break
+                        # Reduce: the node replaces the rule's symbols on the stacks.
+                        rule = ~action
+                        size, origin, pick, single = reductions[rule]
+                        if size == 1:
+                            children = values[-1:]
+                        elif size:
+                            children = values[-size:]
+                            del values[1 - size :]
+                            del states[1 - size :]
+                        else:
+                            children = []
+                            push(None)
+                            push_state(None)
+                        if pick is not None:
+                            children = pick(children)
+                        if single and len(children) == 1:
+                            values[-1] = children[0]
+                        else:
+                            values[-1] = handlers[rule](children)
+                        state = states[-1] = actions[states[-2]][origin]
+                        if state == end_state and kind == end_code:
+                            return values[-1]
                     elif type(action) is _ShiftReduce:
                         rule, origin = action
-                        push(handlers[rule]([token]))
+                        push(handlers[rule]([(kind_named[kind], texts[at - 1], places[at - 1])]))
                         state = actions[state][origin]
                         push_state(state)
                         break
@@ -684,16 +778,11 @@ def _run(
                             state = _chain_end(tables, action, below)
                         states[-1] = state
     except KeyError:
-        if token is None or token[0] in actions[state]:
+        if kind is None or kind in actions[state]:
             raise
-        if every_token is None:  # the fast lexer's tokens: the careful pass words the error
-            raise AdcliError("syntax", f"unexpected {token[0]}") from None
-        index = next(i for i, t in enumerate(every_token) if t is token)
-        before = every_token[index - 1] if index else None
-        raise _syntax_error(
-            token, before, every_token, states, values, tables, builder, index
-        ) from None
-    raise AssertionError("the token list always ends with $END or $FAILED")
+        # The careful pass words the error.
+        raise AdcliError("syntax", f"unexpected {kind_named.get(kind)}") from None
+    raise AssertionError("the last chunk always ends with $END")
 
 
 #: A statement starts after these (and at the start): a statement of a known
@@ -706,7 +795,6 @@ _MAX_SHAPE_TOKENS = 64
 _MAX_SHAPES = 1024
 #: A shape gets a replay the second time it is met: one met once costs nothing more.
 _REPLAY_AFTER = 2
-_KIND = itemgetter(0)
 #: What every separator and brace becomes in the copy of the codes that finds ends.
 _END_CODE = "\x00"
 
@@ -731,7 +819,7 @@ class _Codes(dict):
 
 
 class _Shapes:
-    """Replays of statement shapes, for the fast path of :func:`_run`.
+    """Replays of statement shapes, for :func:`_run_fast`.
 
     The LALR actions that parse a statement depend only on the state it starts in and
     the kinds of its tokens (up to the separator after it), and so do the handler
@@ -745,9 +833,7 @@ class _Shapes:
 
     def __init__(self, tables: _Tables) -> None:
         self.tables = tables
-        self.codes = _Codes()
-        for kind in (*_STATEMENT_ENDS, *tables.significant, _END):  # every kind, now
-            self.codes[kind]
+        self.codes = tables.codes
         #: the translation that makes every separator and brace _END_CODE (codes
         #: are ASCII while they last: str.translate is quickest on ASCII)
         self.ending = {ord(self.codes[kind]): _END_CODE for kind in _STATEMENT_ENDS}
@@ -756,15 +842,12 @@ class _Shapes:
         self.memo: dict[tuple[int, str], Any] = {}
         self._compiled: dict[str, Any] = {}
 
-    def code(self, tokens: list[tuple]) -> str:
-        """One character per token, for its kind."""
-        return "".join(map(self.codes.__getitem__, map(_KIND, tokens)))
-
-    def sighted(self, key: tuple[int, str], entry: Any) -> tuple[Any, int] | None:
+    def sighted(self, key: tuple[int, str], entry: Any) -> tuple[Any, int, Any] | None:
         """A statement of the shape ``key`` (the state it starts in, the codes of its
         kinds and of the token after it) whose memo entry is ``entry``, not a replay:
-        count the sighting; its replay (function, state after), made now, the
-        second time; None to parse it token by token."""
+        count the sighting; its replay (function, state after, what the separator
+        after it does: see :meth:`_separated`), made now, the second time; None to
+        parse it token by token."""
         memo = self.memo
         if entry is None:
             if len(memo) >= _MAX_SHAPES:
@@ -780,10 +863,11 @@ class _Shapes:
         memo[key] = made if made is not None else False
         return made
 
-    def _make(self, start_state: int, code: str) -> tuple[Any, int] | None:
+    def _make(self, start_state: int, code: str) -> tuple[Any, int, Any] | None:
         """The replay of a statement of the kinds ``code[:-1]`` followed by
-        ``code[-1]``, starting in ``start_state``, and the state after it; None if
-        its parse would not stay inside it."""
+        ``code[-1]``, starting in ``start_state``, the state after it and what the
+        separator does (see :meth:`_separated`); None if its parse would not stay
+        inside it."""
         tables = self.tables
         kinds = [self.codes.kinds.get(c) for c in code]
         if None in kinds:
@@ -797,7 +881,7 @@ class _Shapes:
         # handler call that reducing by rule makes, ("s", [...]) a _rule's
         # children waiting to be spliced.
         values: list[tuple] = []
-        for position, kind in enumerate(kinds):
+        for position, kind in enumerate(code):
             while True:
                 action = actions[states[-1]].get(kind)
                 if action is None:
@@ -849,14 +933,37 @@ class _Shapes:
                 if origin == "statement":
                     if position != last or len(values) != 1 or result[0] != "c":
                         return None
-                    return self._compile(last, result), states[-1]
+                    replay = self._compile(kinds[:last], result)
+                    return replay, states[-1], self._separated(states[-1], code[last])
         return None
 
-    def _compile(self, size: int, tree: tuple) -> Any:
-        """The function ``shape(tokens, start, handlers, lines)`` that makes the
-        handler calls of ``tree`` on the statement's ``size`` tokens, in the order the
-        loop makes them (children first, left to right)."""
-        source = _ShapeWriter(self.tables.handler_names).write(size, tree)
+    def _separated(self, after: int, separator: str) -> tuple[str, bool] | None:
+        """What shifting the ``separator`` after a statement (in state ``after``) and
+        the reduction that must follow do, when they can be done at once: that
+        reduction appends the statement to the list before it (a ``_rule`` of the
+        list spliced in, the statement and the separator, dropped), whatever token
+        comes next. Then (its origin, whether a statement may start next); else None."""
+        tables = self.tables
+        shift = tables.fused_actions[after].get(separator)
+        if type(shift) is not int or shift < 0:
+            return None
+        reductions = set(tables.actions[shift].values())
+        if len(reductions) != 1:
+            return None
+        (action,) = reductions
+        if action >= 0:
+            return None
+        origin, size, how, modes = tables.rules[~action]
+        if how != _SPLICE or size != 3 or modes != (_INLINE, _KEEP, _DROP):
+            return None
+        starts = separator in {self.codes[kind] for kind in _STATEMENT_STARTS}
+        return origin, starts
+
+    def _compile(self, kinds: list[str], tree: tuple) -> Any:
+        """The function ``shape(texts, places, start, handlers, lines)`` that makes
+        the handler calls of ``tree`` on the statement's tokens (of ``kinds``), in the
+        order the loop makes them (children first, left to right)."""
+        source = _ShapeWriter(self.tables.handler_names).write(kinds, tree)
         shape = self._compiled.get(source)
         if shape is None:
             if len(self._compiled) >= _MAX_SHAPES:
@@ -876,14 +983,15 @@ _SHAPE_NAMES: dict[str, Any] = {}
 class _ShapeWriter:
     """Writes a statement shape's handler calls out as Python.
 
-    A handler call is ``h[rule]([children])``. A few handlers, the ones nearly
-    every statement calls, are written out in place instead, when the statement
-    holds no parentheses (then no node of it has a span other than its own, and
-    ``_AstBuilder.extent`` is its ``_span``): ``name``, the binary ``fold``, a
-    ``call`` of anything but an attribute, positional ``arguments``, ``assign``
-    to a name and ``expr_stmt``. Each is the handler's own common case, making
-    the same node (the differential tests parse every statement shape both
-    ways)."""
+    A handler call is ``h[rule]([children])``, a token child the tuple ``(kind,
+    text, packed offsets)`` the loop would have shifted. A few handlers, the ones
+    nearly every statement calls, are written out in place instead: ``number``
+    always, and when the statement holds no parentheses (then no node of it has a
+    span other than its own, and ``_AstBuilder.extent`` is its ``_span``)
+    ``name``, the binary ``fold``, a ``call`` of anything but an attribute,
+    positional ``arguments``, ``assign`` to a name and ``expr_stmt``. Each is the
+    handler's own common case, making the same node (the differential tests parse
+    every statement shape both ways)."""
 
     INLINE = frozenset({"name", "compare", "arith", "term", "power", "call", "arguments"})
     INLINE |= {"assign", "expr_stmt"}
@@ -892,15 +1000,19 @@ class _ShapeWriter:
         self.names = handler_names
         self.lines: list[str] = []
         self.inline = True
+        self.kinds: list[str] = []
 
-    def write(self, size: int, tree: tuple) -> str:
+    def write(self, kinds: list[str], tree: tuple) -> str:
+        self.kinds = kinds
         self.inline = not self._has(tree, "paren")
         result = self._materialize(self._value(tree))
-        unpack = ", ".join(f"t{k}" for k in range(size))
+        size = len(kinds)
+        texts = "".join(f"v{k}, " for k in range(size))
+        places = "".join(f"p{k}, " for k in range(size))
         body = "".join(f"    {line}\n" for line in self.lines)
         return (
-            f"def shape(t, i, h, L):\n    {unpack}, = t[i : i + {size}]\n{body}"
-            f"    return {result}\n"
+            f"def shape(V, P, i, h, L):\n    {texts}= V[i : i + {size}]\n"
+            f"    {places}= P[i : i + {size}]\n{body}    return {result}\n"
         )
 
     def _has(self, tree: tuple, name: str) -> bool:
@@ -928,6 +1040,15 @@ class _ShapeWriter:
         _, rule, children = item
         values = [self._value(child) for child in children]  # children first
         name = self.names[rule]
+        if name == "number" and values[0][0] == "t":
+            # A number's value, once its text has been read (by the handler, which
+            # words a number of too many digits), is kept by its text.
+            k = values[0][1]
+            variable = self._emit(
+                f"_make_number(L, N[v{k}], v{k}, p{k}) if v{k} in N "
+                f"else h[{rule}]([{self._materialize(values[0])}])"
+            )
+            return ("node", variable, f"{variable}._span", name)
         if self.inline and name in self.INLINE:
             inlined = getattr(self, f"_inline_{'fold' if name in _FOLDS else name}")(values)
             if inlined is not None:
@@ -939,10 +1060,11 @@ class _ShapeWriter:
 
     def _materialize(self, value: tuple) -> str:
         if value[0] == "t":
-            return f"t{value[1]}"
+            k = value[1]
+            return f"({self.kinds[k]!r}, v{k}, p{k})"
         if value[0] == "name":
             k = value[1]
-            return self._emit(f"_make_name(L, t{k}[1], t{k}[2])")
+            return self._emit(f"_make_name(L, v{k}, p{k})")
         if value[0] == "args":
             return f"(({''.join(v + ', ' for v in value[1])}), ())"
         return value[1]
@@ -950,7 +1072,7 @@ class _ShapeWriter:
     @staticmethod
     def _span(value: tuple) -> str:
         if value[0] in ("t", "name"):
-            return f"t{value[1]}[2]"
+            return f"p{value[1]}"
         return value[2]
 
     def _inline_name(self, values: list) -> tuple | None:
@@ -964,10 +1086,10 @@ class _ShapeWriter:
             op, right = values[position], values[position + 1]
             if op[0] != "t":
                 return None
-            o = f"t{op[1]}"
+            k = op[1]
             left = self._emit(
-                f"_make_binary(L, '^' if {o}[1] == '**' else {o}[1], {left}, "
-                f"{self._materialize(right)}, {start} | ({self._span(right)} & W), {o}[2])"
+                f"_make_binary(L, '^' if v{k} == '**' else v{k}, {left}, "
+                f"{self._materialize(right)}, {start} | ({self._span(right)} & W), p{k})"
             )
         return ("node", left, f"{left}._span", "fold")
 
@@ -993,7 +1115,7 @@ class _ShapeWriter:
             packed = "(), ()"
         variable = self._emit(
             f"_make_call(L, {self._materialize(func)}, {packed}, "
-            f"({self._span(func)} & H) | (t{closing[1]}[2] & W))"
+            f"({self._span(func)} & H) | (p{closing[1]} & W))"
         )
         return ("node", variable, f"{variable}._span", "call")
 
@@ -1003,8 +1125,8 @@ class _ShapeWriter:
             return None
         k = target[1]
         variable = self._emit(
-            f"_make_assign(L, t{k}[1], {self._materialize(value)}, "
-            f"(t{k}[2] & H) | ({self._span(value)} & W), t{k}[2])"
+            f"_make_assign(L, v{k}, {self._materialize(value)}, "
+            f"(p{k} & H) | ({self._span(value)} & W), p{k})"
         )
         return ("node", variable, f"{variable}._span", "assign")
 
@@ -1019,10 +1141,6 @@ class _ShapeWriter:
 
 
 _FOLDS = frozenset({"compare", "arith", "term", "power"})
-
-
-def _no_end(code: str, start: int) -> int:
-    return -1
 
 
 def _chain_end(tables: _Tables, chain: _Chain, below: int) -> int:
@@ -1093,6 +1211,95 @@ class _KindOf(dict):
 
 #: Distinct texts whose kinds are remembered.
 _MAX_TEXTS = 20_000
+
+
+class _Texted(dict):
+    """Text -> what ``make`` says of it, worked out on first request (at most
+    :data:`_MAX_TEXTS` kept)."""
+
+    __slots__ = ("make",)
+
+    def __missing__(self, text: str) -> Any:
+        value = self.make(text)
+        if len(self) < _MAX_TEXTS:
+            self[text] = value
+        return value
+
+
+class _Texts:
+    """What the fast lexer reads of a match's text, one lookup each: the code of its
+    kind, the token's own text (the match without the spaces before it) and where
+    the token sits in it, as the number that, added to the match's start times
+    :attr:`scale`, packs the token's offsets (see :func:`_packed`). And the tables
+    that tell brackets and newlines from other tokens by their codes."""
+
+    def __init__(self, tables: _Tables) -> None:
+        kind_of, codes = tables.kind_of, tables.codes
+        spaces = "" if tables.spaces is None else tables.spaces[2]
+        self.code_of = _Texted()
+        self.code_of.make = lambda text: codes[kind_of[text.lstrip(spaces) or text]]
+        self.value_of = _Texted()
+        self.value_of.make = lambda text: text.lstrip(spaces) or text
+        self.place_of = _Texted()
+        self.place_of.make = lambda text: (
+            (len(text) - len(text.lstrip(spaces) or text)) << _SHIFT | len(text)
+        )
+        #: start * scale == start << _SHIFT | start
+        self.scale = (1 << _SHIFT) + 1
+        every = [code for code in codes.kinds]
+        self.significant = {code: tables.significant.get(codes.kinds[code], True) for code in every}
+        depth = {codes[name]: step for name, step in tables.bracket_delta.items()}
+        level = {
+            codes[name]: step
+            for name, step in tables.bracket_delta.items()
+            if name not in ("LBRACE", "RBRACE")
+        }
+        newline = codes[_NEWLINE]
+        self.depth_delta = {code: depth.get(code, 0) for code in every}
+        self.level_delta = {code: level.get(code, 0) for code in every}
+        #: str.translate: keeps the codes of brackets and newlines, drops the rest
+        self.marks = {ord(code): None for code in every if code not in depth and code != newline}
+
+
+def _leading_spaces(terminals: list[list[str]], ignored: list[str]) -> tuple[str, str, str] | None:
+    """(name, pattern, characters) of the ignored terminal that is a run of some
+    characters none of the other terminals starts with (``[ \\t]+``), or None. Then
+    the spaces before a token are as good as part of it: the regex that matches
+    them and the token together finds the same tokens as one trying each
+    terminal in turn at every place."""
+    try:
+        from re import _constants as c
+        from re import _parser
+    except ImportError:  # pragma: no cover - the re module's insides moved
+        return None
+    for name, pattern in terminals:
+        if name not in ignored:
+            continue
+        try:
+            parsed = list(_parser.parse(pattern))
+        except Exception:  # noqa: BLE001, S112 - unknown: not taken
+            continue
+        if len(parsed) != 1 or parsed[0][0] is not c.MAX_REPEAT:
+            continue
+        low, high, item = parsed[0][1]
+        if low != 1 or high is not c.MAXREPEAT:
+            continue
+        chars = _first_characters(pattern)
+        if chars is None or 10 in chars:
+            continue
+        # The run is of those characters and only those: one literal or a set of them.
+        (op, av), *rest = list(item) or [(None, None)]
+        if rest or not (
+            op is c.LITERAL
+            or op is c.IN
+            and all(kind is c.LITERAL or kind is c.RANGE for kind, _ in av)
+        ):
+            continue
+        others = [_first_characters(p) for n, p in terminals if n != name]
+        if any(first is None or first & chars for first in others):
+            continue
+        return name, pattern, "".join(map(chr, sorted(chars)))
+    return None
 
 
 #: The terminals a script is made of most, most first: the fast lexer's regex tries
@@ -1334,10 +1541,21 @@ class _Tables:
         # The careful lexer's regex, made when first needed, names each match.
         # The terminals come likeliest first where that changes no match (see
         # _scan_order): a regex tries them in turn at every token.
+        # Where one ignored terminal is a run of some characters that start no other
+        # terminal (spaces), a match is a token with the spaces before it: half the
+        # matches, and only comments and spaces at the very end left to drop.
+        self.spaces = _leading_spaces(data["terminals"], data["ignored"])
+        terminals = data["terminals"]
         try:
-            self.scan_regex = re.compile(
-                "|".join(f"(?:{pattern})" for _, pattern in data["terminals"]) + "|[\\s\\S]"
-            )
+            if self.spaces is None:
+                alternatives = "|".join(f"(?:{pattern})" for _, pattern in terminals)
+            else:
+                name, spacing, chars = self.spaces
+                others = "|".join(f"(?:{p})" for n, p in terminals if n != name)
+                # One space before a token is the usual case, and the quickest to try.
+                one = " ?" if " " in chars else ""
+                alternatives = f"{one}(?:{others})|(?:{spacing})(?:{others})|(?:{spacing})"
+            self.scan_regex = re.compile(alternatives + "|[\\s\\S]")
         except (re.error, RecursionError, OverflowError) as exc:
             raise ValueError(f"a terminal's pattern does not compile: {exc}") from None
         self._regex: re.Pattern | None = None
@@ -1354,23 +1572,38 @@ class _Tables:
         self.kind_of = _KindOf(self)
         self.bracket_delta = {name: 1 for name in _OPENERS if name in names}
         self.bracket_delta.update({name: -1 for name in _CLOSERS if name in names})
-        self.fast = fast
         # For the fast path only (a syntax error there is worded by the careful
         # path, which sees the states as Lark's tables have them): a shift into
         # a state whose one action is to reduce a one-token rule (atom: NAME)
         # reduces at once, without waiting for the next token.
+        #
+        # The fast path knows a token's kind by its code (see _Codes): its rows are
+        # keyed by codes for the terminals, by name for the rules.
+        self.kinds = frozenset(self.significant) | {_END}
+        self.codes = codes = _Codes()
+        for kind in (*_STATEMENT_ENDS, *sorted(self.kinds)):  # every kind, now
+            codes[kind]
+        symbols = {symbol for row in self.actions for symbol in row}
+        if not symbols.isdisjoint(codes.kinds) or not self.kinds.issuperset(
+            symbol for symbol in symbols if symbol.isupper()
+        ):
+            fast = False  # a rule named like a code, or a terminal without a code
         self.fused_actions: list[dict[str, Any]] = []
         fused: dict[int, _ShiftReduce | None] = {}
         for row in self.fast_actions:
             out: dict[str, Any] = {}
             for symbol, action in row.items():
-                if type(action) is int and action >= 0 and symbol.isupper():
-                    if action not in fused:
-                        fused[action] = self._default_reduction(action)
-                    if fused[action] is not None:
-                        action = fused[action]
+                if symbol.isupper():
+                    if type(action) is int and action >= 0:
+                        if action not in fused:
+                            fused[action] = self._default_reduction(action)
+                        if fused[action] is not None:
+                            action = fused[action]
+                    symbol = codes[symbol]
                 out[symbol] = action
             self.fused_actions.append(out)
+        self.fast = fast
+        self.texts = _Texts(self)
         self.shapes = _Shapes(self) if fast else None
 
     @property
@@ -1780,7 +2013,11 @@ _make_assign = _MAKE[nodes.Assign]
 _make_binary = _MAKE[nodes.Binary]
 _make_call = _MAKE[nodes.Call]
 _make_expr_stmt = _MAKE[nodes.ExprStmt]
+#: A number literal's text -> its value, for the replays (filled by the builder).
+_NUMBER_VALUES: dict[str, int | float] = {}
 _SHAPE_NAMES.update(
+    N=_NUMBER_VALUES,
+    _make_number=_make_number,
     _make_name=_make_name,
     _make_binary=_make_binary,
     _make_call=_make_call,
@@ -2088,15 +2325,20 @@ class _AstBuilder:
         token = children[0]
         text = token[1]
         if text.isdigit() and len(text) < 19:  # the common case: a small whole number
-            return _make_number(self.lines, int(text), text, token[2])
+            value: int | float = int(text)
+            if len(_NUMBER_VALUES) < _MAX_TEXTS:
+                _NUMBER_VALUES[text] = value
+            return _make_number(self.lines, value, text, token[2])
         try:
-            value: int | float = int(text) if text.isdigit() else float(text)
+            value = int(text) if text.isdigit() else float(text)
         except ValueError:  # more digits than int() accepts
             raise AdcliError(
                 "limit", "number literal has too many digits", self.span(token[2])
             ) from None
         if type(value) is int and value >= _INT_LIMIT:
             value = float(value)  # as arithmetic does: whole numbers stay within 64 bits
+        if len(_NUMBER_VALUES) < _MAX_TEXTS:
+            _NUMBER_VALUES[text] = value
         return _make_number(self.lines, value, text, token[2])
 
     def string(self, children: list) -> nodes.String:
