@@ -219,3 +219,86 @@ def test_the_first_parse_of_a_process_finishes(tmp_path, cached: bool) -> None:
         )
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == "5"
+
+
+# ------------------------------------------------- the spaces before a token, and separators
+
+SPACED = [
+    "y = y * 1.0001\n",
+    "y  =\ty\t*  1.0001   \n",
+    "\ty = sin( y )\f\n",
+    "y = y + 0.0001\r\n",
+    "   \n\t\n",
+    "y = y - 0.0001  # a comment after spaces\n",
+    "  # a comment alone\n",
+    "f( a ,\n   b = 1 )\n",
+    "x = [ 1 ,\n\t 2 ]  ;  z = x\n",
+    "if a {  b = 1  }  \n  else  {  b = 2  }\n",
+]
+
+
+@pytest.mark.parametrize("tail", ["", "   ", "\t", "  # end"])
+def test_spaces_before_tokens_keep_every_span(tail: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast lexer takes the spaces before a token with it: the same trees and
+    spans as Lark's, for spaces of every kind in every place, and the careful lexer
+    is not needed for any of them."""
+    careful = []
+    tokenize = parser._tokenize
+    monkeypatch.setattr(parser, "_tokenize", lambda *a, **k: careful.append(1) or tokenize(*a, **k))
+    rng = random.Random(11)
+    for _ in range(30):
+        source = "".join(rng.choice(SPACED) for _ in range(rng.randint(1, 12))) + tail
+        assert_same(source, "spaced.ad")
+    assert not careful
+
+
+def test_spaces_are_taken_with_a_token_only_where_no_terminal_starts_with_one() -> None:
+    terminals = parser._get_tables().data["terminals"]
+    name, _, chars = parser._leading_spaces(terminals, ["WHITESPACE", "COMMENT"])
+    assert name == "WHITESPACE"
+    assert set(chars) == set(" \t\f\r")
+    spaced = [*terminals, ["INDENT", " +x"]]
+    assert parser._leading_spaces(spaced, ["WHITESPACE", "COMMENT"]) is None
+    unknown = [*terminals, ["ANY", "."]]  # may start with anything
+    assert parser._leading_spaces(unknown, ["WHITESPACE", "COMMENT"]) is None
+    for pattern in ["[ \t]+x", "[ \t]*", " |\t", "(?: |\t\t)+", "[^x]+"]:
+        odd = [[n, pattern if n == "WHITESPACE" else p] for n, p in terminals]
+        assert parser._leading_spaces(odd, ["WHITESPACE", "COMMENT"]) is None, pattern
+    assert parser._leading_spaces(terminals, ["COMMENT"]) is None
+
+
+def test_a_replayed_statement_takes_its_separator_with_it() -> None:
+    tables = parser._get_tables()
+    tables.shapes.memo.clear()
+    source = "y = y * 2\n" * 4 + "y = y * 2; " * 4 + "\nf(x) {\n  y = x\n  y = x\n  y = x\n}\n"
+    assert_same(source, "sep.ad")
+    replays = [entry for entry in tables.shapes.memo.values() if type(entry) is tuple]
+    assert any(entry[2] is not None for entry in replays)
+    program = parser.parse(source, "sep.ad")
+    assert len(program.statements) == 9
+    assert program.statements[-1].body.statements[2].span.line == 9
+
+
+def test_a_number_of_too_many_digits_is_refused_where_it_is_after_replays() -> None:
+    source = "x = 1\n" * 3 + "x = 1.5\n" * 3 + "x = " + "9" * 5000 + "\n"
+    with pytest.raises(AdcliError) as caught:
+        parser.parse(source, "n.ad")
+    assert caught.value.kind == "limit"
+    assert caught.value.span.line == 7
+    values = [s.value.value for s in parser.parse(source.rsplit("x = 9", 1)[0]).statements]
+    assert values == [1, 1, 1, 1.5, 1.5, 1.5]
+    assert [type(v) for v in values] == [int] * 3 + [float] * 3
+
+
+def test_nodes_the_replays_make_are_of_their_own_class_and_frozen() -> None:
+    from dataclasses import FrozenInstanceError
+
+    from adcli.lang import nodes
+
+    program = parser.parse("y = y * 2\n" * 4 + "z = sin(y)\n" * 4)
+    made = [program.statements[-1], program.statements[-1].value, program.statements[0].value]
+    assert [type(node) for node in made] == [nodes.Assign, nodes.Call, nodes.Binary]
+    with pytest.raises(FrozenInstanceError):
+        made[2].op = "+"
+    assert made[2] == nodes.Binary("*", made[2].left, made[2].right, made[2].span, made[2].op_span)
+    assert all(not cls.__qualname__.endswith("<being made>") for cls in nodes.NODE_CLASSES)
