@@ -33,7 +33,7 @@ import threading
 import zlib
 from collections.abc import Iterable, Iterator
 from itertools import accumulate, compress, repeat
-from operator import add, attrgetter, itemgetter, mul, ne, not_, or_
+from operator import add, attrgetter, itemgetter, ne, not_, or_
 from time import monotonic
 from typing import Any
 
@@ -442,6 +442,7 @@ def _fast_chunks(
     code_of = texts.code_of.__getitem__
     value_of = texts.value_of.__getitem__
     place_of = texts.place_of.__getitem__
+    scaled_length = texts.scaled_length.__getitem__
     scan = tables.scan_regex.findall
     codes = tables.codes
     newline = codes[_NEWLINE]
@@ -470,7 +471,8 @@ def _fast_chunks(
         if no_token in code or (stop < size and code[-1] != newline):
             raise _Fallback
         values = list(map(value_of, found))
-        starts = map(mul, accumulate(map(len, found), initial=position), repeat(scale))
+        # (each match's start, times scale: its length times scale, summed)
+        starts = accumulate(map(scaled_length, found), initial=position * scale)
         places = list(map(add, starts, map(place_of, found)))
         del found
         position = stop
@@ -1007,13 +1009,16 @@ class _ShapeWriter:
         self.inline = not self._has(tree, "paren")
         result = self._materialize(self._value(tree))
         size = len(kinds)
-        texts = "".join(f"v{k}, " for k in range(size))
-        places = "".join(f"p{k}, " for k in range(size))
         body = "".join(f"    {line}\n" for line in self.lines)
-        return (
-            f"def shape(V, P, i, h, L):\n    {texts}= V[i : i + {size}]\n"
-            f"    {places}= P[i : i + {size}]\n{body}    return {result}\n"
+        # Only the texts and places the calls use are read.
+        used = set(re.findall(r"\b[vp][0-9]+\b", f"{body} {result}"))
+        reads = "".join(
+            f"    {kind}{k} = {kind.upper()}[{f'i + {k}' if k else 'i'}]\n"
+            for k in range(size)
+            for kind in "vp"
+            if f"{kind}{k}" in used
         )
+        return f"def shape(V, P, i, h, L):\n{reads}{body}    return {result}\n"
 
     def _has(self, tree: tuple, name: str) -> bool:
         stack = [tree]
@@ -1245,7 +1250,9 @@ class _Texts:
             (len(text) - len(text.lstrip(spaces) or text)) << _SHIFT | len(text)
         )
         #: start * scale == start << _SHIFT | start
-        self.scale = (1 << _SHIFT) + 1
+        self.scale = scale = (1 << _SHIFT) + 1
+        self.scaled_length = _Texted()
+        self.scaled_length.make = lambda text: len(text) * scale
         every = [code for code in codes.kinds]
         self.significant = {code: tables.significant.get(codes.kinds[code], True) for code in every}
         depth = {codes[name]: step for name, step in tables.bracket_delta.items()}
