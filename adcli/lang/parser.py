@@ -589,91 +589,58 @@ class _Chain(dict):
     __slots__ = ("action", "kind")
 
 
+class _Stuck(_Fallback):
+    """The driver met a token it cannot take: the ``index``-th of the parse, with the
+    stacks as they were then."""
+
+    def __init__(self, index: int, states: list, values: list) -> None:
+        super().__init__(index)
+        self.index, self.states, self.values = index, states, values
+
+
 def _run(
     tables: _Tables,
-    chunks: Iterable[list[tuple]],
+    chunks: Iterable[list[_Token]],
     builder: _AstBuilder,
-    every_token: list[_Token] | None = None,
+    every_token: list[_Token],
 ) -> nodes.Program:
-    """The LALR(1) loop: shift tokens, reduce rules, build nodes bottom-up.
+    """The LALR(1) loop of :func:`_run_fast` over the careful lexer's tokens, with the
+    actions as Lark's tables have them (no replays, no fused reductions), so that a
+    syntax error can be worded from the states it stopped in and can look around
+    the culprit in ``every_token`` (a bracket opened lines before, a Python habit)."""
+    codes = tables.codes
 
-    ``every_token`` (the careful lexer's whole list) lets a syntax error look around
-    the culprit (a bracket opened lines before, a Python habit). The fast lexer's
-    chunks go to :func:`_run_fast` instead."""
-    actions = tables.fast_actions
-    reductions = tables.reductions
-    handlers = [
-        getattr(builder, name) if name else splice
-        for name, splice in zip(tables.handler_names, tables.splicers)
-    ]
-    end_state = tables.end_state
-    state = tables.start_state
-    states = [state]
-    values: list[Any] = []
-    push = values.append
-    push_state = states.append
-    token: Any = None
-    try:
+    def triples() -> Iterator[tuple[str, list, list]]:
         for tokens in chunks:
-            for token in tokens:
-                kind = token[0]
-                while True:
-                    action = actions[state][kind]
-                    if type(action) is int:
-                        if action >= 0:  # shift
-                            push_state(action)
-                            push(token)
-                            state = action
-                            break
-                        # Reduce: the node replaces the rule's symbols on the stacks.
-                        rule = ~action
-                        size, origin, pick, single = reductions[rule]
-                        if size == 1:
-                            children = values[-1:]
-                        elif size:
-                            children = values[-size:]
-                            del values[1 - size :]
-                            del states[1 - size :]
-                        else:
-                            children = []
-                            push(None)
-                            push_state(None)
-                        if pick is not None:
-                            children = pick(children)
-                        if single and len(children) == 1:
-                            values[-1] = children[0]
-                        else:
-                            values[-1] = handlers[rule](children)
-                        state = states[-1] = actions[states[-2]][origin]
-                        if state == end_state and kind == _END:
-                            return values[-1]
-                    else:
-                        # A chain of one-child ?rules: nothing to build, only a new state.
-                        below = states[-2]
-                        state = action.get(below)
-                        if state is None:
-                            state = _chain_end(tables, action, below)
-                        states[-1] = state
-    except KeyError:
-        if token is None or token[0] in actions[state] or every_token is None:
-            raise
-        index = next(i for i, t in enumerate(every_token) if t is token)
+            yield "".join([codes[token[0]] for token in tokens]), tokens, []
+
+    try:
+        return _run_fast(tables, triples(), builder, careful=True)
+    except _Stuck as stuck:
+        index = stuck.index
+        token = every_token[index]
         before = every_token[index - 1] if index else None
         raise _syntax_error(
-            token, before, every_token, states, values, tables, builder, index
+            token, before, every_token, stuck.states, stuck.values, tables, builder, index
         ) from None
-    raise AssertionError("the token list always ends with $END or $FAILED")
 
 
 def _run_fast(
-    tables: _Tables, chunks: Iterable[tuple[str, list, list]], builder: _AstBuilder
+    tables: _Tables,
+    chunks: Iterable[tuple[str, list, list]],
+    builder: _AstBuilder,
+    careful: bool = False,
 ) -> nodes.Program:
-    """The LALR(1) loop over the fast lexer's chunks (see :func:`_fast_chunks`): as
-    :func:`_run`, with a token's kind its code (the actions are looked up by it),
-    and a statement whose shape was parsed before built by that shape's compiled
-    replay (see :class:`_Shapes`) instead of token by token. A token the loop
-    shifts becomes the tuple ``(kind, text, packed offsets)`` the builder reads."""
-    actions = tables.fused_actions
+    """The LALR(1) loop: shift tokens, reduce rules, build nodes bottom-up, over the
+    fast lexer's chunks (see :func:`_fast_chunks`), a token's kind its code (the
+    actions are looked up by it). A statement whose shape was parsed before is built
+    by that shape's compiled replay (see :class:`_Shapes`) instead of token by token.
+    A token the loop shifts becomes the tuple ``(kind, text, packed offsets)`` the
+    builder reads. A token it cannot take raises :class:`_Stuck`.
+
+    ``careful``: the chunks hold the careful lexer's tokens in place of the texts (see
+    :func:`_run`), and neither replays nor fused reductions are used."""
+    actions = tables.careful_actions if careful else tables.fused_actions
     reductions = tables.reductions
     handlers = [
         getattr(builder, name) if name else splice
@@ -682,7 +649,8 @@ def _run_fast(
     kind_named = tables.codes.kinds
     end_state = tables.end_state
     end_code = tables.codes[_END]
-    opens = frozenset(tables.codes[kind] for kind in _STATEMENT_STARTS)
+    # (no statement starts, for replays, in the careful loop)
+    opens = frozenset() if careful else frozenset(tables.codes[kind] for kind in _STATEMENT_STARTS)
     state = tables.start_state
     states = [state]
     values: list[Any] = []
@@ -694,9 +662,12 @@ def _run_fast(
     longest = _MAX_SHAPE_TOKENS
     lines = builder.lines
     kind = None
-    starting = True  # the next token may start a statement
+    starting = not careful  # the next token may start a statement
+    base = 0  # how many tokens the chunks before this one held
+    at = 0
     try:
         for code, texts, places in chunks:
+            base += at
             # The same codes with each separator and brace as one character:
             # where a statement ends is a find.
             find_end = code.translate(ending).find
@@ -739,7 +710,10 @@ def _run_fast(
                     if type(action) is int:
                         if action >= 0:  # shift
                             push_state(action)
-                            push((kind_named[kind], texts[at - 1], places[at - 1]))
+                            if careful:
+                                push(texts[at - 1])
+                            else:
+                                push((kind_named[kind], texts[at - 1], places[at - 1]))
                             state = action
                             if kind in opens:
                                 starting = True
@@ -782,9 +756,8 @@ def _run_fast(
     except KeyError:
         if kind is None or kind in actions[state]:
             raise
-        # The careful pass words the error.
-        raise AdcliError("syntax", f"unexpected {kind_named.get(kind)}") from None
-    raise AssertionError("the last chunk always ends with $END")
+        raise _Stuck(base + at - 1, states, values) from None
+    raise AssertionError("the last chunk always ends with $END or $FAILED")
 
 
 #: A statement starts after these (and at the start): a statement of a known
@@ -1586,7 +1559,7 @@ class _Tables:
         #
         # The fast path knows a token's kind by its code (see _Codes): its rows are
         # keyed by codes for the terminals, by name for the rules.
-        self.kinds = frozenset(self.significant) | {_END}
+        self.kinds = frozenset(self.significant) | {_END, _FAILED}
         self.codes = codes = _Codes()
         for kind in (*_STATEMENT_ENDS, *sorted(self.kinds)):  # every kind, now
             codes[kind]
@@ -1610,8 +1583,24 @@ class _Tables:
                 out[symbol] = action
             self.fused_actions.append(out)
         self.fast = fast
+        self._careful_actions: list[dict[str, Any]] | None = None
         self.texts = _Texts(self)
         self.shapes = _Shapes(self) if fast else None
+
+    @property
+    def careful_actions(self) -> list[dict[str, Any]]:
+        """The actions of Lark's tables, keyed by code for the terminals (made when the
+        careful path first runs: an error)."""
+        if self._careful_actions is None:
+            codes = self.codes
+            self._careful_actions = [
+                {
+                    codes[symbol] if symbol.isupper() else symbol: action
+                    for symbol, action in row.items()
+                }
+                for row in self.fast_actions
+            ]
+        return self._careful_actions
 
     @property
     def regex(self) -> re.Pattern:
