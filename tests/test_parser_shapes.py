@@ -302,3 +302,35 @@ def test_nodes_the_replays_make_are_of_their_own_class_and_frozen() -> None:
         made[2].op = "+"
     assert made[2] == nodes.Binary("*", made[2].left, made[2].right, made[2].span, made[2].op_span)
     assert all(not cls.__qualname__.endswith("<being made>") for cls in nodes.NODE_CLASSES)
+
+
+def test_the_memos_of_texts_keep_no_long_text() -> None:
+    """The memos of texts outlive a parse: a long string literal, long spaces before a
+    token or a long number is worked out again each time rather than kept."""
+    tables = parser._get_tables()
+    long_string = '"' + "a" * 5000 + '"'
+    source = f"x = {long_string}\n{' ' * 3000}y = 1\nz = {'7' * 900}\n" * 3
+    program = parser.parse(source, "long.ad")
+    assert program.statements[0].value.value == "a" * 5000
+    assert program.statements[1].span.column == 3001
+    assert program.statements[2].value.value == float("inf")
+    memos = [tables.kind_of, tables.texts.code_of, tables.texts.value_of, tables.texts.place_of]
+    memos += [tables.texts.scaled_length, parser._NUMBER_VALUES]
+    assert all(len(text) <= parser._LONGEST_TEXT_KEPT for memo in memos for text in memo)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("9223372036854775807", 9223372036854775807),
+        ("9223372036854775808", 9.223372036854775808e18),
+        ("1" + "0" * 308, 1e308),
+        ("2" + "0" * 308, float("inf")),  # past the largest float: inf, as 1e400 is
+        ("7" * 4000, float("inf")),
+    ],
+)
+def test_whole_number_literals_past_64_bits_are_floats(text: str, value: float) -> None:
+    for source in (f"x = {text}\n", f"x = {text}\n" * 3):
+        number = parser.parse(source).statements[-1].value
+        assert number.value == value
+        assert type(number.value) is type(value)

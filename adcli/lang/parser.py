@@ -1182,13 +1182,16 @@ class _KindOf(dict):
             if text == literal if literal is not None else re.fullmatch(pattern, text):
                 kind = tables.keywords.get(name, {}).get(text, name)
                 break
-        if len(self) < _MAX_TEXTS:
+        if len(self) < _MAX_TEXTS and len(text) <= _LONGEST_TEXT_KEPT:
             self[text] = kind
         return kind
 
 
 #: Distinct texts whose kinds are remembered.
 _MAX_TEXTS = 20_000
+#: Longer texts (a long string, spaces before a token) are worked out each time: the
+#: memos outlive a parse, and would otherwise keep up to _MAX_TEXTS of them.
+_LONGEST_TEXT_KEPT = 256
 
 
 class _Texted(dict):
@@ -1199,7 +1202,7 @@ class _Texted(dict):
 
     def __missing__(self, text: str) -> Any:
         value = self.make(text)
-        if len(self) < _MAX_TEXTS:
+        if len(self) < _MAX_TEXTS and len(text) <= _LONGEST_TEXT_KEPT:
             self[text] = value
         return value
 
@@ -2322,7 +2325,7 @@ class _AstBuilder:
         text = token[1]
         if text.isdigit() and len(text) < 19:  # the common case: a small whole number
             value: int | float = int(text)
-            if len(_NUMBER_VALUES) < _MAX_TEXTS:
+            if len(_NUMBER_VALUES) < _MAX_TEXTS and len(text) <= _LONGEST_TEXT_KEPT:
                 _NUMBER_VALUES[text] = value
             return _make_number(self.lines, value, text, token[2])
         try:
@@ -2332,8 +2335,10 @@ class _AstBuilder:
                 "limit", "number literal has too many digits", self.span(token[2])
             ) from None
         if type(value) is int and value >= _INT_LIMIT:
-            value = float(value)  # as arithmetic does: whole numbers stay within 64 bits
-        if len(_NUMBER_VALUES) < _MAX_TEXTS:
+            # As arithmetic does: whole numbers stay within 64 bits. From the text, so
+            # that one past the largest float is inf, as 1e400 is, not an overflow.
+            value = float(text)
+        if len(_NUMBER_VALUES) < _MAX_TEXTS and len(text) <= _LONGEST_TEXT_KEPT:
             _NUMBER_VALUES[text] = value
         return _make_number(self.lines, value, text, token[2])
 
