@@ -54,6 +54,19 @@ class _Return(Exception):
 class Evaluator:
     """Runs statements and evaluates expressions (mixed into ``Session``)."""
 
+    # Where the statement being run is, for its errors: a Span, or the statement's node,
+    # whose span is worked out only when read (most statements never need it). The
+    # engine's context (``STATE.context``) is the same, handed back on the tape nodes
+    # and errors it makes.
+    @property
+    def _statement_span(self) -> Span | None:
+        where = self._statement_at
+        return where.span if isinstance(where, N.Node) else where
+
+    @_statement_span.setter
+    def _statement_span(self, where: Span | N.Node | None) -> None:
+        self._statement_at = where
+
     # ----- statements -------------------------------------------------------------------------
     def _run_program(self, program: N.Program, base_dir: Path):
         statements = program.statements
@@ -71,8 +84,7 @@ class Evaluator:
             for stmt in statements:
                 # _exec's bookkeeping, then `name = a op b` and `name = f(a)` on
                 # variables and numbers as _assign would run them, without the walk.
-                self._statement_span = span = stmt.span
-                state.context = span
+                self._statement_at = state.context = stmt
                 self.last_output = None
                 self._calls = 0
                 self._steps += 1
@@ -196,8 +208,7 @@ class Evaluator:
 
     def _exec(self, stmt, base_dir: Path):
         """One top-level statement: its value if it is an expression, else None."""
-        self._statement_span = stmt.span
-        STATE.context = stmt.span
+        self._statement_at = STATE.context = stmt
         self.last_output = None
         self._calls = 0
         self._steps += 1
@@ -217,8 +228,7 @@ class Evaluator:
 
     def _run_block(self, statements, display: bool) -> None:
         for stmt in statements:
-            self._statement_span = stmt.span
-            STATE.context = stmt.span
+            self._statement_at = STATE.context = stmt
             self._steps += 1
             _EXEC[type(stmt)](self, stmt, display)
 
@@ -228,8 +238,7 @@ class Evaluator:
         if entry is None or entry[0] is not block:
             entry = self._compiled[id(block)] = (block, compile_block(self, block))
         for stmt, run in entry[1]:
-            self._statement_span = stmt.span
-            STATE.context = stmt.span
+            self._statement_at = STATE.context = stmt
             self._steps += 1
             run(False)
 
@@ -337,7 +346,7 @@ class Evaluator:
                 break
             except _Continue:
                 continue
-        self._statement_span = stmt.span
+        self._statement_at = stmt
 
     def _iteration(self, value, span):
         if isinstance(value, (range, tuple)):
@@ -366,7 +375,7 @@ class Evaluator:
                 break
             except _Continue:
                 continue
-        self._statement_span = stmt.span
+        self._statement_at = stmt
 
     def _if(self, stmt: N.If, display: bool):
         while True:
@@ -380,7 +389,7 @@ class Evaluator:
                 self._run_block(orelse.statements, display)
                 return
             stmt = orelse
-            self._statement_span = stmt.span
+            self._statement_at = stmt
 
     def _grad_mode(self, stmt: N.GradMode, display: bool):
         with E.enable_grad() if stmt.enabled else E.no_grad():

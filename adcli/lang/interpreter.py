@@ -333,6 +333,8 @@ class Session(Evaluator, DerivativeServices):
                 return thunk()
         except AdcliError as err:
             ctx = getattr(err, "context", None)
+            if isinstance(ctx, N.Node):  # a statement (see Evaluator._statement_span)
+                ctx = ctx.span
             if isinstance(ctx, Span):
                 err.span = ctx
             raise worded(err).at(self._statement_span)
