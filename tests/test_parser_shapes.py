@@ -334,3 +334,19 @@ def test_whole_number_literals_past_64_bits_are_floats(text: str, value: float) 
         number = parser.parse(source).statements[-1].value
         assert number.value == value
         assert type(number.value) is type(value)
+
+
+def test_the_careful_path_alone_parses_and_words_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A grammar the fast lexer cannot take has no replays: the careful path alone
+    gives the same trees and the same errors."""
+    source = "y = sin(y) * 2\n" * 3 + "if a { b = 1 }\nelse { b = 2 }\n"
+    expected = parser.parse(source, "c.ad")
+    with pytest.raises(AdcliError) as first:
+        parser.parse("x = (1 +\n", "c.ad")
+    tables = parser._get_tables()
+    monkeypatch.setattr(tables, "fast", False)
+    monkeypatch.setattr(tables, "shapes", None)
+    assert parser.parse(source, "c.ad") == expected
+    with pytest.raises(AdcliError) as again:
+        parser.parse("x = (1 +\n", "c.ad")
+    assert (again.value.message, again.value.span) == (first.value.message, first.value.span)

@@ -150,8 +150,8 @@ def grammar_text() -> str:
 class _Token(tuple):
     """One token of the careful lexer: its terminal's name (``type``), its text
     (``value``), its offsets packed in one int (:func:`nodes.packed`) and its
-    :class:`Span`. The fast lexer's tokens are plain tuples of the first three,
-    made in C, in bulk; the builder reads only those three."""
+    :class:`Span`. A token the fast driver shifts is a plain tuple of the first
+    three; the builder reads only those three."""
 
     __slots__ = ()
 
@@ -408,7 +408,6 @@ def _parse(
 _CHUNK = 2048
 #: Characters lexed at a time by the fast lexer (then on to the end of the line).
 _CHUNK_CHARS = 8192
-_new = tuple.__new__
 _SHIFT = nodes.SPAN_SHIFT
 _LOW = (1 << _SHIFT) - 1  # the end offset of a packed span
 _HIGH = ~_LOW  # its start
@@ -656,9 +655,9 @@ def _run_fast(
     values: list[Any] = []
     push = values.append
     push_state = states.append
-    shapes = tables.shapes
-    memo_get = shapes.memo.get
-    ending = shapes.ending
+    shapes = None if careful else tables.shapes  # (None too where the fast path is off)
+    memo_get = shapes.memo.get if shapes is not None else None
+    ending = shapes.ending if shapes is not None else None
     longest = _MAX_SHAPE_TOKENS
     lines = builder.lines
     kind = None
@@ -670,7 +669,8 @@ def _run_fast(
             base += at
             # The same codes with each separator and brace as one character:
             # where a statement ends is a find.
-            find_end = code.translate(ending).find
+            if ending is not None:
+                find_end = code.translate(ending).find
             count = len(code)
             at = 0
             while at < count:
@@ -1229,7 +1229,7 @@ class _Texts:
         self.scale = scale = (1 << _SHIFT) + 1
         self.scaled_length = _Texted()
         self.scaled_length.make = lambda text: len(text) * scale
-        every = [code for code in codes.kinds]
+        every = list(codes.kinds)
         self.significant = {code: tables.significant.get(codes.kinds[code], True) for code in every}
         depth = {codes[name]: step for name, step in tables.bracket_delta.items()}
         level = {
@@ -2325,19 +2325,17 @@ class _AstBuilder:
         text = token[1]
         if text.isdigit() and len(text) < 19:  # the common case: a small whole number
             value: int | float = int(text)
-            if len(_NUMBER_VALUES) < _MAX_TEXTS and len(text) <= _LONGEST_TEXT_KEPT:
-                _NUMBER_VALUES[text] = value
-            return _make_number(self.lines, value, text, token[2])
-        try:
-            value = int(text) if text.isdigit() else float(text)
-        except ValueError:  # more digits than int() accepts
-            raise AdcliError(
-                "limit", "number literal has too many digits", self.span(token[2])
-            ) from None
-        if type(value) is int and value >= _INT_LIMIT:
-            # As arithmetic does: whole numbers stay within 64 bits. From the text, so
-            # that one past the largest float is inf, as 1e400 is, not an overflow.
-            value = float(text)
+        else:
+            try:
+                value = int(text) if text.isdigit() else float(text)
+            except ValueError:  # more digits than int() accepts
+                raise AdcliError(
+                    "limit", "number literal has too many digits", self.span(token[2])
+                ) from None
+            if type(value) is int and value >= _INT_LIMIT:
+                # As arithmetic does: whole numbers stay within 64 bits. From the text,
+                # so that one past the largest float is inf, as 1e400 is, not an overflow.
+                value = float(text)
         if len(_NUMBER_VALUES) < _MAX_TEXTS and len(text) <= _LONGEST_TEXT_KEPT:
             _NUMBER_VALUES[text] = value
         return _make_number(self.lines, value, text, token[2])
