@@ -131,7 +131,14 @@ HOSTILE = {
     "no line starts": lambda b: b.update(starts=[]),
     "a constant where a span goes": lambda b: _point_a_span_at_a_constant(b),
     "empty code": lambda b: b.update(code=[]),
+    "a run of more empty tuples than the code has numbers": lambda b: _huge_empty_run(b),
 }
+
+
+def _huge_empty_run(body: dict) -> None:
+    """Put first a run of four billion empty tuples: no fields, so it fits the code."""
+    body["builders"].append(["()", 0])
+    body["code"][0:0] = [len(body["builders"]) - 1, 4_000_000_000]
 
 
 def _point_a_span_at_a_constant(body: dict) -> None:

@@ -8,8 +8,7 @@ line (JSON) with the key and the SHA-256 of the body, then the body: a line of
 JSON with the node classes and tuple sizes it builds (only the node classes of
 :mod:`adcli.lang.nodes`), a pool of literals and the sizes of the arrays that
 follow, then those arrays of little-endian integers: spans written out (line,
-column, end line, end column; for the statements, which a run reads at once),
-packed spans (offsets into the source, as the parser keeps them, turned into
+column, end line, end column: those a parser did not pack), packed spans (offsets into the source, as the parser keeps them, turned into
 spans when first read, as after a parse) with the table of line starts they
 need, and the records, in runs of one builder, each run field by field, so
 that it is read with a pass per field rather than a step per node.
@@ -24,19 +23,20 @@ import json
 import os
 import sys
 from array import array
-from collections import deque
 from dataclasses import fields
 from itertools import chain, groupby, repeat
-from operator import and_, attrgetter, length_hint, lt, rshift, sub
+from operator import and_, attrgetter, length_hint, rshift, sub
 from types import MemberDescriptorType
 from typing import Any
+
+import numpy as _np
 
 from adcli.errors import Span
 from adcli.lang import cache, nodes
 
 __all__ = ["entry_key", "load", "store"]
 
-FORMAT = 4
+FORMAT = 5
 #: Scripts shorter than this are parsed faster than an entry is read.
 MIN_SOURCE_CHARS = 1024
 #: How many parsed scripts are kept (the least recently written go first).
@@ -139,6 +139,8 @@ def store(key: str, program: nodes.Program, depth: int) -> None:
 #: code. Unsigned, so that no number read is negative (no index from the end).
 _ARRAYS = (("spans", "I"), ("packed", "Q"), ("starts", "Q"), ("code", "I"))
 _ITEM_SIZES = {code: array(code).itemsize for _, code in _ARRAYS}
+#: the little-endian NumPy type of each, as they are read back
+_DTYPES = {code: _np.dtype(f"<u{size}") for code, size in _ITEM_SIZES.items()}
 _SWAP = sys.byteorder != "little"
 
 
@@ -168,44 +170,12 @@ def _body(data: dict[str, Any]) -> bytes:
     return b"".join(parts)
 
 
-def _parts(raw: bytes, start: int = 0) -> dict[str, Any] | None:
-    """What :func:`_body` wrote, from offset ``start`` of ``raw``: the JSON line's
-    builders and literals, and the arrays as lists (the spans as four columns);
-    None unless the sizes it gives are exact."""
-    head_end = raw.index(b"\n", start)
-    head = json.loads(raw[start:head_end])
-    if type(head) is not dict:
-        return None
-    sizes = head.get("sizes")
-    if type(sizes) is not list or len(sizes) != 4 or set(map(type, sizes)) != {int}:
-        return None
-    if min(sizes) < 0:
-        return None
-    counts = [4 * sizes[0], *sizes[1:]]
-    view = memoryview(raw)[head_end + 1 :]
-    if sum(count * _ITEM_SIZES[code] for count, (_, code) in zip(counts, _ARRAYS)) != len(view):
-        return None
-    data: dict[str, Any] = {"builders": head.get("builders"), "consts": head.get("consts")}
-    at = 0
-    for count, (name, code) in zip(counts, _ARRAYS):
-        numbers = array(code)
-        numbers.frombytes(view[at : at + count * numbers.itemsize])
-        at += count * numbers.itemsize
-        if _SWAP:
-            numbers.byteswap()
-        data[name] = numbers.tolist()
-    spans, n = data["spans"], sizes[0]
-    data["spans"] = [spans[i * n : (i + 1) * n] for i in range(4)]
-    return data
-
-
 def _encode(program: nodes.Program) -> dict[str, Any]:
     """Literals, spans and packed spans in three pools, then one record per node or
     tuple: the indexes of its fields among the values before its run (the pools,
     then the records' results), in runs of records of one builder, a run written
     as its builder, its length, then field by field. A span field that the
-    parser packed stays packed (with the line starts of its source), but for a
-    statement's span, which running it reads at once: that is written out.
+    parser packed stays packed (with the line starts of its source).
 
     The tree is walked a level at a time (by distance from the root), a level
     kept as one list per builder (a node class, or tuples of one size). The
@@ -319,7 +289,7 @@ def _encode(program: nodes.Program) -> dict[str, Any]:
                         following,
                         place,
                         tables,
-                        None if raw == "span" and key in _STATEMENTS else (packed, packed_lines),
+                        (packed, packed_lines),
                     )
                     for column, raw in zip(columns, _raw_names.get(key) or repeat(None))
                 ]
@@ -442,8 +412,6 @@ def _is_pooled(entry: tuple) -> bool:
 
 
 _SPAN_ONLY = {Span}
-#: the node classes of statements, whose span is written out (see :func:`_encode`)
-_STATEMENTS = frozenset(getattr(nodes.Statement, "__args__", ()))
 _SPAN_WIDTH = len(Span._fields)
 _STR_ONLY = {str}
 _SCALAR_SET = set(_SCALARS)
@@ -480,7 +448,7 @@ def _place_spans(
     following,
     place,
     tables,
-    packing: tuple[list[int], list] | None,
+    packing: tuple[list[int], list],
 ) -> tuple:
     """Place the column of span field ``name`` read from its slot. When the run's nodes
     share one :class:`~adcli.lang.nodes.Lines` and hold packed spans (ints): kept
@@ -500,13 +468,12 @@ def _place_spans(
             if table is None:
                 table = tables[lines] = _line_table(lines, column[0])
             if table is not None:
-                if packing is not None:
-                    pool, of = packing
-                    if not of:
-                        of.append(lines)
-                    if of[0] is lines:
-                        pool += column
-                        return ("p", len(pool) - len(column), len(column))
+                pool, of = packing
+                if not of:
+                    of.append(lines)
+                if of[0] is lines:
+                    pool += column
+                    return ("p", len(pool) - len(column), len(column))
                 return _unpack(column, table, numbers)
     if held != _SPAN_ONLY:
         column = list(map(attrgetter(name), items))
@@ -594,6 +561,44 @@ def _place_records(column: Any, held: set, following: dict) -> tuple:
     return ("B", segments, sorted(range(len(column)), key=order.__getitem__))
 
 
+def _arrays(raw: bytes, start: int = 0) -> tuple[dict, tuple] | None:
+    """What :func:`_body` wrote, from offset ``start`` of ``raw``: its JSON line (a
+    dict), and its arrays as NumPy views of ``raw`` (the spans as four rows); None
+    unless the sizes it gives are exact."""
+    head_end = raw.index(b"\n", start)
+    head = json.loads(raw[start:head_end])
+    if type(head) is not dict:
+        return None
+    sizes = head.get("sizes")
+    if type(sizes) is not list or len(sizes) != 4 or set(map(type, sizes)) != {int}:
+        return None
+    if min(sizes) < 0:
+        return None
+    counts = [4 * sizes[0], *sizes[1:]]
+    at = head_end + 1
+    if sum(n * _ITEM_SIZES[code] for n, (_, code) in zip(counts, _ARRAYS)) != len(raw) - at:
+        return None
+    arrays = []
+    for n, (_, code) in zip(counts, _ARRAYS):
+        arrays.append(_np.frombuffer(raw, _DTYPES[code], n, at))
+        at += n * _ITEM_SIZES[code]
+    arrays[0] = arrays[0].reshape(4, sizes[0])
+    return head, tuple(arrays)
+
+
+def _parts(raw: bytes, start: int = 0) -> dict[str, Any] | None:
+    """What :func:`_body` wrote, as :func:`_body` takes it: the JSON line's builders
+    and literals, and the arrays as lists (the spans as four columns)."""
+    read = _arrays(raw, start)
+    if read is None:
+        return None
+    head, arrays = read
+    data: dict[str, Any] = {"builders": head.get("builders"), "consts": head.get("consts")}
+    for (name, _), numbers in zip(_ARRAYS, arrays):
+        data[name] = numbers.tolist()
+    return data
+
+
 # ---------------------------------------------------------------------- reading
 
 
@@ -644,60 +649,79 @@ def _decode(
         return None
     if header.get("body") != hashlib.sha256(body).hexdigest():
         return None
-    data = _parts(raw, header_end + 1)
-    if data is None:
+    read = _arrays(raw, header_end + 1)
+    if read is None:
         return None
-    entries, consts, columns = data["builders"], data["consts"], data["spans"]
-    packed, starts, code = data["packed"], data["starts"], data["code"]
-    builders = _builders(entries)
+    head, (columns, packed, starts, code) = read
+    builders = _builders(head.get("builders"))
     if builders is None:
         return None
+    consts = head.get("consts")
     if type(consts) is not list or not set(map(type, consts)) <= set(_SCALARS):
         return None
-    if not code:
+    if not len(code):
         return None
-    if columns[0] and max(map(max, columns)) > source_chars + 1:
+    if columns.size and int(columns.max()) > source_chars + 1:
         return None  # (lines and columns within the script)
     lines = None
-    if packed:
+    if len(packed):
         # Offsets within the script, and line starts that rise from 0 within it.
-        if max(packed) >> nodes.SPAN_SHIFT > source_chars:
+        if int((packed >> nodes.SPAN_SHIFT).max()) > source_chars:
             return None
-        if max(map(and_, packed, repeat((1 << nodes.SPAN_SHIFT) - 1))) > source_chars:
+        if int((packed & ((1 << nodes.SPAN_SHIFT) - 1)).max()) > source_chars:
             return None
-        if not starts or starts[0] != 0 or starts[-1] > source_chars:
+        if not len(starts) or starts[0] != 0 or starts[-1] > source_chars:
             return None
-        if not all(map(lt, starts, starts[1:])):
+        if not (starts[1:] > starts[:-1]).all():
             return None
-        lines = _CachedLines(filename, starts)
-    values: list[Any] = list(consts)
-    first_span = len(values)
-    values.extend(map(_new, repeat(Span), zip(repeat(filename), *columns)))
-    first_packed = len(values)
-    values += packed
-    # spans sit at first_span .. first_packed - 1, packed ones from there to end - 1
-    spans = (first_span, first_packed, len(values), lines)
-    # The records, a run at a time: the builder, how many, then field by field.
-    first_record = len(values)
+        lines = _CachedLines(filename, starts.tolist())
+    # The runs first (their builders and sizes), so that the pool of values can be
+    # made at once: the literals, the spans, the packed spans, then the records.
+    # The numbers read one or a few at a time come from a memoryview of a copy of the
+    # code (native order, aligned): quicker than NumPy's indexing, which the long runs use.
+    view = memoryview(code.astype(_np.uintc).tobytes()).cast("I")
+    runs = []
     position, end = 0, len(code)
+    records = 0
     while position < end:
-        which, count = code[position], code[position + 1]
+        if position + 2 > end:
+            return None
+        which, count = view[position], view[position + 1]
         builder = builders[which]
         start = position + 2
         position = start + count * builder[1]
-        if count < 1 or position > end or len(values) + count > first_record + end:
+        records += count
+        if count < 1 or position > end or records > end:
             return None  # (as many records as numbers in the code at most: bounded)
-        if not _build_run(values, code, start, count, builder, spans):
+        runs.append((builder, start, count))
+    first_span = len(consts)
+    first_packed = first_span + columns.shape[1]
+    first_record = first_packed + len(packed)
+    values = _np.empty(first_record + records, dtype=object)
+    values[:first_span] = consts
+    if columns.shape[1]:
+        spans = map(_new, repeat(Span), zip(repeat(filename), *columns.tolist()))
+        values[first_span:first_packed] = _np.fromiter(spans, object, columns.shape[1])
+    values[first_packed:first_record] = packed
+    # spans sit at first_span .. first_packed - 1, packed ones from there to first_record - 1
+    span_pools = (first_span, first_record if lines is not None else first_packed)
+    here = first_record
+    for builder, start, count in runs:
+        if count > _SHORT_RUN:
+            built = _build_run(values, code, start, count, builder, span_pools, here, lines)
+        else:
+            built = _build_few(values, view, start, count, builder, span_pools, here, lines)
+        if not built:
             return None
-    if type(values[-1]) is not nodes.Program:
-        return None
-    return values[-1]
+        here += count
+    program = values[here - 1]
+    return program if type(program) is nodes.Program else None
 
 
 def _builders(entries: Any) -> list[tuple] | None:
     """Per builder an entry names: ``(class, or None for a tuple; its size; the indexes
-    of its span fields; its slots' setters, or None)``; None if one is neither a node
-    class of the right size nor a tuple."""
+    of its span fields; its maker)``; None if one is neither a node class of the right
+    size nor a tuple."""
     if type(entries) is not list:
         return None
     known = _node_classes()
@@ -712,83 +736,65 @@ def _builders(entries: Any) -> list[tuple] | None:
             builders.append((None, size, (), None))
             continue
         cls = known.get(name) if type(name) is str else None
-        if cls is None or size != len(fields(cls)):
+        if cls is None or size != len(fields(cls)) or cls not in nodes.MAKERS:
             return None
         names = [f.name for f in fields(cls)]
-        # Fields that hold spans must get spans (a check the constructors do not make).
-        span_fields = tuple(
-            i for i, name in enumerate(names) if name == "span" or name.endswith("_span")
-        )
-        builders.append((cls, size, span_fields, _setters(cls, names)))
+        # Fields that hold spans must get spans (a check the makers do not make).
+        span_fields = tuple(i for i, name in enumerate(names) if name in nodes.SPAN_FIELDS)
+        builders.append((cls, size, span_fields, nodes.MAKERS[cls]))
     return builders
 
 
-def _setters(cls: type, names: list[str]) -> tuple | None:
-    """The ``__set__`` of each field's slot, when making a ``cls`` is only setting them
-    (``object.__new__``, no ``__post_init__``); else None, and its constructor is called."""
-    if cls.__new__ is not object.__new__ or hasattr(cls, "__post_init__"):
-        return None
-    # (a span field the parser packs is read through a property, kept in a slot "_name")
-    slots = [getattr(cls, name, None) for name in names]
-    slots = [
-        getattr(cls, f"_{name}", None) if type(slot) is property else slot
-        for name, slot in zip(names, slots)
-    ]
-    if not all(type(slot) is MemberDescriptorType for slot in slots):
-        return None
-    return tuple(slot.__set__ for slot in slots)
+#: Runs of at most this many records are checked and built a value at a time.
+_SHORT_RUN = 4
 
 
-def _build_run(values: list, code: list, start: int, count: int, builder, spans) -> bool:
-    """Append to ``values`` the ``count`` nodes (or tuples) of one builder whose fields
-    follow ``start`` in ``code``, a field at a time; False if a field points anywhere
-    but back, before the run (at the pools or at a record built: no cycles), or a
-    span field anywhere but at a span (a packed one only where the node is made
-    by setting its slots, with the Lines that reads it)."""
-    cls, size, span_fields, setters = builder
-    here = len(values)  # where the run's first record goes
-    get = values.__getitem__
-    first_span, first_packed, end_of_spans, lines = spans
-    if setters is None:  # made by its constructor: spans written out only
-        end_of_spans = first_packed
-    if count == 1:
-        refs = code[start : start + size]
-        if refs and max(refs) >= here:
-            return False
-        for i in span_fields:
-            if not first_span <= refs[i] < end_of_spans:
+def _build_run(values, code, start: int, count: int, builder, span_pools, here, lines) -> bool:
+    """Put in ``values`` from ``here`` the ``count`` nodes (or tuples) of one builder
+    whose fields follow ``start`` in ``code``, a field at a time; False if a field
+    points anywhere but back, before the run (at the pools or at a record built: no
+    cycles), or a span field anywhere but at a span (written out, or packed where
+    there are ``lines`` to read it)."""
+    cls, size, span_fields, make = builder
+    refs = code[start : start + size * count].reshape(size, count)
+    if size:
+        low, top = refs.min(axis=1).tolist(), refs.max(axis=1).tolist()
+        first_span, end_of_spans = span_pools
+        for i in range(size):
+            if i in span_fields:
+                if low[i] < first_span or top[i] >= end_of_spans:
+                    return False
+            elif top[i] >= here:
                 return False
-        if cls is None:
-            values.append(tuple(map(get, refs)))
-        elif setters is None:
-            values.append(cls(*map(get, refs)))
-        else:
-            made = _object_new(cls)
-            for setter, ref in zip(setters, refs):
-                setter(made, get(ref))
-            if lines is not None:
-                _set_lines(made, lines)
-            values.append(made)
-        return True
-    columns = [code[start + i * count : start + (i + 1) * count] for i in range(size)]
-    for i, column in enumerate(columns):
-        if i in span_fields:  # (the spans come before any record)
-            if min(column) < first_span or max(column) >= end_of_spans:
-                return False
-        elif max(column) >= here:
-            return False
-    if cls is None:
-        if size:
-            values.extend(zip(*[map(get, column) for column in columns]))
-        else:
-            values.extend(repeat((), count))
-    elif setters is None:
-        values.extend(map(cls, *[map(get, column) for column in columns]))
+    columns = values[refs].tolist()
+    if cls is None:  # tuples
+        built: Any = zip(*columns) if size else repeat((), count)
     else:
-        built = list(map(_object_new, repeat(cls, count)))
-        for setter, column in zip(setters, columns):
-            deque(map(setter, built, map(get, column)), 0)
-        if lines is not None:
-            deque(map(_set_lines, built, repeat(lines, count)), 0)
-        values.extend(built)
+        built = map(make, repeat(lines, count), *columns)
+    values[here : here + count] = _np.fromiter(built, object, count)
+    return True
+
+
+def _build_few(values, view, start: int, count: int, builder, span_pools, here, lines) -> bool:
+    """:func:`_build_run` for a short run, a value at a time (``view``: the code)."""
+    cls, size, span_fields, make = builder
+    refs = view[start : start + size * count].tolist()
+    if refs and max(refs) >= here:
+        return False
+    first_span, end_of_spans = span_pools
+    for i in span_fields:
+        for ref in refs[i * count : (i + 1) * count]:
+            if ref < first_span or ref >= end_of_spans:
+                return False
+    fields = list(map(values.item, refs))
+    if count == 1:
+        values[here] = tuple(fields) if cls is None else make(lines, *fields)
+        return True
+    columns = [fields[i * count : (i + 1) * count] for i in range(size)]
+    if cls is None:
+        built: Any = zip(*columns) if size else repeat((), count)
+    else:
+        built = map(make, repeat(lines, count), *columns)
+    for offset, record in enumerate(built):
+        values[here + offset] = record
     return True

@@ -112,6 +112,18 @@ class Lines:
         )
 
 
+def span_width(node: Node) -> int | None:
+    """How many characters the span of ``node`` covers, where that is known without
+    making a :class:`Span` (packed offsets, or a span on one line); else None."""
+    value = getattr(node, "_span", None)
+    if type(value) is int:
+        return (value & _END_MASK) - (value >> SPAN_SHIFT)
+    # A Span is a tuple: (file, line, column, end_line, end_column).
+    if type(value) is Span and value[1] == value[3]:
+        return value[4] - value[2]
+    return None
+
+
 _NEWLINES = re.compile("\n").finditer
 _AFTER = re.Match.end
 _new_span = tuple.__new__

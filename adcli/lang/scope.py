@@ -62,9 +62,8 @@ def structure_problems(program: N.Program, max_expr_depth: int | None = None) ->
         for stmt in statements:
             kind = type(stmt)
             if limit is not None:
-                # A Span is a tuple: (file, line, column, end_line, end_column).
-                span = stmt.span
-                if span[1] != span[3] or span[4] - span[2] > limit:
+                width = N.span_width(stmt)
+                if width is None or width > limit:
                     for root in _expressions_of(stmt):
                         deep = too_deep(root, limit)
                         if deep is not None:
@@ -133,9 +132,10 @@ def too_deep(root, limit: int):
     ``limit`` levels deep (the evaluator's count: a node per level, a left-deep chain of
     binary operators as one), or None.
 
-    Every level has a token of its own, so an expression on one line no wider than
-    ``limit`` characters is within it: most statements are not walked at all."""
-    if _narrow(getattr(root, "span", None), limit):
+    Every level has a token of its own, so an expression no wider than ``limit``
+    characters is within it: most statements are not walked at all."""
+    width = N.span_width(root) if isinstance(root, N.Node) else None
+    if width is not None and width <= limit:
         return None
     pending = [(root, 0)]
     while pending:
@@ -158,12 +158,6 @@ def too_deep(root, limit: int):
             children = list(N.iter_children(node))
         pending.extend((child, depth) for child in reversed(children))
     return None
-
-
-def _narrow(span, limit: int) -> bool:
-    """Whether ``span`` is one line of at most ``limit`` characters."""
-    # A Span is a tuple: (file, line, column, end_line, end_column).
-    return span is not None and span[1] == span[3] and span[4] - span[2] <= limit
 
 
 def too_deep_error(node, limit: int) -> AdcliError:
