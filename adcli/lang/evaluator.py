@@ -499,7 +499,7 @@ class Evaluator:
         raise AdcliError("assert", message, stmt.span)
 
     def _source_of(self, span: Span) -> str:
-        lines = self.sources.get(span.file)
+        lines = self.source_lines(span.file)
         if not lines or span.line > len(lines):
             return "expression is false"
         if span.line == span.end_line:

@@ -79,7 +79,9 @@ class Session(Evaluator, DerivativeServices):
         self.detect_anomaly = bool(detect_anomaly)
         self.variables_: dict[str, object] = {}
         self.functions: dict[str, UserFunction] = {}
-        self.sources: dict[str, list[str]] = {}
+        # Per file run, its source text, split into lines when first asked for (for an
+        # error's caret): most runs never need them.
+        self.sources: dict[str, str | list[str]] = {}
         self.imported: set[str] = set()
         self.import_stack: list[str] = []
         self.wrt: set[str] = set()
@@ -120,7 +122,7 @@ class Session(Evaluator, DerivativeServices):
 
     def _parse(self, source: str, filename: str) -> N.Program:
         """Parse under this session's limits, keeping the lines for error carets."""
-        self.sources[filename] = source.splitlines()
+        self.sources[filename] = source
         return parse(
             source,
             filename,
@@ -150,7 +152,7 @@ class Session(Evaluator, DerivativeServices):
         outputs; ``source`` gives error carets their lines."""
         if type(program) is not N.Program:
             raise TypeError(f"run_program() takes a parsed Program, not {type(program).__name__}")
-        self.sources[filename] = source.splitlines()
+        self.sources[filename] = source
         collecting = gc.isenabled()
         gc.disable()
         return self._run_parsed(program, source, filename, emit, base_dir, collecting)
@@ -207,7 +209,11 @@ class Session(Evaluator, DerivativeServices):
         return self.run(source, str(path), emit, base_dir=sources.base_dir_of(str(path)))
 
     def source_lines(self, filename: str) -> list[str] | None:
-        return self.sources.get(filename)
+        """The lines of ``filename`` as it was run (None for a file not run)."""
+        kept = self.sources.get(filename)
+        if type(kept) is str:
+            kept = self.sources[filename] = kept.splitlines()
+        return kept
 
     def bind(self, name: str, value) -> None:
         self._hold(name, value)
