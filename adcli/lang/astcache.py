@@ -37,8 +37,6 @@ from adcli.lang import cache, nodes
 __all__ = ["entry_key", "load", "store"]
 
 FORMAT = 5
-#: Scripts shorter than this are parsed faster than an entry is read.
-MIN_SOURCE_CHARS = 1024
 #: How many parsed scripts are kept (the least recently written go first).
 MAX_ENTRIES = 256
 #: The largest entry read, relative to its script (and in all).

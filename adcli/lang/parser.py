@@ -39,7 +39,7 @@ from typing import Any
 
 from adcli import __version__
 from adcli.errors import AdcliError, Span
-from adcli.lang import astcache, cache, nodes
+from adcli.lang import cache, nodes
 from adcli.lang.sources import DEFAULT_MAX_SOURCE_BYTES, read_source
 
 __all__ = [
@@ -82,7 +82,9 @@ def parse(
     """
     deadline = _Deadline(timeout) if timeout else None
     key = None
-    if cache and _use_cache and type(source) is str and len(source) >= astcache.MIN_SOURCE_CHARS:
+    if cache and _use_cache and type(source) is str and len(source) >= CACHED_FROM_CHARS:
+        from adcli.lang import astcache  # here: most one-liners never need it
+
         _check_size(source, filename, max_source_bytes)
         tables = _get_tables()
         versions = f"adcli {__version__}; lark {tables.data['lark']}"
@@ -101,6 +103,8 @@ def parse(
 
 
 _use_cache = True
+#: Scripts shorter than this are parsed faster than an entry of the cache is read.
+CACHED_FROM_CHARS = 1024
 
 
 def set_cache(enabled: bool) -> None:
