@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from adcli.errors import AdcliError, Span
-from adcli.lang import nodes, parser
+from adcli.lang import astcache, nodes, parser
 from adcli.lang.parser import parse
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,14 +99,14 @@ def _entry(private_cache: Path) -> tuple[Path, dict, dict]:
     parse(SCRIPT, "a.ad", cache=True)
     (path,) = entries(private_cache)
     head, body = path.read_bytes().split(b"\n", 1)
-    return path, json.loads(head), parser.astcache._parts(body)
+    return path, json.loads(head), astcache._parts(body)
 
 
 def _rewrite(path: Path, header: dict, body: dict | bytes, fix_hash: bool = True) -> None:
     """Write an entry of ``body`` (the parts of one, or its bytes) under ``header``."""
     import hashlib
 
-    raw = body if type(body) is bytes else parser.astcache._body(body)
+    raw = body if type(body) is bytes else astcache._body(body)
     if fix_hash:
         header = {**header, "body": hashlib.sha256(raw).hexdigest()}
     path.write_bytes(json.dumps(header).encode() + b"\n" + raw)
@@ -157,7 +157,7 @@ def _point_a_span_at_a_constant(body: dict) -> None:
 
 def _with_head(body: dict, **changes) -> bytes:
     """The bytes of ``body`` with its JSON line changed as ``changes`` say."""
-    raw = parser.astcache._body(body)
+    raw = astcache._body(body)
     head, rest = raw.split(b"\n", 1)
     return json.dumps({**json.loads(head), **changes}).encode() + b"\n" + rest
 
@@ -169,9 +169,9 @@ def _negative(body: dict, name: str, index: int) -> bytes:
         body["spans"][0][index] = 0
     else:
         body[name][index] = 0
-    raw = parser.astcache._body(body)
+    raw = astcache._body(body)
     sizes = [len(body["spans"][0]) * 4, len(body["packed"]), len(body["starts"])]
-    width_of = {array: parser.astcache._ITEM_SIZES[code] for array, code in parser.astcache._ARRAYS}
+    width_of = {array: astcache._ITEM_SIZES[code] for array, code in astcache._ARRAYS}
     at = raw.index(b"\n") + 1
     for size, array in zip(sizes, ("spans", "packed", "starts")):
         if array == name:
@@ -184,9 +184,9 @@ def _negative(body: dict, name: str, index: int) -> bytes:
 
 #: Damage to the bytes of a body, which its parts cannot express.
 HOSTILE_BYTES = {
-    "cut short": lambda b: parser.astcache._body(b)[:-1],
-    "a byte too many": lambda b: parser.astcache._body(b) + b"\0",
-    "ragged spans": lambda b: parser.astcache._body(b)[:-4],  # one int fewer than the sizes say
+    "cut short": lambda b: astcache._body(b)[:-1],
+    "a byte too many": lambda b: astcache._body(b) + b"\0",
+    "ragged spans": lambda b: astcache._body(b)[:-4],  # one int fewer than the sizes say
     "sizes that do not add up": lambda b: _with_head(
         b, sizes=[len(b["spans"][0]) + 1, len(b["packed"]) - 2, *map(len, (b["starts"], b["code"]))]
     ),
@@ -210,17 +210,17 @@ HOSTILE_BYTES = {
 )
 def test_a_hostile_entry_is_ignored_and_replaced(private_cache: Path, damage) -> None:
     path, header, body = _entry(private_cache)
-    assert parser.astcache.load(header["key"], "a.ad", 200, len(SCRIPT)) is not None
+    assert astcache.load(header["key"], "a.ad", 200, len(SCRIPT)) is not None
     if type(damage) is staticmethod:  # (one that makes the bytes)
         _rewrite(path, header, damage.__func__(body))
     else:
         damage(body)
         _rewrite(path, header, body)
-    assert parser.astcache.load(header["key"], "a.ad", 200, len(SCRIPT)) is None
+    assert astcache.load(header["key"], "a.ad", 200, len(SCRIPT)) is None
     program = parse(SCRIPT, "a.ad", cache=True)
     assert program == parse(SCRIPT, "a.ad")
     # Replaced by a good entry: read back as is.
-    assert parser.astcache.load(header["key"], "a.ad", 200, len(SCRIPT)) == program
+    assert astcache.load(header["key"], "a.ad", 200, len(SCRIPT)) == program
 
 
 @pytest.mark.parametrize(
@@ -247,7 +247,7 @@ def test_a_flipped_byte_in_the_body_is_caught(private_cache: Path, spot: int) ->
     raw = bytearray(path.read_bytes())
     raw[spot] ^= 1
     path.write_bytes(bytes(raw))
-    assert parser.astcache.load(header["key"], "a.ad", 200, len(SCRIPT)) is None
+    assert astcache.load(header["key"], "a.ad", 200, len(SCRIPT)) is None
     assert parse(SCRIPT, "a.ad", cache=True) == parse(SCRIPT, "a.ad")
 
 
@@ -326,7 +326,7 @@ def vars_of(node: object) -> list:
 
 
 def test_the_cache_stays_bounded(private_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(parser.astcache, "MAX_ENTRIES", 3)
+    monkeypatch.setattr(astcache, "MAX_ENTRIES", 3)
     for i in range(6):
         parse(SCRIPT + f"q = {i}\n", "a.ad", cache=True)
     assert len(entries(private_cache)) == 3
@@ -378,7 +378,7 @@ def test_a_change_to_the_tree_building_code_is_a_new_key(
     private_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     parse(SCRIPT, "a.ad", cache=True)
-    monkeypatch.setattr(parser.astcache, "_stamp", "parser.py:1:2")  # as if edited
+    monkeypatch.setattr(astcache, "_stamp", "parser.py:1:2")  # as if edited
     parse(SCRIPT, "a.ad", cache=True)
     assert len(entries(private_cache)) == 2
 
@@ -398,5 +398,5 @@ def test_packed_spans_unpack_as_the_parser_reads_them() -> None:
             start = rng.randint(0, size)
             column.append(nodes.packed(start, rng.randint(start, size)))
         parts: list[list[int]] = [[], [], [], []]
-        parser.astcache._unpack(column, parser.astcache._line_table(lines, column[0]), parts)
+        astcache._unpack(column, astcache._line_table(lines, column[0]), parts)
         assert list(zip(*parts)) == [tuple(lines.span(pos))[1:] for pos in column]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from adcli.errors import AdcliError
-from adcli.lang import parser
+from adcli.lang import astcache, parser
 from adcli.lang.interpreter import Session
 from adcli.lang.parser import parse
 
@@ -126,7 +126,7 @@ def entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     parse(SCRIPT, "a.ad", cache=True)
     (path,) = (tmp_path / "cache" / "adcli").glob("ast-*.ast")
     head, body = path.read_bytes().split(b"\n", 1)
-    return path, json.loads(head), parser.astcache._parts(body)
+    return path, json.loads(head), astcache._parts(body)
 
 
 def _load_after(entry, damage) -> object:
@@ -134,10 +134,10 @@ def _load_after(entry, damage) -> object:
 
     path, header, body = entry
     damage(body)
-    raw = parser.astcache._body(body)
+    raw = astcache._body(body)
     header = {**header, "body": hashlib.sha256(raw).hexdigest()}
     path.write_bytes(json.dumps(header).encode() + b"\n" + raw)
-    return parser.astcache.load(header["key"], "a.ad", 200, len(SCRIPT))
+    return astcache.load(header["key"], "a.ad", 200, len(SCRIPT))
 
 
 def test_a_good_entry_is_read(entry) -> None:
