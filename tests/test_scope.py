@@ -126,6 +126,37 @@ def test_check_and_run_agree_on_the_expression_depth(source, column):
     assert problems(source) == []
 
 
+@pytest.mark.parametrize("cached", [False, True])
+def test_an_expression_over_several_lines_is_measured_too(cached, tmp_path, monkeypatch):
+    # Its width in characters bounds its depth, over several lines as on one: a deep
+    # one is found (from a parse, and from the cache of parsed scripts), a shallow
+    # one within the limit is not walked and not refused.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    pad = "# padding\n" * (150 if cached else 0)  # past the size the cache takes
+    deep = pad + "x = [\n" + "- \n" * 40 + "1]\n"
+    shallow = pad + "x = [1,\n 2,\n 3]\ny = x\n"
+    for _ in range(2 if cached else 1):  # (the second parse is read from the cache)
+        (kind, message, line, col) = problems(deep, limits=_SMALL)[0]
+        assert (kind, message) == ("limit", "expression nested too deeply (limit 30)")
+        err = run_error(deep, limits=_SMALL)
+        assert (err.kind, err.message, err.span.line, err.span.column) == (kind, message, line, col)
+        assert problems(shallow, limits=_SMALL) == []
+        session = Session(limits=_SMALL)
+        assert session.run(shallow + "y", "<test>", lambda output: None).tolist() == [1, 2, 3]
+    assert bool(list(tmp_path.rglob("ast-*.ast"))) == cached
+
+
+def test_span_width_is_known_for_packed_spans_and_one_line_spans():
+    from adcli.errors import Span
+    from adcli.lang import nodes
+    from adcli.lang.parser import parse
+
+    (stmt,) = parse("x = [1,\n 2]").statements
+    assert nodes.span_width(stmt) == len("x = [1,\n 2]")  # packed offsets: any lines
+    assert nodes.span_width(nodes.Name("x", Span("f", 1, 3, 1, 8))) == 5
+    assert nodes.span_width(nodes.Name("x", Span("f", 1, 3, 2, 8))) is None
+
+
 def test_a_long_chain_of_one_operator_is_one_level():
     # a + b + c ... is walked in a loop: a 200-term sum is within a limit of 30.
     source = "x = 1" + " + 1" * 200
