@@ -2,13 +2,17 @@
 
 Each test damages the cache file that a first run wrote (or puts something
 else at its path), then runs adcli again in a fresh process: the run must work,
-and must repair the cache so that later runs read it again.
+and must repair the cache so that later runs read it again. The runs are of a
+copy of the source tree without the generated tables of the shipped grammar
+(adcli/lang/_grammar_tables.py), as when the grammar has been edited since: the
+parser compiles the grammar and keeps its tables in the cache.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -17,12 +21,25 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+_TREE: list[Path] = []
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _tree_without_generated_tables(tmp_path_factory):
+    tree = tmp_path_factory.mktemp("tree")
+    skip = shutil.ignore_patterns("__pycache__", "_grammar_tables.py")
+    shutil.copytree(ROOT / "adcli", tree / "adcli", ignore=skip)
+    if (ROOT / "grammar").is_dir():
+        shutil.copytree(ROOT / "grammar", tree / "grammar")
+    _TREE.append(tree)
+    yield
+    _TREE.pop()
 
 
 def run_adcli(cache_home: Path, *args: str, home: Path | None = None, cwd: Path | None = None):
     env = dict(os.environ)
     env["XDG_CACHE_HOME"] = str(cache_home)
-    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONPATH"] = str(_TREE[-1])
     if home is not None:
         env["HOME"] = str(home)
     return subprocess.run(
@@ -31,7 +48,7 @@ def run_adcli(cache_home: Path, *args: str, home: Path | None = None, cwd: Path 
         text=True,
         env=env,
         timeout=120,
-        cwd=cwd,
+        cwd=_TREE[-1] if cwd is None else cwd,  # (python -m puts the directory first)
         check=False,
     )
 

@@ -173,3 +173,61 @@ def test_a_record_shows_itself_once_inside_itself():
         shown.append(repr(thing))
     assert shown[0] == shown[1]
     assert shown[1].endswith("Thing(name='loop', count=0, tags=[...], weight=1.0)")
+
+
+def test_the_grammar_tables_module_is_what_the_grammar_generates():
+    from adcli.lang import _grammar_tables, parser
+
+    assert _grammar_tables.GRAMMAR == parser.grammar_text(), (
+        "adcli/lang/_grammar_tables.py is stale: run python -m adcli.lang.parser"
+    )
+    if _grammar_tables.DATA["lark"] != parser._lark_version():
+        pytest.skip(
+            f"the tables were generated with Lark {_grammar_tables.DATA['lark']}, and Lark "
+            f"{parser._lark_version()} is installed: it may number its states otherwise"
+        )
+    committed = Path(_grammar_tables.__file__).read_text(encoding="utf-8")
+    assert committed == parser.tables_source(), (
+        "adcli/lang/_grammar_tables.py is stale: run python -m adcli.lang.parser"
+    )
+
+
+def test_the_shipped_grammar_needs_neither_lark_nor_the_cache(tmp_path, monkeypatch):
+    from adcli.lang import _grammar_tables, parser
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(parser, "_tables", None)
+    monkeypatch.setattr(parser, "_compile_grammar", None)  # must not be needed
+    made = parser.parse(SAMPLE, "s.ad")
+    tables = parser._get_tables()
+    assert tables.data["actions"] is _grammar_tables.DATA["actions"]
+    assert not list(tmp_path.rglob("grammar-*"))  # nothing read or written there
+    # The same trees and spans as from the same tables read as a cache file holds them
+    # (checked, their pickers compiled, their leading spaces worked out).
+    monkeypatch.setattr(parser, "_tables", parser._Tables({**tables.data}))
+    assert parser._tables.spaces == tables.spaces
+    again = parser.parse(SAMPLE, "s.ad")
+    assert again == made
+    assert [getattr(n, "span", None) for n in nodes.walk(again)] == [
+        getattr(n, "span", None) for n in nodes.walk(made)
+    ]
+
+
+def test_generated_tables_of_another_grammar_are_not_used(tmp_path, monkeypatch):
+    from adcli.lang import parser
+
+    class Stale:
+        GRAMMAR = "start: other\n"
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(parser, "_tables", None)
+    monkeypatch.setattr(parser, "_made_tables", lambda: Stale)
+    assert parser.parse("x = 1 + 2", "s.ad").statements[0].value.op == "+"
+    assert list(tmp_path.rglob("grammar-*.json"))  # compiled, and kept in the cache
+
+
+SAMPLE = (
+    "g(a) {\n  if a > 0 { return a } else if a < 0 { return -a } else { return }\n}\n"
+    "x = tensor([[1.0, 2.0], [3.0, 4.0]])\nv = x[1:, ::2] + max(x, 2.5, axis=0) - [1, none][0]\n"
+    'u, w = w, u\nfor i in range(3) { while false { break }\n continue }\nassert v != 0, "w"\n'
+)

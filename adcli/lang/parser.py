@@ -1482,8 +1482,12 @@ class _Tables:
 
     FORMAT = 3
 
-    def __init__(self, data: Any) -> None:
-        _validate_tables(data)
+    def __init__(self, data: Any, made: Any = None) -> None:
+        # ``made``: the generated module of these tables (see :func:`tables_source`),
+        # whose data is our own code's, not a file's: not checked again, and its
+        # pickers and leading spaces already worked out.
+        if made is None:
+            _validate_tables(data)
         self.data = data
         self.actions: list[dict[str, int]] = data["actions"]
         self.start_state: int = data["start_state"]
@@ -1500,7 +1504,7 @@ class _Tables:
         # For each rule: how to pick its children from the symbols popped
         # (None: keep them all, as they are); a _rule's reduction is its
         # splicer, which makes the _Splice itself.
-        self.pickers, self.splicers = _pickers(self.rules)
+        self.pickers, self.splicers = _pickers(self.rules, made.PICKERS if made else None)
         # What _run reads: per rule (size, origin, picker, expand a single
         # child); per state and symbol a shift (>= 0), a reduction (~rule), a goto,
         # or a _Chain for the one-child ?rules.
@@ -1531,7 +1535,10 @@ class _Tables:
         # Where one ignored terminal is a run of some characters that start no other
         # terminal (spaces), a match is a token with the spaces before it: half the
         # matches, and only comments and spaces at the very end left to drop.
-        self.spaces = _leading_spaces(data["terminals"], data["ignored"])
+        if made is None:
+            self.spaces = _leading_spaces(data["terminals"], data["ignored"])
+        else:
+            self.spaces = made.SPACES
         terminals = data["terminals"]
         try:
             if self.spaces is None:
@@ -1634,17 +1641,37 @@ class _Tables:
         return _ShiftReduce((rule, origin))
 
 
-def _pickers(rules: list[tuple[str, int, int, tuple[int, ...]]]) -> tuple[list, list]:
+def _pickers(
+    rules: list[tuple[str, int, int, tuple[int, ...]]], made: dict | None = None
+) -> tuple[list, list]:
     """Per rule, a function that picks its children from the symbols it pops
     (None for a rule that keeps them all, or a _rule) and, for a ``_rule``, one
     that passes them up as a :class:`_Splice`: the kept ones, with the lists of
     ``_rule`` children spliced in (the first one's list is reused: left
     recursion builds one list, no copying). Written out as code from the modes
-    alone (small integers), all compiled in one go."""
+    alone (small integers), all compiled in one go; those in ``made`` (by
+    ``(modes, splice)``: the generated module's) are taken from there."""
+    made = dict(made or {})
+    sources = _picker_sources(rules, set(made))
+    if sources:
+        namespace: dict[str, Any] = {"_Splice": _Splice}
+        # Built from the rules' modes, which are validated ints.
+        exec("".join(sources.values()), namespace)  # noqa: S102
+        made.update((key, namespace[f"_pick_{i}"]) for i, key in enumerate(sources))
+    pickers = [None if how == _SPLICE else made.get((modes, False)) for _, _, how, modes in rules]
+    splicers = [made[modes, True] if how == _SPLICE else None for _, _, how, modes in rules]
+    return pickers, splicers
+
+
+def _picker_sources(rules, known: set) -> dict[tuple[tuple[int, ...], bool], str]:
+    """The source of each picker :func:`_pickers` makes that is not in ``known``, by
+    ``(modes, splice)``, named ``_pick_0``, ``_pick_1``... in order."""
     sources: dict[tuple[tuple[int, ...], bool], str] = {}
     for _, _, how, modes in rules:
         splice = how == _SPLICE
-        if (modes, splice) in sources or (not splice and all(m == _KEEP for m in modes)):
+        if (modes, splice) in sources or (modes, splice) in known:
+            continue
+        if not splice and all(m == _KEEP for m in modes):
             continue
         body = []
         for index, mode in enumerate(modes):
@@ -1662,13 +1689,7 @@ def _pickers(rules: list[tuple[str, int, int, tuple[int, ...]]]) -> tuple[list, 
         name = f"_pick_{len(sources)}"
         lines = "".join(f"    {line}\n" for line in body)
         sources[modes, splice] = f"def {name}(c):\n{lines}    return out\n"
-    namespace: dict[str, Any] = {"_Splice": _Splice}
-    # Built from the rules' modes, which are validated ints.
-    exec("".join(sources.values()), namespace)  # noqa: S102
-    made = {key: namespace[f"_pick_{i}"] for i, key in enumerate(sources)}
-    pickers = [None if how == _SPLICE else made.get((modes, False)) for _, _, how, modes in rules]
-    splicers = [made[modes, True] if how == _SPLICE else None for _, _, how, modes in rules]
-    return pickers, splicers
+    return sources
 
 
 def _validate_tables(data: Any) -> None:
@@ -1778,6 +1799,10 @@ def _get_tables() -> _Tables:
 
 def _load_tables() -> _Tables:
     text = grammar_text()
+    made = _made_tables()
+    if made is not None and made.GRAMMAR == text:
+        # The shipped grammar's tables, generated into a module (see tables_source)
+        return _Tables({**made.DATA, "grammar": text}, made)
     # The file name tells grammars (and Lark versions) apart cheaply; the
     # text inside decides.
     lark_version = _lark_version()
@@ -1800,6 +1825,82 @@ def _load_tables() -> _Tables:
     cache.write_atomic(cache_file, raw)
     cache.prune(os.path.dirname(cache_file), "grammar-", keep=8)
     return tables
+
+
+def _made_tables() -> Any:
+    """The module of tables generated for the shipped grammar, or None."""
+    try:
+        from adcli.lang import _grammar_tables
+    except ImportError:  # pragma: no cover - not generated (see tables_source)
+        return None
+    _grammar_tables._Splice = _Splice  # what its pickers make
+    return _grammar_tables
+
+
+_TABLES_HEADER = (
+    '"""The LALR tables of the shipped grammar (grammar/adcli.lark), compiled by Lark:\n'
+    "generated by ``adcli.lang.parser.tables_source`` (run ``python -m adcli.lang.parser``),\n"
+    "do not edit. The parser uses them while ``GRAMMAR`` is the text of the grammar\n"
+    "file, and compiles the grammar itself otherwise (its tables then kept in the cache\n"
+    'directory): Python\'s bytecode cache makes them quicker to load than that file."""\n\n'
+    "# fmt: off\n"
+    "# ruff: noqa\n"
+    "# (the pickers' _Splice is set here by adcli.lang.parser._made_tables)\n\n"
+)
+
+
+def tables_source(text: str | None = None) -> str:
+    """The source of :mod:`adcli.lang._grammar_tables`: the tables of ``text`` (by
+    default the grammar file's) as Lark compiles them, their pickers written out
+    (see :func:`_pickers`) and their leading spaces (see :func:`_leading_spaces`)."""
+    text = grammar_text() if text is None else text
+    data = _canonical_states(_compile_grammar(text))
+    data["lark"] = _lark_version()
+    data = json.loads(json.dumps(data))  # as the cache file holds them: lists, not tuples
+    tables = _Tables({**data, "grammar": text})  # (checks them)
+    sources = _picker_sources(tables.rules, set())
+    parts = [_TABLES_HEADER, f"GRAMMAR = {text!r}\n\n", "DATA = {\n"]
+    for key, value in data.items():
+        if key in ("actions", "rules", "terminals", "handler_names"):
+            items = "".join(f"  {item!r},\n" for item in value)
+            parts.append(f" {key!r}: [\n{items} ],\n")
+        else:
+            parts.append(f" {key!r}: {value!r},\n")
+    parts.append("}\n\n")
+    parts.append(f"SPACES = {tables.spaces!r}\n\n")
+    parts.extend(f"{source}\n" for source in sources.values())
+    picked = "".join(f" {key!r}: _pick_{i},\n" for i, key in enumerate(sources))
+    parts.append(f"PICKERS = {{\n{picked}}}\n")
+    return "".join(parts)
+
+
+def _canonical_states(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with its states numbered in the order a walk from the start state
+    meets them (by symbol name), each row's symbols in order: Lark numbers them in
+    an order that changes from one process to the next."""
+    actions = data["actions"]
+    number = {data["start_state"]: 0}
+    order = [data["start_state"]]
+    for state in order:  # (grows as it goes: breadth first)
+        for symbol in sorted(actions[state]):
+            target = actions[state][symbol]
+            if target >= 0 and target not in number:
+                number[target] = len(order)
+                order.append(target)
+    for state in range(len(actions)):  # (none is unreachable in an LALR table)
+        if state not in number:
+            number[state] = len(order)
+            order.append(state)
+    renumbered = [
+        {symbol: number[v] if v >= 0 else v for symbol, v in sorted(actions[state].items())}
+        for state in order
+    ]
+    return {
+        **data,
+        "actions": renumbered,
+        "start_state": number[data["start_state"]],
+        "end_state": number[data["end_state"]],
+    }
 
 
 def _lark_version() -> str:
@@ -2603,3 +2704,9 @@ def _describe_token(token: _Token) -> str:
     if token.type == "STRING":
         return "a string" if len(token.value) > 20 else f"string {token.value}"
     return f"'{token.value}'"
+
+
+if __name__ == "__main__":  # regenerate adcli/lang/_grammar_tables.py
+    from pathlib import Path
+
+    Path(__file__).with_name("_grammar_tables.py").write_text(tables_source())
