@@ -21,6 +21,12 @@ Whole processes, interleaved (each round runs every command once), medians:
   (best of several) and the peak memory of one parse (tracemalloc) per byte
   of source, and the same of --baseline DIR (an older checkout) for comparison.
 
+Each figure is given twice: from the medians of each command (a run's median less
+the one-line run's median, over torch's median), and worked out within each round
+(a run less the one-line run of the same round, over the torch run of that round),
+then the median over the rounds, which a slow moment of a shared machine, lasting a
+round, disturbs less. The JSON has every round's samples.
+
 PyTorch runs in the interpreter given by --torch-python (default: this one);
 without it the ratios are left out and the absolute figures remain. Ratios
 are adcli / torch: below 1 is better for adcli.
@@ -157,7 +163,36 @@ def timed_rounds(
                 )
     wall_med = {k: statistics.median(v) for k, v in walls.items() if v}
     cpu_med = {k: statistics.median(v) for k, v in cpus.items() if v}
+    rounds.update(wall=walls, cpu=cpus)
     return wall_med, cpu_med, failed
+
+
+#: Each round's samples of each command, by clock ("wall", "cpu"): set by timed_rounds.
+rounds: dict[str, dict[str, list[float]]] = {}
+
+
+def per_round(samples: dict[str, list[float]], ops: int) -> dict[str, float]:
+    """The same figures as :func:`figures`, but worked out within each round (its run
+    less its own one-line run, over its own torch run) and then the median over the
+    rounds: a slow moment of the machine, which every command of a round shares,
+    cancels out instead of landing on one median and not on another."""
+    n = min(map(len, samples.values()))
+    take = {name: values[:n] for name, values in samples.items()}
+    one = take["adcli run one line"]
+    out = {
+        "startup_above_floor_s": statistics.median(
+            map(lambda e, f: e - f, take["adcli eval 1+1"], take["import floor"])
+        )
+    }
+    if "torch chain.py" in take:
+        for key, run in (("ratio_cold", "adcli cold run"), ("ratio_warm", "adcli warm run")):
+            out[key] = statistics.median(
+                (r - o) / t for r, o, t in zip(take[run], one, take["torch chain.py"])
+            )
+        out["ratio_norm"] = statistics.median(
+            (r - o) / t for r, o, t in zip(take["adcli norm run"], one, take["torch norm.py"])
+        )
+    return out
 
 
 def figures(med: dict[str, float], ops: int, torch: bool) -> dict[str, float]:
@@ -241,6 +276,9 @@ def main(argv: list[str]) -> int:
         "cpu_medians_s": cpu_med,
         "wall": figures(wall_med, n, torch),
         "cpu": figures(cpu_med, n, torch),
+        "wall_per_round": per_round(rounds["wall"], n),
+        "cpu_per_round": per_round(rounds["cpu"], n),
+        "rounds_s": rounds,
         "parse_us_per_token": parse_now[0],
         "tokens": parse_now[1],
         "parse_bytes_per_source_byte": parse_now[2],
@@ -263,6 +301,18 @@ def main(argv: list[str]) -> int:
                 f" s net; ratios cold {r['ratio_cold']:.2f} (<= 1.0), warm {r['ratio_warm']:.2f}"
                 f" (<= 0.5), norm {r['ratio_norm']:.2f} (<= 1.2)"
             )
+    for clock in ("wall", "cpu"):
+        r = result[f"{clock}_per_round"]
+        ratios = (
+            f"ratios cold {r['ratio_cold']:.2f}, warm {r['ratio_warm']:.2f}, norm "
+            f"{r['ratio_norm']:.2f}; "
+            if torch
+            else ""
+        )
+        lines.append(
+            f"[{clock}, within each round, median over rounds] {ratios}start-up "
+            f"{r['startup_above_floor_s']:+.3f} s above the floor"
+        )
     lines.append(
         f"parse (in process, best of {args.repeats}): {parse_now[0]:.2f} us/token"
         f" ({parse_now[1]} tokens); peak memory {parse_now[2]:.1f} bytes per source byte"
