@@ -8,11 +8,14 @@ line (JSON) with the key and the SHA-256 of the body, then the body: a line of
 JSON with the node classes and tuple sizes it builds (only the node classes of
 :mod:`adcli.lang.nodes`), a pool of literals and the sizes of the arrays that
 follow, then those arrays of little-endian integers: spans written out (line,
-column, end line, end column: those a parser did not pack), packed spans (offsets into the source, as the parser keeps them, turned into
-spans when first read, as after a parse) with the table of line starts they
-need, and the records, in runs of one builder, each run field by field, so
-that it is read with a pass per field rather than a step per node.
-Everything is checked on the way in: a file that is not exactly what this
+column, end line, end column: those a parser did not pack), packed spans
+(offsets into the source, as the parser keeps them, turned into spans when
+first read, as after a parse) with the table of line starts they need, and
+the records, in runs of one builder, each run field by field, so that it is
+read with a pass per field rather than a step per node: NumPy views of the
+file's bytes, checked by the least and greatest index of each field, the
+fields gathered from the pool of values at once, the nodes made by the
+parser's makers. Everything is checked on the way in: a file that is not exactly what this
 module writes is ignored (and replaced by the next parse), never trusted.
 """
 
@@ -45,8 +48,6 @@ _MAX_BYTES = 512 * 1024 * 1024
 _PREFIX = "ast-"
 
 _new = tuple.__new__
-_object_new = object.__new__
-_set_lines = nodes.Node._lines.__set__
 _SCALARS = (str, int, float, bool, type(None))
 
 
