@@ -10,6 +10,7 @@ or, with ``create_graph``, on tensors with recording on.
 from __future__ import annotations
 
 import gc
+from operator import attrgetter
 
 import numpy as np
 
@@ -57,42 +58,26 @@ def graph_ops() -> _ops.GraphOps:
 
 
 def topological(roots, targets):
-    """Nodes reachable from ``roots``, each after all its consumers (iterative DFS).
+    """Nodes reachable from ``roots``, each after all its consumers: the newest first
+    (by ``seq``, the order they were made in), as PyTorch's engine runs them.
 
     With ``targets``, keep only nodes on a path to one of them.
     """
-    visited = set()
-    seen = visited.add
-    post = []
-    done = post.append
-    for root in roots:
-        if root in visited:
-            continue
-        seen(root)
-        # Depth first, the node being expanded held in locals and its ancestors on the
-        # stack (one tuple per level, not one per visit): a post-order, children first.
-        stack = []
-        push = stack.append
-        node = root
-        children = iter(root.next)
-        while True:
-            for child in children:
-                if child is not None and child not in visited:
-                    seen(child)
-                    push((node, children))
-                    node = child
-                    children = iter(child.next)
-                    break
-            else:
-                done(node)
-                if not stack:
-                    break
-                node, children = stack.pop()
+    seen = set(roots)
+    seen.discard(None)
+    stack = list(seen)
+    add, push, pop = seen.add, stack.append, stack.pop
+    while stack:
+        for child in pop().next:
+            if child is not None and child not in seen:
+                add(child)
+                push(child)
+    post = sorted(seen, key=_made)  # oldest first: children before their consumers
     if targets is None:
         post.reverse()
         return post, None
     needed = set()
-    for node in post:  # children come before their consumers here
+    for node in post:
         if node in targets:
             needed.add(node)
             continue
@@ -102,6 +87,9 @@ def topological(roots, targets):
                 break
     order = [n for n in reversed(post) if n in needed]
     return order, needed
+
+
+_made = attrgetter("seq")
 
 
 def _owns(array) -> bool:

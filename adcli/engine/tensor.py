@@ -395,7 +395,10 @@ class Node:
     """A recorded op: the ``grad_fn`` of the tensor it produced.
 
     Made only by :func:`_record` on the per-op hot path, which sets the slots
-    directly (no ``__init__`` call).
+    directly (no ``__init__`` call). ``seq`` numbers the nodes in the order they are
+    made, as PyTorch's sequence numbers do: a node's inputs are always older, so
+    the newest first is an order of the graph that backward can run in, and the
+    one PyTorch's engine runs in (which decides the order gradients are summed in).
     """
 
     __slots__ = (
@@ -412,6 +415,7 @@ class Node:
         "params",
         "retained",
         "saved",
+        "seq",
         "stamp",
     )
 
@@ -445,7 +449,7 @@ class AccumulationEvent:
 class AccumulateGrad:
     """The node for a leaf: gradients arriving here go into ``variable.grad``."""
 
-    __slots__ = ("__weakref__", "context", "variable")
+    __slots__ = ("__weakref__", "context", "seq", "variable")
 
     next = ()
     freed = False
@@ -453,6 +457,9 @@ class AccumulateGrad:
     def __init__(self, variable: Tensor) -> None:
         self.variable = variable
         self.context = None
+        # After every node made so far, before the next (which may be its first
+        # consumer): see Node.seq.
+        self.seq = STATE.recorded + 0.5
 
     def name(self) -> str:
         return "AccumulateGrad"
@@ -639,7 +646,7 @@ def apply_unary(op, a: Tensor, params: dict | None = None, direct=None) -> Tenso
         node.retained = None
         node.stamp = state.mutations
         node.inputs = (a,) if state.keep_inputs else None
-        state.recorded += 1
+        node.seq = state.recorded = state.recorded + 1
         t._grad_fn = node
     else:
         t._requires_grad = False
@@ -735,7 +742,7 @@ def apply_number(op, arith, a: Tensor, b) -> Tensor:
         node.retained = None
         node.stamp = state.mutations
         node.inputs = (a, b) if state.keep_inputs else None
-        state.recorded += 1
+        node.seq = state.recorded = state.recorded + 1
         t._grad_fn = node
     else:
         t._requires_grad = False
@@ -835,7 +842,7 @@ def _record(op, args, params, out, backend) -> Node:
     node.retained = None
     node.stamp = STATE.mutations
     node.inputs = args if STATE.keep_inputs else None
-    STATE.recorded += 1
+    node.seq = STATE.recorded = STATE.recorded + 1
     return node
 
 
