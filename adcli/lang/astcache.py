@@ -754,7 +754,7 @@ def _build_run(values, code, start: int, count: int, builder, span_pools, here, 
     points anywhere but back, before the run (at the pools or at a record built: no
     cycles), or a span field anywhere but at a span (written out, or packed where
     there are ``lines`` to read it)."""
-    cls, size, span_fields, make = builder
+    _, size, span_fields, _ = builder
     refs = code[start : start + size * count].reshape(size, count)
     if size:
         low, top = refs.min(axis=1).tolist(), refs.max(axis=1).tolist()
@@ -765,13 +765,18 @@ def _build_run(values, code, start: int, count: int, builder, span_pools, here, 
                     return False
             elif top[i] >= here:
                 return False
-    columns = values[refs].tolist()
-    if cls is None:  # tuples
-        built: Any = zip(*columns) if size else repeat((), count)
-    else:
-        built = map(make, repeat(lines, count), *columns)
+    built = _records(builder, lines, values[refs].tolist(), count)
     values[here : here + count] = _np.fromiter(built, object, count)
     return True
+
+
+def _records(builder, lines, columns: list, count: int) -> Any:
+    """The ``count`` records of ``builder`` whose fields are ``columns`` (one list per
+    field), as an iterator: tuples, or nodes made by the builder's maker."""
+    cls, size, _, make = builder
+    if cls is None:
+        return zip(*columns) if size else repeat((), count)
+    return map(make, repeat(lines, count), *columns)
 
 
 def _build_few(values, view, start: int, count: int, builder, span_pools, here, lines) -> bool:
@@ -790,10 +795,6 @@ def _build_few(values, view, start: int, count: int, builder, span_pools, here, 
         values[here] = tuple(fields) if cls is None else make(lines, *fields)
         return True
     columns = [fields[i * count : (i + 1) * count] for i in range(size)]
-    if cls is None:
-        built: Any = zip(*columns) if size else repeat((), count)
-    else:
-        built = map(make, repeat(lines, count), *columns)
-    for offset, record in enumerate(built):
+    for offset, record in enumerate(_records(builder, lines, columns, count)):
         values[here + offset] = record
     return True

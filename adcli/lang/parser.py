@@ -926,13 +926,10 @@ class _Shapes:
         shift = tables.fused_actions[after].get(separator)
         if type(shift) is not int or shift < 0:
             return None
-        reductions = set(tables.actions[shift].values())
-        if len(reductions) != 1:
+        rule = tables.sole_reduction(shift)
+        if rule is None:
             return None
-        (action,) = reductions
-        if action >= 0:
-            return None
-        origin, size, how, modes = tables.rules[~action]
+        origin, size, how, modes = tables.rules[rule]
         if how != _SPLICE or size != 3 or modes != (_INLINE, _KEEP, _DROP):
             return None
         starts = separator in {self.codes[kind] for kind in _STATEMENT_STARTS}
@@ -1627,14 +1624,19 @@ class _Tables:
             self._regex = re.compile("|".join(alternatives))
         return self._regex
 
+    def sole_reduction(self, state: int) -> int | None:
+        """The rule that ``state`` reduces by whatever token comes next (its one
+        action), or None."""
+        actions = set(self.actions[state].values())
+        if len(actions) != 1:
+            return None
+        (action,) = actions
+        return ~action if action < 0 else None
+
     def _default_reduction(self, state: int) -> _ShiftReduce | None:
-        reduces = set(self.actions[state].values())
-        if len(reduces) != 1:
+        rule = self.sole_reduction(state)
+        if rule is None:
             return None
-        (action,) = reduces
-        if action >= 0:
-            return None
-        rule = ~action
         size, origin, pick, single = self.reductions[rule]
         if size != 1 or pick is not None or single or self.handler_names[rule] is None:
             return None

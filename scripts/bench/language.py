@@ -131,11 +131,12 @@ def _parse_cost(root: Path, script: Path, repeats: int, env: dict) -> tuple[floa
 
 def timed_rounds(
     commands: dict[str, list[str]], repeats: int, env: dict, warmup: int = 1
-) -> tuple[dict[str, float], dict[str, float], dict[str, str]]:
+) -> tuple[dict[str, float], dict[str, float], dict[str, str], dict[str, dict]]:
     """Median wall and CPU (user + system of the child) seconds of each command,
     one warm-up round then ``repeats`` rounds, each round running every command
-    once (``warmup`` rounds first, not counted). CPU time is what a shared,
-    loaded machine distorts least."""
+    once (``warmup`` rounds first, not counted), the failures, and every round's
+    samples by clock ("wall", "cpu"). CPU time is what a shared, loaded machine
+    distorts least."""
     walls: dict[str, list[float]] = {name: [] for name in commands}
     cpus: dict[str, list[float]] = {name: [] for name in commands}
     failed: dict[str, str] = {}
@@ -163,15 +164,10 @@ def timed_rounds(
                 )
     wall_med = {k: statistics.median(v) for k, v in walls.items() if v}
     cpu_med = {k: statistics.median(v) for k, v in cpus.items() if v}
-    rounds.update(wall=walls, cpu=cpus)
-    return wall_med, cpu_med, failed
+    return wall_med, cpu_med, failed, {"wall": walls, "cpu": cpus}
 
 
-#: Each round's samples of each command, by clock ("wall", "cpu"): set by timed_rounds.
-rounds: dict[str, dict[str, list[float]]] = {}
-
-
-def per_round(samples: dict[str, list[float]], ops: int) -> dict[str, float]:
+def per_round(samples: dict[str, list[float]]) -> dict[str, float]:
     """The same figures as :func:`figures`, but worked out within each round (its run
     less its own one-line run, over its own torch run) and then the median over the
     rounds: a slow moment of the machine, which every command of a round shares,
@@ -258,7 +254,7 @@ def main(argv: list[str]) -> int:
             commands["torch chain.py"] = [torch_py, "-c", TORCH_RUNNER, f["chain.py"]]
             commands["torch norm.py"] = [torch_py, "-c", TORCH_RUNNER, f["norm.py"]]
         subprocess.run(commands["adcli warm run"], env=env, check=True, capture_output=True)
-        wall_med, cpu_med, failed = timed_rounds(commands, args.repeats, env, args.warmup)
+        wall_med, cpu_med, failed, rounds = timed_rounds(commands, args.repeats, env, args.warmup)
         parse_now = _parse_cost(REPO, tmp_path / "chain.ad", args.repeats, env)
         parse_before = None
         if args.baseline is not None:
@@ -276,8 +272,8 @@ def main(argv: list[str]) -> int:
         "cpu_medians_s": cpu_med,
         "wall": figures(wall_med, n, torch),
         "cpu": figures(cpu_med, n, torch),
-        "wall_per_round": per_round(rounds["wall"], n),
-        "cpu_per_round": per_round(rounds["cpu"], n),
+        "wall_per_round": per_round(rounds["wall"]),
+        "cpu_per_round": per_round(rounds["cpu"]),
         "rounds_s": rounds,
         "parse_us_per_token": parse_now[0],
         "tokens": parse_now[1],
